@@ -1,0 +1,459 @@
+"""The emulated Wintun: adapters, sessions and the DLL's API, for one API generation.
+
+:class:`Emulator` implements :class:`wintun_cffi.backend.Backend` in pure Python. It keeps the
+adapters of one emulated machine, runs each session's client (:mod:`emulator.client`) and
+driver (:mod:`emulator.driver`) over real ring memory, and gives every adapter a
+:class:`~emulator.host.Host` for the system side.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from wintun_cffi import validate
+from wintun_cffi.backend import EnumCallback, LoggerCallback
+from wintun_cffi.constants import (
+    API_GENERATIONS,
+    ERROR_ALREADY_EXISTS,
+    ERROR_ALREADY_INITIALIZED,
+    ERROR_FILE_NOT_FOUND,
+    ERROR_INF_IN_USE_BY_DEVICES,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NOT_FOUND,
+    IF_TYPE_PROP_VIRTUAL,
+    LOG_ERR,
+    LOG_INFO,
+    ApiGeneration,
+    is_valid_capacity,
+    ring_size,
+)
+from wintun_cffi.errors import (
+    HandleClosedError,
+    NotSupportedError,
+    SessionClosedError,
+    WintunError,
+    error_from_code,
+)
+from wintun_cffi.fdevent import FdEvent, WaitInterrupted
+
+from .client import SessionClient
+from .host import Host
+from .ring import Ring
+
+_log = logging.getLogger(__name__)
+
+#: The driver version each generation's emulated driver reports, as ``(major, minor)``.
+DRIVER_VERSIONS: dict[ApiGeneration, tuple[int, int]] = {
+    "0.14": (0, 14),
+    "pool": (0, 13),
+    "seed": (0, 9),
+}
+#: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
+_FILETIME_UNIX_EPOCH = 116444736000000000
+_device_handles = itertools.count(0x1000, 4)
+
+_T = TypeVar("_T")
+
+
+@dataclass(eq=False)
+class EmulatedAdapter:
+    """One adapter of the emulated machine."""
+
+    name: str
+    pool: str | None
+    tunnel_type: str | None
+    guid: uuid.UUID
+    luid: int
+    host: Host
+    session: EmulatedSession | None = None
+    removed: bool = False
+
+
+@dataclass(eq=False)
+class AdapterHandle:
+    """What ``WintunCreateAdapter``/``WintunOpenAdapter`` return in the emulator."""
+
+    adapter: EmulatedAdapter
+    #: 0.14: closing the handle that created the adapter removes the adapter.
+    created: bool
+    closed: bool = False
+
+
+@dataclass(eq=False)
+class EmulatedSession:
+    """What ``WintunStartSession`` returns in the emulator."""
+
+    adapter: EmulatedAdapter
+    client: SessionClient
+    read_wait_event: FdEvent
+    receive_tail_moved: FdEvent
+    interrupt: FdEvent = field(default_factory=lambda: FdEvent(manual_reset=True))
+    ended: bool = False
+
+
+class Emulator:
+    """A pure-Python Wintun of API generation ``api`` (``"0.14"``, ``"pool"`` or ``"seed"``)."""
+
+    def __init__(self, api: ApiGeneration = "0.14") -> None:
+        if api not in API_GENERATIONS:
+            raise ValueError(f"api must be one of {', '.join(API_GENERATIONS)}, not {api!r}")
+        self._api: ApiGeneration = api
+        self._lock = threading.RLock()
+        self._adapters: list[EmulatedAdapter] = []
+        self._luid_indexes = itertools.count(1)
+        self._driver_loaded = False
+        self._logger: LoggerCallback | None = None
+
+    @property
+    def api(self) -> ApiGeneration:
+        """The API generation this emulator speaks."""
+        return self._api
+
+    def __repr__(self) -> str:
+        return f"Emulator(api={self._api!r})"
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _require(self, function: str, *apis: ApiGeneration) -> None:
+        if self._api not in apis:
+            raise NotSupportedError.for_generation(function, self._api)
+
+    def _log(self, level: int, message: str) -> None:
+        logger = self._logger
+        if logger is None:
+            return
+        timestamp = None
+        if self._api == "0.14":  # only 0.14 passes a timestamp
+            timestamp = time.time_ns() // 100 + _FILETIME_UNIX_EPOCH
+        try:
+            logger(level, timestamp, message)
+        except Exception:  # a logger must never break the call that logs
+            _log.exception("the Wintun logger raised")
+
+    def _fail(self, code: int, function: str, message: str) -> WintunError:
+        """Log ``message`` as Wintun would, and return the error to raise."""
+        self._log(LOG_ERR, f"{function}: {message}" if self._api != "0.14" else message)
+        return error_from_code(code, function)
+
+    def _adapter(self, handle: object, function: str) -> EmulatedAdapter:
+        if not isinstance(handle, AdapterHandle):
+            raise TypeError(f"{function}: not an adapter handle of this emulator: {handle!r}")
+        if handle.closed:
+            raise HandleClosedError(f"{function}: the adapter handle was closed")
+        return handle.adapter
+
+    def _live_adapter(self, handle: object, function: str) -> EmulatedAdapter:
+        adapter = self._adapter(handle, function)
+        if adapter.removed:
+            raise self._fail(ERROR_FILE_NOT_FOUND, function, "the adapter no longer exists")
+        return adapter
+
+    def _session(self, session: object, function: str) -> EmulatedSession:
+        if not isinstance(session, EmulatedSession):
+            raise TypeError(f"{function}: not a session handle of this emulator: {session!r}")
+        if session.ended:
+            raise HandleClosedError(f"{function}: the session has ended")
+        return session
+
+    def _find(self, name: str) -> EmulatedAdapter | None:
+        folded = name.casefold()
+        for adapter in self._adapters:
+            if adapter.name.casefold() == folded:
+                return adapter
+        return None
+
+    def _free_name(self, name: str) -> str:
+        """``"Name N"`` for the smallest N >= 1 that no adapter holds."""
+        for number in itertools.count(1):
+            candidate = f"{name} {number}"
+            if self._find(candidate) is None:
+                return candidate
+        raise AssertionError("unreachable")
+
+    def _claim_name(self, name: str, keep: EmulatedAdapter | None = None) -> None:
+        """Make ``name`` free: the adapter holding it is renamed to ``"Name N"``."""
+        holder = self._find(name)
+        if holder is not None and holder is not keep:
+            holder.name = self._free_name(name)
+
+    def _remove(self, adapter: EmulatedAdapter) -> None:
+        """The adapter disappears; its session dies (EOF for its reader)."""
+        with self._lock:
+            if adapter.removed:
+                return
+            adapter.removed = True
+            self._adapters.remove(adapter)
+        adapter.host.detach()
+
+    # -- adapters --------------------------------------------------------------------------
+
+    def create_adapter(
+        self,
+        name: str,
+        *,
+        tunnel_type: str | None = None,
+        pool: str | None = None,
+        requested_guid: uuid.UUID | None = None,
+    ) -> tuple[object, bool]:
+        """``WintunCreateAdapter``: see :meth:`wintun_cffi.backend.Backend.create_adapter`."""
+        validate.check_adapter_name(name)
+        validate.check_guid(requested_guid)
+        if self._api == "0.14":
+            if pool is not None:
+                raise ValueError("Wintun 0.14 adapters have no pool; pass tunnel_type")
+            validate.check_tunnel_type(tunnel_type)
+        else:
+            if tunnel_type is not None:
+                raise ValueError(f"the {self._api!r} API takes a pool, not a tunnel type")
+            validate.check_pool(pool)
+        function = "WintunCreateAdapter"
+        with self._lock:
+            if requested_guid is not None and any(
+                a.guid == requested_guid for a in self._adapters
+            ):
+                raise self._fail(ERROR_ALREADY_EXISTS, function, "Requested GUID is already in use")
+            if self._api == "0.14":
+                self._log(LOG_INFO, "Using existing driver 0.14" if self._driver_loaded
+                          else "Installing driver 0.14")
+            self._log(LOG_INFO, "Creating adapter" if self._api == "0.14"
+                      else f"{function}: Creating adapter")
+            self._claim_name(name)
+            index = next(self._luid_indexes)
+            adapter = EmulatedAdapter(
+                name=name, pool=pool, tunnel_type=tunnel_type,
+                guid=requested_guid or uuid.uuid4(),
+                luid=(IF_TYPE_PROP_VIRTUAL << 48) | (index << 24),
+                host=Host(name),
+            )
+            adapter.host.set_terminate_hook(lambda: self._remove(adapter))
+            self._adapters.append(adapter)
+            self._driver_loaded = True
+        return AdapterHandle(adapter, created=True), False
+
+    def open_adapter(self, name: str, *, pool: str | None = None) -> object:
+        """``WintunOpenAdapter`` (seed: ``WintunGetAdapter``)."""
+        validate.check_adapter_name(name)
+        function = "WintunGetAdapter" if self._api == "seed" else "WintunOpenAdapter"
+        if self._api == "0.14":
+            if pool is not None:
+                raise ValueError("Wintun 0.14 adapters have no pool")
+        else:
+            validate.check_pool(pool)
+        with self._lock:
+            adapter = self._find(name)
+            if adapter is None:
+                code = ERROR_NOT_FOUND if self._api == "0.14" else ERROR_FILE_NOT_FOUND
+                raise self._fail(code, function, "Failed to find matching adapter name")
+            if self._api != "0.14" and (adapter.pool or "").casefold() != str(pool).casefold():
+                raise self._fail(
+                    ERROR_ALREADY_EXISTS, function, "Adapter is not a member of the pool"
+                )
+            return AdapterHandle(adapter, created=False)
+
+    def close_adapter(self, adapter: object) -> None:
+        """``WintunCloseAdapter`` (0.14)."""
+        self._require("WintunCloseAdapter", "0.14")
+        target = self._adapter(adapter, "WintunCloseAdapter")
+        assert isinstance(adapter, AdapterHandle)
+        adapter.closed = True
+        if adapter.created:
+            self._remove(target)
+
+    def free_adapter(self, adapter: object) -> None:
+        """``WintunFreeAdapter`` (pool era)."""
+        self._require("WintunFreeAdapter", "pool", "seed")
+        self._adapter(adapter, "WintunFreeAdapter")
+        assert isinstance(adapter, AdapterHandle)
+        adapter.closed = True
+
+    def delete_adapter(self, adapter: object, force_close_sessions: bool) -> bool:
+        """``WintunDeleteAdapter`` (pool era): the adapter and its session go away."""
+        self._require("WintunDeleteAdapter", "pool", "seed")
+        target = self._adapter(adapter, "WintunDeleteAdapter")
+        self._remove(target)  # an adapter that is already gone counts as deleted
+        return False
+
+    def enum_adapters(self, pool: str, callback: EnumCallback) -> None:
+        """``WintunEnumAdapters`` (pool era); each handle is valid during its callback only."""
+        self._require("WintunEnumAdapters", "pool", "seed")
+        validate.check_pool(pool)
+        with self._lock:
+            members = [a for a in self._adapters if (a.pool or "").casefold() == pool.casefold()]
+        for member in members:
+            handle = AdapterHandle(member, created=False)
+            try:
+                if not callback(handle):
+                    break
+            finally:
+                handle.closed = True
+
+    def delete_driver(self) -> None:
+        """``WintunDeleteDriver`` (0.14): refused while adapters exist."""
+        self._require("WintunDeleteDriver", "0.14")
+        with self._lock:
+            if self._adapters:
+                raise self._fail(
+                    ERROR_INF_IN_USE_BY_DEVICES, "WintunDeleteDriver", "Driver is in use by adapters"
+                )
+            self._driver_loaded = False
+
+    def delete_pool_driver(self, pool: str) -> bool:
+        """``WintunDeletePoolDriver``: remove the pool's adapters, then the driver if unused."""
+        self._require("WintunDeletePoolDriver", "pool", "seed")
+        validate.check_pool(pool)
+        with self._lock:
+            members = [a for a in self._adapters if (a.pool or "").casefold() == pool.casefold()]
+        for member in members:
+            self._remove(member)
+        with self._lock:
+            if self._adapters:
+                raise self._fail(
+                    ERROR_INF_IN_USE_BY_DEVICES, "WintunDeletePoolDriver",
+                    "Driver is still in use by adapters of other pools",
+                )
+            self._driver_loaded = False
+        return False
+
+    def open_adapter_device_object(self, adapter: object) -> int:
+        """``WintunOpenAdapterDeviceObject`` (seed): a stand-in device handle value."""
+        self._require("WintunOpenAdapterDeviceObject", "seed")
+        self._live_adapter(adapter, "WintunOpenAdapterDeviceObject")
+        return next(_device_handles)
+
+    def get_adapter_luid(self, adapter: object) -> int:
+        """``WintunGetAdapterLUID``."""
+        return self._adapter(adapter, "WintunGetAdapterLUID").luid
+
+    def get_adapter_name(self, adapter: object) -> str:
+        """``WintunGetAdapterName`` (pool era)."""
+        self._require("WintunGetAdapterName", "pool", "seed")
+        return self._live_adapter(adapter, "WintunGetAdapterName").name
+
+    def set_adapter_name(self, adapter: object, name: str) -> None:
+        """``WintunSetAdapterName`` (pool era); the adapter holding ``name`` is renamed."""
+        self._require("WintunSetAdapterName", "pool", "seed")
+        validate.check_adapter_name(name)
+        with self._lock:
+            target = self._live_adapter(adapter, "WintunSetAdapterName")
+            self._claim_name(name, keep=target)
+            target.name = name
+
+    def get_running_driver_version(self) -> int:
+        """``WintunGetRunningDriverVersion``: 0 and ``ERROR_FILE_NOT_FOUND`` if not loaded."""
+        with self._lock:
+            if not self._driver_loaded:
+                raise self._fail(
+                    ERROR_FILE_NOT_FOUND, "WintunGetRunningDriverVersion", "Wintun is not loaded"
+                )
+        major, minor = DRIVER_VERSIONS[self._api]
+        return (major << 16) | minor
+
+    def set_logger(self, logger: LoggerCallback | None) -> None:
+        """``WintunSetLogger``."""
+        if logger is not None and not callable(logger):
+            raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")
+        self._logger = logger
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def start_session(self, adapter: object, capacity: int) -> object:
+        """``WintunStartSession``: rings of ``capacity`` bytes, the driver attached."""
+        function = "WintunStartSession"
+        with self._lock:
+            target = self._live_adapter(adapter, function)
+            if not isinstance(capacity, int) or not is_valid_capacity(capacity):
+                raise self._fail(ERROR_INVALID_PARAMETER, function, "Failed to register rings")
+            if target.session is not None:
+                raise self._fail(ERROR_ALREADY_INITIALIZED, function, "Failed to register rings")
+            size = ring_size(capacity)
+            region = memoryview(bytearray(2 * size))  # one zeroed region, two rings
+            send_ring = Ring(region[:size], capacity)
+            receive_ring = Ring(region[size:], capacity)
+            read_wait_event = FdEvent()
+            receive_tail_moved = FdEvent()
+            session = EmulatedSession(
+                target, SessionClient(send_ring, receive_ring, receive_tail_moved),
+                read_wait_event, receive_tail_moved,
+            )
+            target.session = session
+            target.host.attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
+            return session
+
+    def end_session(self, session: object) -> None:
+        """``WintunEndSession``: stop the driver and free the rings and events."""
+        target = self._session(session, "WintunEndSession")
+        with self._lock:
+            if target.ended:
+                raise HandleClosedError("WintunEndSession: the session has ended")
+            target.ended = True
+            if target.adapter.session is target:
+                target.adapter.session = None
+                target.adapter.host.detach()
+        target.interrupt.set()
+        target.client.end()
+        target.read_wait_event.close()
+        target.receive_tail_moved.close()
+        target.interrupt.close()
+
+    def get_read_wait_event(self, session: object) -> int:
+        """``WintunGetReadWaitEvent``: the event's descriptor (readable while signalled)."""
+        return self._session(session, "WintunGetReadWaitEvent").read_wait_event.fileno()
+
+    def receive_packet(self, session: object) -> tuple[memoryview, object]:
+        """``WintunReceivePacket``."""
+        if session.__class__ is not EmulatedSession:
+            self._session(session, "WintunReceivePacket")
+        return session.client.receive_packet()  # type: ignore[attr-defined, no-any-return]
+
+    def release_receive_packet(self, session: object, token: object) -> None:
+        """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
+        if session.__class__ is not EmulatedSession:
+            self._session(session, "WintunReleaseReceivePacket")
+        session.client.release_receive_packet(token)  # type: ignore[attr-defined]
+
+    def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
+        """``WintunAllocateSendPacket``."""
+        if session.__class__ is not EmulatedSession:
+            self._session(session, "WintunAllocateSendPacket")
+        return session.client.allocate_send_packet(size)  # type: ignore[attr-defined, no-any-return]
+
+    def send_packet(self, session: object, token: object) -> None:
+        """``WintunSendPacket``."""
+        if session.__class__ is not EmulatedSession:
+            self._session(session, "WintunSendPacket")
+        session.client.send_packet(token)  # type: ignore[attr-defined]
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def wait_read_event(self, session: object, timeout: float | None) -> bool:
+        """Wait on the read-wait event; see :meth:`wintun_cffi.backend.Backend.wait_read_event`."""
+        target = self._session(session, "wait_read_event")
+        try:
+            return target.read_wait_event.wait(timeout, interrupt=target.interrupt)
+        except WaitInterrupted:
+            raise SessionClosedError("the session was closed while waiting") from None
+
+    def interrupt_waits(self, session: object) -> None:
+        """Wake every waiter of ``session``, now and later."""
+        self._session(session, "interrupt_waits").interrupt.set()
+
+    def read_wait_fd(self, session: object) -> int | None:
+        """The read-wait event's descriptor."""
+        return self._session(session, "read_wait_fd").read_wait_event.fileno()
+
+    # -- the system side ---------------------------------------------------------------------
+
+    def host(self, adapter: object) -> Host:
+        """The system side of the adapter behind an adapter handle."""
+        return self._adapter(adapter, "host").host
+
+    def adapter_names(self) -> list[str]:
+        """The names of every adapter of the emulated machine (any pool)."""
+        with self._lock:
+            return [adapter.name for adapter in self._adapters]

@@ -1,0 +1,198 @@
+"""What ``wintun.dll`` does in the application's process: the four packet operations.
+
+The client reads the Send ring (packets the driver delivers) and writes the Receive ring
+(packets the application sends), exactly as the spec's section 3 describes: the same check
+order, error codes, release flag, out-of-order release and allocation-order publication. One
+lock per direction makes every operation thread-safe, as in the real DLL.
+
+Unlike the C API, a token (the handle of a received or allocated packet) is checked: one from
+another session, or one already released or sent, raises :class:`ValueError` instead of
+corrupting the ring.
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import count
+from typing import NoReturn
+
+from wintun_cffi.constants import (
+    ERROR_BUFFER_OVERFLOW,
+    ERROR_HANDLE_EOF,
+    ERROR_NO_MORE_ITEMS,
+    MAX_IP_PACKET_SIZE,
+)
+from wintun_cffi.errors import HandleClosedError, error_from_code
+from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.validate import check_packet_size
+
+from .ring import (
+    ALERTABLE_OFFSET,
+    HEAD_OFFSET,
+    I32,
+    PACKET_RELEASE_FLAG,
+    TAIL_OFFSET,
+    U32,
+    Ring,
+)
+
+_OFFSET_MASK = 0xFFFFFFFF
+# Tokens are (serial << 32) | offset: a serial is never reused, so a stale token never matches.
+_serials = count(1)
+
+
+class SessionClient:
+    """The client side of one session: reads ``send_ring``, writes ``receive_ring``."""
+
+    def __init__(self, send_ring: Ring, receive_ring: Ring, receive_tail_moved: FdEvent) -> None:
+        if send_ring.capacity != receive_ring.capacity:
+            raise ValueError("both rings of a session have the same capacity")
+        self.send_ring = send_ring
+        self.receive_ring = receive_ring
+        self.capacity = send_ring.capacity
+        self._mask = send_ring.mask
+        self._receive_tail_moved = receive_tail_moved
+        self.ended = False
+        # Reading the Send ring.
+        self._read_lock = threading.Lock()
+        self._read_memory = send_ring.memory
+        self._read_data = send_ring.data
+        self._head = 0
+        self._head_release = 0
+        self._reads_to_release = 0
+        self._outstanding_reads: set[int] = set()
+        # Writing the Receive ring.
+        self._write_lock = threading.Lock()
+        self._write_memory = receive_ring.memory
+        self._write_data = receive_ring.data
+        self._tail = 0
+        self._tail_release = 0
+        self._writes_to_send = 0
+        self._outstanding_writes: set[int] = set()
+
+    # -- reading the Send ring -------------------------------------------------------------
+
+    def receive_packet(self) -> tuple[memoryview, int]:
+        """``WintunReceivePacket``: the next packet's payload view and its token."""
+        with self._read_lock:
+            if self.ended:
+                raise HandleClosedError("WintunReceivePacket: the session has ended")
+            head = self._head
+            capacity = self.capacity
+            if head >= capacity:
+                raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
+            tail = U32.unpack_from(self._read_memory, TAIL_OFFSET)[0]
+            if tail >= capacity:
+                raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
+            if head == tail:
+                raise error_from_code(ERROR_NO_MORE_ITEMS, "WintunReceivePacket")
+            data = self._read_data
+            content = (tail - head) & self._mask
+            size = U32.unpack_from(data, head)[0] if content >= 4 else -1
+            aligned = (size + 7) & ~3
+            if size < 0 or size > MAX_IP_PACKET_SIZE or aligned > content:
+                self.send_ring.check_record(head, tail)  # raises the precise RingCorruptError
+            self._head = (head + aligned) & self._mask
+            self._reads_to_release += 1
+            token = (next(_serials) << 32) | head
+            self._outstanding_reads.add(token)
+            return data[head + 4 : head + 4 + size], token
+
+    def release_receive_packet(self, token: object) -> None:
+        """``WintunReleaseReceivePacket``: give a received packet's space back, in ring order."""
+        with self._read_lock:
+            try:
+                self._outstanding_reads.remove(token)  # type: ignore[arg-type]
+            except (KeyError, TypeError):
+                self._refuse(token, "received", "released")
+            data = self._read_data
+            offset = token & _OFFSET_MASK  # type: ignore[operator]
+            U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] | PACKET_RELEASE_FLAG)
+            position = self._head_release
+            pending = self._reads_to_release
+            mask = self._mask
+            while pending:
+                size = U32.unpack_from(data, position)[0]
+                if not size & PACKET_RELEASE_FLAG:
+                    break
+                position = (position + (((size & ~PACKET_RELEASE_FLAG) + 7) & ~3)) & mask
+                pending -= 1
+            self._head_release = position
+            self._reads_to_release = pending
+            U32.pack_into(self._read_memory, HEAD_OFFSET, position)
+
+    # -- writing the Receive ring ----------------------------------------------------------
+
+    def allocate_send_packet(self, size: int) -> tuple[memoryview, int]:
+        """``WintunAllocateSendPacket``: a writable view of ``size`` bytes and its token."""
+        if size.__class__ is not int or not 0 <= size <= MAX_IP_PACKET_SIZE:
+            check_packet_size(size)
+        with self._write_lock:
+            if self.ended:
+                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+            tail = self._tail
+            capacity = self.capacity
+            if tail >= capacity:
+                raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
+            head = U32.unpack_from(self._write_memory, HEAD_OFFSET)[0]
+            if head >= capacity:
+                raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
+            aligned = (size + 7) & ~3
+            if aligned > ((head - tail - 4) & self._mask):
+                raise error_from_code(ERROR_BUFFER_OVERFLOW, "WintunAllocateSendPacket")
+            data = self._write_data
+            U32.pack_into(data, tail, size | PACKET_RELEASE_FLAG)
+            self._tail = (tail + aligned) & self._mask
+            self._writes_to_send += 1
+            token = (next(_serials) << 32) | tail
+            self._outstanding_writes.add(token)
+            return data[tail + 4 : tail + 4 + size], token
+
+    def send_packet(self, token: object) -> None:
+        """``WintunSendPacket``: publish every sent packet up to the first one still allocated."""
+        with self._write_lock:
+            try:
+                self._outstanding_writes.remove(token)  # type: ignore[arg-type]
+            except (KeyError, TypeError):
+                self._refuse(token, "allocated", "sent")
+            data = self._write_data
+            offset = token & _OFFSET_MASK  # type: ignore[operator]
+            U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] & ~PACKET_RELEASE_FLAG)
+            position = self._tail_release
+            pending = self._writes_to_send
+            mask = self._mask
+            while pending:
+                size = U32.unpack_from(data, position)[0]
+                if size & PACKET_RELEASE_FLAG:
+                    break
+                position = (position + ((size + 7) & ~3)) & mask
+                pending -= 1
+            self._tail_release = position
+            self._writes_to_send = pending
+            memory = self._write_memory
+            if U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
+                U32.pack_into(memory, TAIL_OFFSET, position)
+                if I32.unpack_from(memory, ALERTABLE_OFFSET)[0]:
+                    self._receive_tail_moved.set()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _refuse(self, token: object, made: str, used: str) -> NoReturn:
+        """Raise the error for a token that is not outstanding in this session."""
+        if self.ended:
+            raise HandleClosedError("the session has ended")
+        raise ValueError(f"not a packet {made} in this session, or already {used}")
+
+    def outstanding(self) -> int:
+        """Packets received but not released, plus packets allocated but not sent."""
+        return len(self._outstanding_reads) + len(self._outstanding_writes)
+
+    def end(self) -> None:
+        """Refuse every later call (the session's memory is about to be freed)."""
+        with self._read_lock, self._write_lock:
+            self.ended = True
+            self._outstanding_reads.clear()
+            self._outstanding_writes.clear()
+
+
+__all__ = ["SessionClient"]

@@ -1,0 +1,182 @@
+"""The operating system on the far side of an emulated adapter.
+
+A :class:`Host` is what tests and users hold to play the network stack: it delivers packets to
+the application (as if the system sent them out through the adapter), collects the packets the
+application sent (those the driver accepted), answers ICMP/ICMPv6 echo requests for the
+addresses assigned to the adapter, reads the driver's statistics, injects faults and makes the
+adapter disappear.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import threading
+import time
+from typing import Callable, Iterable, Literal, Union
+
+from wintun_cffi import ip
+from wintun_cffi.constants import RING_DEAD_MARKER
+from wintun_cffi.fdevent import FdEvent
+
+from .driver import AdapterStatistics, SessionDriver
+from .ring import U32, Ring
+
+Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+RingName = Literal["send", "receive"]
+
+#: Packets the host keeps for :meth:`Host.receive` before it drops the oldest.
+DEFAULT_CAPTURE_LIMIT = 65536
+
+
+class Host:
+    """The system side of one adapter; a session's driver is attached while it runs."""
+
+    def __init__(self, name: str, *, capture_limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        self.name = name
+        self.statistics = AdapterStatistics()
+        #: Answer echo requests to the adapter's addresses, as an operating system would.
+        self.echo_responder = True
+        #: Packets dropped because more than ``capture_limit`` were waiting to be collected.
+        self.capture_overflow = 0
+        self._capture_limit = capture_limit
+        self._interfaces: list[Interface] = []
+        self._captured: collections.deque[bytes] = collections.deque()
+        self._arrived = threading.Condition()
+        self._driver: SessionDriver | None = None
+        self._on_terminate: Callable[[], None] | None = None
+        self.terminated = False
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def interfaces(self) -> tuple[Interface, ...]:
+        """The unicast addresses assigned to the adapter, with their prefix lengths."""
+        return tuple(self._interfaces)
+
+    def add_address(self, address: str | Interface) -> None:
+        """Assign ``address`` (``"10.6.7.7/24"``); the echo responder answers for it."""
+        interface = ipaddress.ip_interface(address)
+        if interface not in self._interfaces:
+            self._interfaces.append(interface)
+
+    def remove_address(self, address: str | Interface) -> None:
+        """Unassign ``address``; :class:`KeyError` if it is not assigned."""
+        interface = ipaddress.ip_interface(address)
+        if interface not in self._interfaces:
+            raise KeyError(f"{interface} is not assigned to {self.name!r}")
+        self._interfaces.remove(interface)
+
+    # -- the session's driver -------------------------------------------------------------
+
+    @property
+    def driver(self) -> SessionDriver | None:
+        """The driver of the running session, if any."""
+        return self._driver
+
+    def attach(
+        self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
+        receive_tail_moved: FdEvent,
+    ) -> SessionDriver:
+        """Start the driver of a new session on these rings and events."""
+        if self._driver is not None and not self._driver.stopped:
+            raise RuntimeError(f"{self.name!r} already has a running session")
+        self._driver = SessionDriver(
+            send_ring, receive_ring, read_wait_event, receive_tail_moved,
+            self._from_application, self.statistics, self.name,
+        )
+        return self._driver
+
+    def detach(self) -> None:
+        """Stop the session's driver (dead markers on both rings, a blocked reader woken)."""
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.stop()
+
+    def set_terminate_hook(self, hook: Callable[[], None] | None) -> None:
+        """What :meth:`terminate` does besides stopping the driver (the emulator removes the
+        adapter from its registry)."""
+        self._on_terminate = hook
+
+    def terminate(self) -> None:
+        """The adapter disappears: the session's rings die and its reader wakes with EOF."""
+        self.terminated = True
+        if self._driver is not None:
+            self._driver.stop()
+        if self._on_terminate is not None:
+            self._on_terminate()
+
+    # -- traffic ---------------------------------------------------------------------------
+
+    def deliver(self, packet: bytes | bytearray | memoryview) -> bool:
+        """Send one packet out through the adapter (to the application); False if dropped."""
+        return self.deliver_many((packet,))
+
+    def deliver_many(self, packets: Iterable[bytes | bytearray | memoryview]) -> bool:
+        """Send a batch, all or nothing, as the driver does; False if it was dropped."""
+        driver = self._driver
+        if driver is None or driver.stopped:
+            self.statistics.out_discards += sum(1 for _ in packets)
+            return False
+        return driver.deliver(packets)
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """The next packet the application sent; :class:`TimeoutError` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._arrived:
+            while not self._captured:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no packet from the application within {timeout} s")
+                self._arrived.wait(remaining)
+            return self._captured.popleft()
+
+    def collect(self) -> list[bytes]:
+        """Every packet the application sent that is waiting now, oldest first."""
+        with self._arrived:
+            packets = list(self._captured)
+            self._captured.clear()
+        return packets
+
+    def _from_application(self, packets: list[bytes]) -> None:
+        """The driver's consumer hands over accepted packets (runs on its thread)."""
+        with self._arrived:
+            self._captured.extend(packets)
+            excess = len(self._captured) - self._capture_limit
+            for _ in range(max(0, excess)):
+                self._captured.popleft()
+                self.capture_overflow += 1
+            self._arrived.notify_all()
+        if self.echo_responder and self._interfaces:
+            replies = [reply for reply in map(self._answer, packets) if reply is not None]
+            if replies:
+                self.deliver_many(replies)
+
+    def _answer(self, packet: bytes) -> bytes | None:
+        found = ip.addresses(packet)
+        if found is None or not any(found[1] == i.ip for i in self._interfaces):
+            return None
+        return ip.echo_reply_for(packet)
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def _ring(self, ring: RingName) -> Ring:
+        if self._driver is None:
+            raise RuntimeError(f"{self.name!r} has no running session")
+        return self._driver.send_ring if ring == "send" else self._driver.receive_ring
+
+    def corrupt_record(self, ring: RingName, offset: int, size_field: int) -> None:
+        """Overwrite the Size field of the record at data ``offset`` of a ring."""
+        U32.pack_into(self._ring(ring).data, offset, size_field)
+
+    def corrupt_index(
+        self, ring: RingName, field: Literal["head", "tail"], value: int = RING_DEAD_MARKER
+    ) -> None:
+        """Overwrite a ring's Head or Tail with ``value`` (e.g. out of range)."""
+        target = self._ring(ring)
+        if field == "head":
+            target.head = value
+        else:
+            target.tail = value
+        if ring == "send" and self._driver is not None:
+            self._driver.read_wait_event.set()  # let a blocked reader see it

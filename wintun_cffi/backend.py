@@ -1,0 +1,166 @@
+"""The Backend protocol: Wintun's C API in Python terms, one method per C function.
+
+Two backends implement it: :class:`wintun_cffi.native.NativeBackend` (``wintun.dll`` or any
+library exporting its ABI, through cffi) and :class:`emulator.Emulator` (pure Python). The
+high-level API in :mod:`wintun_cffi.api` is written once, over this protocol.
+
+Conventions shared by every implementation:
+
+* Strings are :class:`str`, GUIDs :class:`uuid.UUID`, LUIDs :class:`int`.
+* Handles (adapters, sessions) are opaque objects; a backend refuses a handle it did not make,
+  or one already closed, with :class:`~wintun_cffi.errors.HandleClosedError` instead of using
+  freed memory as the C API would.
+* Packets cross as a :class:`memoryview` over ring memory (no copy) plus an opaque token that
+  releases or sends them. A token is good once, for the session that made it.
+* Failures raise the :class:`~wintun_cffi.errors.WintunError` subclass of the Win32 code. An
+  empty Send ring raises :class:`~wintun_cffi.errors.NoMoreItemsError`.
+* A function the backend's API generation lacks raises
+  :class:`~wintun_cffi.errors.NotSupportedError` naming the generation.
+* Arguments are checked before any call: a packet size outside ``0..0xFFFF``, a name that is
+  empty, contains NUL or is too long, raise :class:`ValueError` and change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Callable, Protocol, runtime_checkable
+
+from .constants import ApiGeneration
+
+#: ``logger(level, timestamp, message)``: ``level`` is ``LOG_INFO``/``LOG_WARN``/``LOG_ERR``;
+#: ``timestamp`` is in 100 ns units since 1601-01-01 UTC (0.14), or ``None`` where the API
+#: generation passes none.
+LoggerCallback = Callable[[int, "int | None", str], None]
+
+#: ``callback(adapter_handle) -> continue?``; the handle is valid only during the call.
+EnumCallback = Callable[[object], bool]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Wintun's C API, one method per C function across the API generations."""
+
+    @property
+    def api(self) -> ApiGeneration:
+        """The API generation this backend speaks: ``"0.14"``, ``"pool"`` or ``"seed"``."""
+        ...
+
+    # -- adapters ---------------------------------------------------------------------------
+
+    def create_adapter(
+        self,
+        name: str,
+        *,
+        tunnel_type: str | None = None,
+        pool: str | None = None,
+        requested_guid: uuid.UUID | None = None,
+    ) -> tuple[object, bool]:
+        """``WintunCreateAdapter``: returns ``(adapter handle, reboot required)``.
+
+        0.14 takes ``tunnel_type``; the pool era takes ``pool``. Passing the other one, or
+        neither, raises :class:`ValueError`.
+        """
+        ...
+
+    def open_adapter(self, name: str, *, pool: str | None = None) -> object:
+        """``WintunOpenAdapter`` (seed: ``WintunGetAdapter``). The pool era needs ``pool``."""
+        ...
+
+    def close_adapter(self, adapter: object) -> None:
+        """``WintunCloseAdapter`` (0.14): release the handle; remove the adapter it created."""
+        ...
+
+    def free_adapter(self, adapter: object) -> None:
+        """``WintunFreeAdapter`` (pool era): release the handle; the adapter stays."""
+        ...
+
+    def delete_adapter(self, adapter: object, force_close_sessions: bool) -> bool:
+        """``WintunDeleteAdapter`` (pool era): remove the adapter; returns reboot required."""
+        ...
+
+    def enum_adapters(self, pool: str, callback: EnumCallback) -> None:
+        """``WintunEnumAdapters`` (pool era): call ``callback`` per adapter of ``pool``."""
+        ...
+
+    def delete_driver(self) -> None:
+        """``WintunDeleteDriver`` (0.14): remove the driver when no adapter uses it."""
+        ...
+
+    def delete_pool_driver(self, pool: str) -> bool:
+        """``WintunDeletePoolDriver`` (pool era): remove a pool's adapters; reboot required."""
+        ...
+
+    def open_adapter_device_object(self, adapter: object) -> int:
+        """``WintunOpenAdapterDeviceObject`` (seed only): a device HANDLE for CloseHandle."""
+        ...
+
+    def get_adapter_luid(self, adapter: object) -> int:
+        """``WintunGetAdapterLUID``: the adapter's 64-bit NET_LUID."""
+        ...
+
+    def get_adapter_name(self, adapter: object) -> str:
+        """``WintunGetAdapterName`` (pool era)."""
+        ...
+
+    def set_adapter_name(self, adapter: object, name: str) -> None:
+        """``WintunSetAdapterName`` (pool era)."""
+        ...
+
+    def get_running_driver_version(self) -> int:
+        """``WintunGetRunningDriverVersion``: ``(major << 16) | minor``."""
+        ...
+
+    def set_logger(self, logger: LoggerCallback | None) -> None:
+        """``WintunSetLogger``: install ``logger`` (``None`` disables logging).
+
+        A logger that raises never lets the exception into C; it is reported and ignored.
+        """
+        ...
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def start_session(self, adapter: object, capacity: int) -> object:
+        """``WintunStartSession``: a session handle with rings of ``capacity`` bytes."""
+        ...
+
+    def end_session(self, session: object) -> None:
+        """``WintunEndSession``: every packet view of the session is invalid afterwards."""
+        ...
+
+    def get_read_wait_event(self, session: object) -> int:
+        """``WintunGetReadWaitEvent``: the raw event (a HANDLE on Windows, else an fd)."""
+        ...
+
+    def receive_packet(self, session: object) -> tuple[memoryview, object]:
+        """``WintunReceivePacket``: ``(writable view of the payload, token)``."""
+        ...
+
+    def release_receive_packet(self, session: object, token: object) -> None:
+        """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
+        ...
+
+    def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
+        """``WintunAllocateSendPacket``: ``(writable view of size bytes, token)``."""
+        ...
+
+    def send_packet(self, session: object, token: object) -> None:
+        """``WintunSendPacket``: hand an allocated packet to the driver."""
+        ...
+
+    # -- waiting (the platform seam; not C functions) ---------------------------------------
+
+    def wait_read_event(self, session: object, timeout: float | None) -> bool:
+        """Wait until the read-wait event is signalled (consuming it): True, or False on timeout.
+
+        Raises :class:`~wintun_cffi.errors.SessionClosedError` once :meth:`interrupt_waits`
+        was called for the session, including for waits already blocked.
+        """
+        ...
+
+    def interrupt_waits(self, session: object) -> None:
+        """Wake every :meth:`wait_read_event` of ``session``, now and later, until it ends."""
+        ...
+
+    def read_wait_fd(self, session: object) -> int | None:
+        """A file descriptor readable while the read-wait event is signalled, if there is one."""
+        ...

@@ -1,0 +1,172 @@
+"""The exceptions of wintun-cffi: one family, keyed by the Win32 error code Wintun reports.
+
+Every failure reported by Wintun (the real DLL, the C test double or the emulator) becomes a
+:class:`WintunError` whose ``winerror`` is the Win32 code; :func:`error_from_code` picks the
+subclass that names its meaning. Bad arguments are refused earlier, with :class:`ValueError` or
+:class:`TypeError`, before anything reaches a backend.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from typing import ClassVar
+
+from . import constants as c
+
+
+class WintunError(OSError):
+    """A Wintun call failed (the generic form); ``winerror`` is the Win32 error code it reported.
+
+    ``log`` holds the Wintun log lines captured during the failing call (may be empty).
+    """
+
+    #: The Win32 code this class stands for when none is given.
+    default_code: ClassVar[int] = 0
+    #: The closest POSIX errno, so that generic ``OSError`` handling makes sense of it.
+    errno_equivalent: ClassVar[int] = _errno.EIO
+
+    winerror: int
+    log: tuple[str, ...]
+
+    def __init__(self, message: str, winerror: int | None = None) -> None:
+        code = self.default_code if winerror is None else winerror
+        super().__init__(self.errno_equivalent, message)
+        self.winerror = code
+        self.log = ()
+
+    def __str__(self) -> str:
+        text = f"[WinError {self.winerror}] {self.strerror}"
+        if self.log:
+            text += " (Wintun log: " + " | ".join(self.log) + ")"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.strerror, self.winerror))
+
+
+class NoMoreItemsError(WintunError):
+    """The Send ring is empty (``ERROR_NO_MORE_ITEMS``); wait on the read-wait event."""
+
+    default_code = c.ERROR_NO_MORE_ITEMS
+    errno_equivalent = _errno.EAGAIN
+
+
+class RingFullError(WintunError):
+    """The Receive ring has no room for the packet (``ERROR_BUFFER_OVERFLOW``)."""
+
+    default_code = c.ERROR_BUFFER_OVERFLOW
+    errno_equivalent = _errno.ENOBUFS
+
+
+class SessionEndedError(WintunError):
+    """The adapter is terminating or the driver stopped using the session (``ERROR_HANDLE_EOF``)."""
+
+    default_code = c.ERROR_HANDLE_EOF
+    errno_equivalent = _errno.EPIPE
+
+
+class SessionClosedError(SessionEndedError):
+    """The session was closed by this process; calls made on it, or blocked in it, end here."""
+
+
+class RingCorruptError(WintunError):
+    """A ring holds a record that breaks the protocol (``ERROR_INVALID_DATA``)."""
+
+    default_code = c.ERROR_INVALID_DATA
+    errno_equivalent = _errno.EBADMSG
+
+
+class AdapterNotFoundError(WintunError):
+    """No adapter of that name (``ERROR_FILE_NOT_FOUND`` or ``ERROR_NOT_FOUND``)."""
+
+    default_code = c.ERROR_NOT_FOUND
+    errno_equivalent = _errno.ENOENT
+
+
+class AlreadyExistsError(WintunError):
+    """The name is taken (``ERROR_ALREADY_EXISTS`` or ``ERROR_OBJECT_ALREADY_EXISTS``)."""
+
+    default_code = c.ERROR_ALREADY_EXISTS
+    errno_equivalent = _errno.EEXIST
+
+
+class AccessDeniedError(WintunError):
+    """The call needs administrator rights (``ERROR_ACCESS_DENIED``)."""
+
+    default_code = c.ERROR_ACCESS_DENIED
+    errno_equivalent = _errno.EACCES
+
+
+class SessionActiveError(WintunError):
+    """The adapter already has a session (``ERROR_ALREADY_INITIALIZED``)."""
+
+    default_code = c.ERROR_ALREADY_INITIALIZED
+    errno_equivalent = _errno.EBUSY
+
+
+class InvalidParameterError(WintunError):
+    """Wintun refused an argument (``ERROR_INVALID_PARAMETER``)."""
+
+    default_code = c.ERROR_INVALID_PARAMETER
+    errno_equivalent = _errno.EINVAL
+
+
+class HandleClosedError(WintunError):
+    """An adapter or session handle was used after it was closed (``ERROR_INVALID_HANDLE``).
+
+    The C API would use freed memory here; wintun-cffi refuses the call instead.
+    """
+
+    default_code = c.ERROR_INVALID_HANDLE
+    errno_equivalent = _errno.EBADF
+
+
+class NotSupportedError(WintunError):
+    """The loaded API generation has no such function (``ERROR_NOT_SUPPORTED``)."""
+
+    default_code = c.ERROR_NOT_SUPPORTED
+    errno_equivalent = _errno.EOPNOTSUPP
+
+    @classmethod
+    def for_generation(cls, function: str, api: str) -> NotSupportedError:
+        """The error for calling ``function`` on a backend of generation ``api``."""
+        return cls(f"{function} is not part of the Wintun API generation {api!r}")
+
+
+_CLASS_BY_CODE: dict[int, type[WintunError]] = {
+    c.ERROR_NO_MORE_ITEMS: NoMoreItemsError,
+    c.ERROR_BUFFER_OVERFLOW: RingFullError,
+    c.ERROR_HANDLE_EOF: SessionEndedError,
+    c.ERROR_INVALID_DATA: RingCorruptError,
+    c.ERROR_FILE_NOT_FOUND: AdapterNotFoundError,
+    c.ERROR_NOT_FOUND: AdapterNotFoundError,
+    c.ERROR_ALREADY_EXISTS: AlreadyExistsError,
+    c.ERROR_OBJECT_ALREADY_EXISTS: AlreadyExistsError,
+    c.ERROR_ACCESS_DENIED: AccessDeniedError,
+    c.ERROR_ALREADY_INITIALIZED: SessionActiveError,
+    c.ERROR_INVALID_PARAMETER: InvalidParameterError,
+    c.ERROR_INVALID_HANDLE: HandleClosedError,
+    c.ERROR_NOT_SUPPORTED: NotSupportedError,
+}
+
+
+_NAME_BY_CODE: dict[int, str] = {
+    value: name
+    for name, value in vars(c).items()
+    if name.startswith("ERROR_") and isinstance(value, int)
+}
+
+
+def _describe(code: int) -> str:
+    """The symbolic name of a Win32 code and what it means here."""
+    name = _NAME_BY_CODE.get(code, "unknown Win32 error")
+    meaning = (_CLASS_BY_CODE.get(code, WintunError).__doc__ or "").split("(")[0].strip()
+    return f"{name}: {meaning}" if meaning else name
+
+
+def error_from_code(code: int, context: str = "") -> WintunError:
+    """The exception for Win32 ``code``, its message prefixed by ``context`` (the call's name)."""
+    cls = _CLASS_BY_CODE.get(code, WintunError)
+    description = _describe(code)
+    message = f"{context}: {description}" if context else description
+    return cls(message, code)

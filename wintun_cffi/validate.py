@@ -1,0 +1,79 @@
+"""Argument checks that every layer applies before anything reaches Wintun.
+
+A bad argument raises :class:`TypeError` or :class:`ValueError` naming the problem, and
+nothing changes. The backends (native and emulated) and the high-level API all use these.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .constants import (
+    MAX_ADAPTER_NAME,
+    MAX_IP_PACKET_SIZE,
+    MAX_POOL,
+    MAX_RING_CAPACITY,
+    MIN_RING_CAPACITY,
+    is_valid_capacity,
+)
+
+
+def check_text(value: object, what: str, limit: int) -> str:
+    """``value`` if it is a non-empty ``str`` without NUL of at most ``limit - 1`` characters.
+
+    ``limit`` counts the terminating NUL, as Wintun's buffers do. Length is counted in UTF-16
+    code units, since that is what Windows stores.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters: {value!r}")
+    units = len(value.encode("utf-16-le", "surrogatepass")) // 2
+    if units > limit - 1:
+        raise ValueError(f"{what} is {units} UTF-16 code units long; at most {limit - 1} fit")
+    return value
+
+
+def check_adapter_name(name: object) -> str:
+    """An adapter name: 1 to 127 characters, no NUL."""
+    return check_text(name, "adapter name", MAX_ADAPTER_NAME)
+
+
+def check_tunnel_type(tunnel_type: object) -> str:
+    """A tunnel type (0.14): 1 to 127 characters, no NUL."""
+    return check_text(tunnel_type, "tunnel type", MAX_ADAPTER_NAME)
+
+
+def check_pool(pool: object) -> str:
+    """A pool name (pool era): 1 to 255 characters, no NUL."""
+    return check_text(pool, "pool name", MAX_POOL)
+
+
+def check_guid(guid: object) -> uuid.UUID | None:
+    """``None`` or a :class:`uuid.UUID`."""
+    if guid is not None and not isinstance(guid, uuid.UUID):
+        raise TypeError(f"guid must be a uuid.UUID or None, not {type(guid).__name__}")
+    return guid
+
+
+def check_packet_size(size: object) -> int:
+    """A packet size: an ``int`` in ``0..0xFFFF`` (the real DLL does not check it)."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"packet size must be an int, not {type(size).__name__}")
+    if not 0 <= size <= MAX_IP_PACKET_SIZE:
+        raise ValueError(f"packet size {size} is outside 0..{MAX_IP_PACKET_SIZE:#x}")
+    return size
+
+
+def check_capacity(capacity: object) -> int:
+    """A ring capacity: a power of two in ``0x20000..0x4000000``."""
+    if not isinstance(capacity, int) or isinstance(capacity, bool):
+        raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
+    if not is_valid_capacity(capacity):
+        raise ValueError(
+            f"capacity {capacity:#x} must be a power of two from {MIN_RING_CAPACITY:#x} "
+            f"to {MAX_RING_CAPACITY:#x}"
+        )
+    return capacity
