@@ -1,40 +1,95 @@
 """wintun-cffi: drive Wintun, the layer-3 TUN driver for Windows, from Python.
 
-The binding is a cffi ABI-mode binding of ``wintun.dll``; the :mod:`emulator` package is a
-pure-Python Wintun for developing and testing on any OS.
+:func:`load` binds the real ``wintun.dll`` (or any library exporting its ABI) through cffi;
+:func:`emulated` gives the same API over the pure-Python :mod:`emulator`, on any OS.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .api import Adapter, Wintun
+from .constants import ApiGeneration
 from .errors import (
     AccessDeniedError,
     AdapterNotFoundError,
     AlreadyExistsError,
+    ChecksumMismatchError,
     HandleClosedError,
     InvalidParameterError,
+    LibraryLoadError,
+    MissingExportsError,
     NoMoreItemsError,
     NotSupportedError,
+    PacketReleasedError,
     RingCorruptError,
     RingFullError,
     SessionActiveError,
     SessionClosedError,
     SessionEndedError,
+    UnknownGenerationError,
     WintunError,
+    WrongArchitectureError,
 )
+from .session import ReceivedPacket, SendBuffer, Session
+
+if TYPE_CHECKING:
+    from os import PathLike
 
 __version__ = "0.1.0"
 
+
+def emulated(api: ApiGeneration = "0.14") -> Wintun:
+    """A :class:`Wintun` over a fresh pure-Python emulator of API generation ``api``.
+
+    Each adapter's :attr:`Adapter.host` plays the operating system on the far side.
+    """
+    from emulator import Emulator
+
+    return Wintun(Emulator(api))
+
+
 __all__ = [
     "AccessDeniedError",
+    "Adapter",
     "AdapterNotFoundError",
     "AlreadyExistsError",
+    "ChecksumMismatchError",
     "HandleClosedError",
     "InvalidParameterError",
+    "LibraryLoadError",
+    "MissingExportsError",
     "NoMoreItemsError",
     "NotSupportedError",
+    "PacketReleasedError",
+    "ReceivedPacket",
     "RingCorruptError",
     "RingFullError",
+    "SendBuffer",
+    "Session",
     "SessionActiveError",
     "SessionClosedError",
     "SessionEndedError",
+    "UnknownGenerationError",
+    "Wintun",
     "WintunError",
+    "WrongArchitectureError",
     "__version__",
+    "emulated",
+    "load",
 ]
+
+
+def load(path: str | PathLike[str] | None = None, *, sha256: str | None = None) -> Wintun:
+    """Load ``wintun.dll`` (or a library exporting its ABI) and return a :class:`Wintun`.
+
+    Looks at ``path``; else ``$WINTUN_DLL``; else ``wintun.dll`` beside the running program;
+    else ``wintun_cffi/bin/<arch>/wintun.dll``. With ``sha256`` the file is verified before it
+    is loaded. Raises :class:`FileNotFoundError` listing every place looked at, or a
+    :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file.
+    """
+    from .loader import find_library, open_wintun
+    from .native import NativeBackend
+
+    library = open_wintun(find_library(path), sha256)
+    return Wintun(NativeBackend(library), path=library.path)

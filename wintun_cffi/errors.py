@@ -133,6 +133,33 @@ class NotSupportedError(WintunError):
         return cls(f"{function} is not part of the Wintun API generation {api!r}")
 
 
+class PacketReleasedError(ValueError):
+    """A packet or send buffer was used after it was released, sent, or its session closed.
+
+    Its memory belongs to Wintun again, so wintun-cffi refuses instead of showing stale data.
+    """
+
+
+class LibraryLoadError(OSError):
+    """The Wintun library could not be loaded (the base of the loading errors)."""
+
+
+class ChecksumMismatchError(LibraryLoadError):
+    """The library's SHA-256 is not the one required; it was not loaded."""
+
+
+class WrongArchitectureError(LibraryLoadError):
+    """The library is built for another processor architecture than this Python."""
+
+
+class MissingExportsError(LibraryLoadError):
+    """The library lacks functions of the Wintun API generation it otherwise matches."""
+
+
+class UnknownGenerationError(LibraryLoadError):
+    """The library's exports match no known Wintun API generation."""
+
+
 _CLASS_BY_CODE: dict[int, type[WintunError]] = {
     c.ERROR_NO_MORE_ITEMS: NoMoreItemsError,
     c.ERROR_BUFFER_OVERFLOW: RingFullError,

@@ -1,0 +1,264 @@
+"""The high-level API: :class:`Wintun` and :class:`Adapter`, written once over a Backend.
+
+Get a :class:`Wintun` from :func:`wintun_cffi.load` (the real ``wintun.dll``, or a library
+exporting its ABI) or :func:`wintun_cffi.emulated` (the pure-Python emulator). Everything below
+works the same on both.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from . import validate
+from .backend import Backend
+from .constants import DEFAULT_RING_CAPACITY, ApiGeneration
+from .errors import HandleClosedError, NotSupportedError, WintunError
+from .logbridge import LogBridge, UserLogger
+from .session import Session
+
+if TYPE_CHECKING:
+    from emulator.host import Host
+
+_T = TypeVar("_T")
+
+
+class Wintun:
+    """Wintun as loaded from one backend: creates and opens adapters, holds the logger.
+
+    By default Wintun's log goes to the :mod:`logging` logger ``"wintun_cffi.driver"``.
+    """
+
+    def __init__(self, backend: Backend, *, path: str | None = None) -> None:
+        self.backend = backend
+        #: The library's path, for a native backend.
+        self.path = path
+        self._log = LogBridge()
+        backend.set_logger(self._log)
+
+    def __repr__(self) -> str:
+        where = f" from {self.path!r}" if self.path else ""
+        return f"<Wintun api={self.api!r} backend={type(self.backend).__name__}{where}>"
+
+    @property
+    def api(self) -> ApiGeneration:
+        """The API generation: ``"0.14"``, ``"pool"`` (0.9 to 0.13) or ``"seed"``."""
+        return self.backend.api
+
+    def call(self, function: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """Call a backend function; a WintunError it raises carries the log lines it caused."""
+        with self._log.capture() as lines:
+            try:
+                return function(*args, **kwargs)
+            except WintunError as error:
+                error.log = tuple(lines)
+                raise
+
+    def set_logger(self, logger: UserLogger | None) -> None:
+        """Send Wintun's log to ``logger(level, timestamp, message)``, or nowhere (``None``).
+
+        ``timestamp`` is a UTC :class:`datetime.datetime` (``None`` before Wintun 0.14). A
+        logger that raises is reported on the ``logging`` logger of this module and ignored.
+        """
+        if logger is not None and not callable(logger):
+            raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")
+        self._log.target = logger
+
+    @property
+    def running_driver_version(self) -> tuple[int, int]:
+        """``(major, minor)`` of the loaded driver; raises if no driver is loaded."""
+        version = self.call(self.backend.get_running_driver_version)
+        return version >> 16, version & 0xFFFF
+
+    def create_adapter(
+        self,
+        name: str,
+        *,
+        tunnel_type: str | None = None,
+        pool: str | None = None,
+        guid: uuid.UUID | None = None,
+    ) -> Adapter:
+        """Create an adapter. Wintun 0.14 takes ``tunnel_type``; the pool era takes ``pool``.
+
+        ``guid`` fixes the adapter's GUID (and so its network profile); see
+        :func:`wintun_cffi.netconfig.guid_from_name`.
+        """
+        validate.check_adapter_name(name)
+        validate.check_guid(guid)
+        if self.api == "0.14":
+            if pool is not None:
+                raise TypeError("Wintun 0.14 has no pools: pass tunnel_type, not pool")
+            validate.check_tunnel_type(tunnel_type)
+        else:
+            if tunnel_type is not None:
+                raise TypeError(f"the {self.api!r} API has pools: pass pool, not tunnel_type")
+            validate.check_pool(pool)
+        handle, reboot = self.call(
+            self.backend.create_adapter, name, tunnel_type=tunnel_type, pool=pool,
+            requested_guid=guid,
+        )
+        adapter = Adapter(self, handle, name=name, pool=pool, guid=guid, created=True)
+        adapter.reboot_required = reboot
+        return adapter
+
+    def open_adapter(self, name: str, *, pool: str | None = None) -> Adapter:
+        """Open an existing adapter by name (case-insensitive); the pool era needs ``pool``."""
+        validate.check_adapter_name(name)
+        if self.api == "0.14":
+            if pool is not None:
+                raise TypeError("Wintun 0.14 has no pools; open adapters by name only")
+        else:
+            validate.check_pool(pool)
+        handle = self.call(self.backend.open_adapter, name, pool=pool)
+        return Adapter(self, handle, name=name, pool=pool, guid=None, created=False)
+
+    def adapters(self, pool: str) -> list[Adapter]:
+        """Every adapter of ``pool``, opened (pool era only). Close them when done."""
+        validate.check_pool(pool)
+        names: list[str] = []
+
+        def collect(handle: object) -> bool:
+            names.append(self.backend.get_adapter_name(handle))
+            return True
+
+        self.call(self.backend.enum_adapters, pool, collect)
+        return [self.open_adapter(name, pool=pool) for name in names]
+
+    def delete_driver(self, pool: str | None = None) -> bool:
+        """Uninstall: 0.14 removes the driver if no adapter uses it (no ``pool``); the pool era
+        deletes ``pool``'s adapters, then the driver if unused. Returns reboot required."""
+        if self.api == "0.14":
+            if pool is not None:
+                raise TypeError("Wintun 0.14 has no pools: call delete_driver() without one")
+            self.call(self.backend.delete_driver)
+            return False
+        validate.check_pool(pool)
+        assert pool is not None
+        return self.call(self.backend.delete_pool_driver, pool)
+
+
+class Adapter:
+    """A Wintun adapter handle; close it (or use ``with``) when done.
+
+    In Wintun 0.14, closing the handle that created the adapter removes the adapter.
+    """
+
+    def __init__(
+        self, wintun: Wintun, handle: object, *, name: str, pool: str | None,
+        guid: uuid.UUID | None, created: bool,
+    ) -> None:
+        self.wintun = wintun
+        #: True if creating the adapter asked for a reboot (pool era).
+        self.reboot_required = False
+        #: The pool (pool era) or ``None``.
+        self.pool = pool
+        #: True if this handle created the adapter.
+        self.created = created
+        self._handle: object | None = handle
+        self._name = name
+        self._guid = guid
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._luid = wintun.call(wintun.backend.get_adapter_luid, handle)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else f"luid={self._luid:#x}"
+        return f"<Adapter {self._name!r} {state}>"
+
+    @property
+    def handle(self) -> object:
+        """The backend's adapter handle, for advanced use; refused once closed."""
+        if self._handle is None:
+            raise HandleClosedError(f"the adapter {self._name!r} is closed")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._handle is None
+
+    @property
+    def luid(self) -> int:
+        """The adapter's NET_LUID (64 bits: interface type 53, index in bits 24 to 47)."""
+        return self._luid
+
+    @property
+    def guid(self) -> uuid.UUID | None:
+        """The GUID requested at creation, where known."""
+        return self._guid
+
+    @property
+    def name(self) -> str:
+        """The adapter's name (read from Wintun in the pool era)."""
+        if self.wintun.api == "0.14":
+            return self._name
+        self._name = self.wintun.call(self.wintun.backend.get_adapter_name, self.handle)
+        return self._name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if self.wintun.api == "0.14":
+            raise NotSupportedError.for_generation("WintunSetAdapterName", self.wintun.api)
+        validate.check_adapter_name(name)
+        self.wintun.call(self.wintun.backend.set_adapter_name, self.handle, name)
+        self._name = name
+
+    @property
+    def host(self) -> Host:
+        """The system side of an emulated adapter (:class:`emulator.Host`)."""
+        host = getattr(self.wintun.backend, "host", None)
+        if host is None:
+            raise NotSupportedError("only emulated adapters have a host side")
+        result: Host = host(self.handle)
+        return result
+
+    def start_session(self, capacity: int = DEFAULT_RING_CAPACITY) -> Session:
+        """Start a session with rings of ``capacity`` bytes (a power of two, 128 KiB to
+        64 MiB). One session per adapter at a time."""
+        validate.check_capacity(capacity)
+        backend = self.wintun.backend
+        handle = self.wintun.call(backend.start_session, self.handle, capacity)
+        session = Session(self, backend, handle, capacity)
+        self._sessions.add(session)
+        return session
+
+    def _forget_session(self, session: Session) -> None:
+        self._sessions.discard(session)
+
+    def delete(self, force_close_sessions: bool = False) -> bool:
+        """Remove the adapter (pool era); returns reboot required. The handle stays open."""
+        if self.wintun.api == "0.14":
+            raise NotSupportedError.for_generation("WintunDeleteAdapter", self.wintun.api)
+        for session in list(self._sessions):
+            session.close()
+        return self.wintun.call(
+            self.wintun.backend.delete_adapter, self.handle, bool(force_close_sessions)
+        )
+
+    def close(self) -> None:
+        """Close this adapter's sessions, then the handle. Idempotent."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        for session in list(self._sessions):
+            session.close()
+        backend = self.wintun.backend
+        if self.wintun.api == "0.14":
+            self.wintun.call(backend.close_adapter, handle)
+        else:
+            self.wintun.call(backend.free_adapter, handle)
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            try:
+                self.close()
+            except Exception:
+                pass

@@ -1,0 +1,83 @@
+"""Wintun's log, bridged to Python.
+
+Wintun calls one global logger. wintun-cffi installs a bridge that forwards each line to the
+user's callable, or by default to the :mod:`logging` logger ``"wintun_cffi.driver"`` with the
+level mapped and the driver's timestamp kept as the record's creation time. The bridge also
+keeps the lines each thread logs while a call is in progress, so that an exception raised after
+a failing call carries them (:attr:`wintun_cffi.errors.WintunError.log`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .constants import LOG_ERR, LOG_INFO, LOG_WARN
+
+#: The :mod:`logging` logger that receives Wintun's log by default.
+DRIVER_LOGGER = logging.getLogger("wintun_cffi.driver")
+
+#: ``logger(level, timestamp, message)`` as users write it: ``level`` is ``LOG_INFO``,
+#: ``LOG_WARN`` or ``LOG_ERR``; ``timestamp`` a UTC :class:`datetime.datetime`, or ``None``
+#: where the API generation passes none (before 0.14).
+UserLogger = Callable[[int, "datetime.datetime | None", str], None]
+
+_LEVELS = {LOG_INFO: logging.INFO, LOG_WARN: logging.WARNING, LOG_ERR: logging.ERROR}
+_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+_self_log = logging.getLogger(__name__)
+
+
+def filetime_to_datetime(filetime: int) -> datetime.datetime:
+    """A Windows timestamp (100 ns intervals since 1601-01-01 UTC) as a UTC datetime."""
+    return _FILETIME_EPOCH + datetime.timedelta(microseconds=filetime // 10)
+
+
+def log_to_logging(level: int, timestamp: datetime.datetime | None, message: str) -> None:
+    """The default logger: a record on ``"wintun_cffi.driver"``, created at ``timestamp``."""
+    python_level = _LEVELS.get(level, logging.ERROR)
+    if not DRIVER_LOGGER.isEnabledFor(python_level):
+        return
+    record = DRIVER_LOGGER.makeRecord(
+        DRIVER_LOGGER.name, python_level, "wintun", 0, "%s", (message,), None
+    )
+    if timestamp is not None:
+        record.created = timestamp.timestamp()
+        record.msecs = (record.created - int(record.created)) * 1000
+    DRIVER_LOGGER.handle(record)
+
+
+class LogBridge:
+    """The one callable installed into a backend with ``set_logger``."""
+
+    def __init__(self) -> None:
+        self.target: UserLogger | None = log_to_logging
+        self._captures = threading.local()
+
+    def __call__(self, level: int, timestamp: int | None, message: str) -> None:
+        lines: list[str] | None = getattr(self._captures, "lines", None)
+        if lines is not None:
+            lines.append(message)
+        target = self.target
+        if target is None:
+            return
+        when = None if timestamp is None else filetime_to_datetime(timestamp)
+        try:
+            target(level, when, message)
+        except Exception:  # never let the user's logger break a Wintun call
+            _self_log.exception("the Wintun logger %r raised", target)
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """Collect the lines this thread logs inside the block."""
+        outer = getattr(self._captures, "lines", None)
+        lines: list[str] = []
+        self._captures.lines = lines
+        try:
+            yield lines
+        finally:
+            self._captures.lines = outer
+            if outer is not None:
+                outer.extend(lines)

@@ -1,0 +1,629 @@
+"""Sessions and packets: the high-level packet API, written once over the Backend protocol.
+
+A :class:`Session` owns one Wintun session. Received packets are :class:`ReceivedPacket`
+objects whose :attr:`~ReceivedPacket.data` is a view of ring memory (no copy); allocated packets
+are :class:`SendBuffer` objects to fill in place and send. Both are refused once released, sent
+or once the session closed: their memory belongs to Wintun again.
+
+Thread safety: every method may be called from any thread. :meth:`Session.close` wakes every
+blocked receiver (they raise :class:`~wintun_cffi.errors.SessionClosedError`), waits until the
+calls in progress have returned, invalidates outstanding packets and only then ends the session,
+so no call ever touches freed ring memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Iterator, Literal, Union
+
+from .backend import Backend
+from .errors import (
+    NoMoreItemsError,
+    PacketReleasedError,
+    RingFullError,
+    SessionClosedError,
+    WintunError,
+)
+
+if TYPE_CHECKING:
+    from .api import Adapter
+
+#: What :meth:`Session.send` accepts: any contiguous bytes-like object.
+BytesLike = Union[bytes, bytearray, memoryview]
+
+OnFull = Literal["raise", "drop", "wait"]
+_ON_FULL = ("raise", "drop", "wait")
+_get_ident = threading.get_ident
+
+
+class ReceivedPacket:
+    """A packet the driver delivered: a zero-copy view of ring memory until released.
+
+    Use it as a context manager, or call :meth:`release`, to give its space back to the ring.
+    A packet dropped without release is released by the session at its next call.
+    """
+
+    __slots__ = ("_session", "_view", "_token")
+
+    def __init__(self, session: Session, view: memoryview, token: object) -> None:
+        self._session: Session | None = session
+        self._view: memoryview | None = view
+        self._token = token
+
+    @property
+    def data(self) -> memoryview:
+        """The packet's bytes, writable in place; invalid once released."""
+        view = self._view
+        if view is None or self._session is None or self._session._closed:
+            raise PacketReleasedError(self._gone())
+        return view
+
+    @property
+    def released(self) -> bool:
+        """True once released (or its session closed)."""
+        return self._view is None or self._session is None or self._session._closed
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.data)
+
+    def __repr__(self) -> str:
+        state = "released" if self._view is None else f"{len(self._view)} bytes"
+        return f"<ReceivedPacket {state}>"
+
+    def release(self) -> None:
+        """Give the packet's ring space back. Releasing twice raises PacketReleasedError."""
+        session = self._session
+        if self._view is None or session is None or session._closed:
+            raise PacketReleasedError(self._gone())
+        session._release(self)
+
+    def __enter__(self) -> ReceivedPacket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.released:
+            self.release()
+
+    def __del__(self) -> None:
+        session = self._session
+        if self._view is not None and session is not None and not session._closed:
+            session._abandoned_receives.append(self._token)
+
+    def _gone(self) -> str:
+        if self._session is None or self._session._closed:
+            return "the packet's session was closed; its memory belongs to Wintun again"
+        return "the packet was released; its memory belongs to Wintun again"
+
+
+class SendBuffer:
+    """Ring space allocated for one outgoing packet: fill :attr:`data`, then :meth:`send`.
+
+    As a context manager it yields the writable view and sends on normal exit. A buffer left
+    by an exception, by :meth:`abandon` or by garbage collection is neutralised (made a non-IP
+    record, which the driver discards and counts) and sent, so later packets are not held up.
+    """
+
+    __slots__ = ("_session", "_view", "_token")
+
+    def __init__(self, session: Session, view: memoryview, token: object) -> None:
+        self._session: Session | None = session
+        self._view: memoryview | None = view
+        self._token = token
+
+    @property
+    def data(self) -> memoryview:
+        """The writable view to fill; invalid once sent."""
+        view = self._view
+        if view is None or self._session is None or self._session._closed:
+            raise PacketReleasedError("the send buffer was already sent or its session closed")
+        return view
+
+    @property
+    def sent(self) -> bool:
+        """True once sent, abandoned, or its session closed."""
+        return self._view is None or self._session is None or self._session._closed
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        state = "sent" if self._view is None else f"{len(self._view)} bytes"
+        return f"<SendBuffer {state}>"
+
+    def send(self) -> None:
+        """Hand the packet to the driver (it goes out in allocation order)."""
+        session = self._session
+        if self._view is None or session is None or session._closed:
+            raise PacketReleasedError("the send buffer was already sent or its session closed")
+        session._send(self)
+
+    def abandon(self) -> None:
+        """Give up the packet without sending its contents (it is neutralised and sent)."""
+        view = self.data
+        if len(view):
+            view[0] = 0  # IP version 0: not IP, so the driver discards it
+        self.send()
+
+    def __enter__(self) -> memoryview:
+        return self.data
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if self.sent:
+            return
+        if exc_type is None:
+            self.send()
+        else:
+            self.abandon()
+
+    def __del__(self) -> None:
+        view = self._view
+        session = self._session
+        if view is not None and session is not None and not session._closed:
+            if len(view):
+                view[0] = 0
+            session._abandoned_sends.append(self._token)
+
+
+class Session:
+    """An active Wintun session on an adapter; see :meth:`wintun_cffi.api.Adapter.start_session`."""
+
+    def __init__(self, adapter: Adapter, backend: Backend, handle: object, capacity: int) -> None:
+        self.adapter = adapter
+        #: Ring capacity in bytes.
+        self.capacity = capacity
+        #: Packets :meth:`send` dropped because the ring was full (``on_full="drop"``).
+        self.dropped = 0
+        self._backend = backend
+        self._handle = handle
+        self._closed = False
+        self._close_lock = threading.Lock()
+        # Threads inside a call (set.add/discard are atomic); close() waits for it to empty.
+        self._inflight: set[int] = set()
+        # Views of packets not yet released/sent, by token: close() invalidates them. The
+        # packets themselves are not kept, so one dropped without release can be collected.
+        self._outstanding_receives: dict[object, memoryview] = {}
+        self._outstanding_sends: dict[object, memoryview] = {}
+        # Tokens of packets dropped without release/send; handled at the next call.
+        self._abandoned_receives: list[object] = []
+        self._abandoned_sends: list[object] = []
+        # One thread waits on the driver's event; the others wait here for it.
+        self._waiters = threading.Condition()
+        self._leader = False
+        self._async_readers: dict[asyncio.AbstractEventLoop, _AsyncReader] = {}
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` started."""
+        return self._closed
+
+    @property
+    def read_wait_event(self) -> int:
+        """The raw read-wait event (a HANDLE on Windows, else a descriptor), for advanced use.
+
+        Do not close it; it belongs to the session.
+        """
+        self._enter()
+        try:
+            return self._backend.get_read_wait_event(self._handle)
+        finally:
+            self._exit()
+
+    def _enter(self) -> None:
+        # Register first, then check: close() sets the flag first, then waits for the set.
+        self._inflight.add(_get_ident())
+        if self._closed:
+            self._inflight.discard(_get_ident())
+            raise SessionClosedError("the session is closed")
+        if self._abandoned_receives or self._abandoned_sends:
+            self._settle_abandoned()
+
+    def _exit(self) -> None:
+        self._inflight.discard(_get_ident())
+
+    def _settle_abandoned(self) -> None:
+        backend, handle = self._backend, self._handle
+        while self._abandoned_sends:
+            backend.send_packet(handle, self._abandoned_sends.pop(0))
+        while self._abandoned_receives:
+            backend.release_receive_packet(handle, self._abandoned_receives.pop(0))
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _receive_one(self) -> ReceivedPacket | None:
+        try:
+            view, token = self._backend.receive_packet(self._handle)
+        except NoMoreItemsError:
+            return None
+        self._outstanding_receives[token] = view
+        return ReceivedPacket(self, view, token)
+
+    def receive_packet(self) -> ReceivedPacket | None:
+        """The next packet, or ``None`` if there is none now. Never blocks."""
+        self._enter()
+        try:
+            return self._receive_one()
+        finally:
+            self._exit()
+
+    def receive(self, timeout: float | None = None) -> ReceivedPacket:
+        """The next packet, waiting up to ``timeout`` seconds (``None``: forever).
+
+        Raises :class:`TimeoutError` on timeout and
+        :class:`~wintun_cffi.errors.SessionClosedError` if the session closes meanwhile.
+        """
+        deadline = _deadline(timeout)
+        self._enter()
+        try:
+            while True:
+                packet = self._receive_one()
+                if packet is not None:
+                    return packet
+                if not self._wait(deadline):
+                    raise TimeoutError(f"no packet within {timeout} s")
+        finally:
+            self._exit()
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """Like :meth:`receive`, but returns a copy of the bytes and releases the packet."""
+        packet = self.receive(timeout)
+        try:
+            return bytes(packet.data)
+        finally:
+            packet.release()
+
+    def receive_many(self, max_packets: int, timeout: float | None = None) -> list[ReceivedPacket]:
+        """Up to ``max_packets`` packets; waits up to ``timeout`` for the first one.
+
+        Returns an empty list if none arrived within ``timeout``.
+        """
+        if not isinstance(max_packets, int) or max_packets < 1:
+            raise ValueError(f"max_packets must be a positive int, not {max_packets!r}")
+        deadline = _deadline(timeout)
+        self._enter()
+        try:
+            while True:
+                packets = self._receive_batch(max_packets)
+                if packets or not self._wait(deadline):
+                    return packets
+        finally:
+            self._exit()
+
+    def _receive_batch(self, max_packets: int) -> list[ReceivedPacket]:
+        receive, handle = self._backend.receive_packet, self._handle
+        outstanding = self._outstanding_receives
+        packets: list[ReceivedPacket] = []
+        try:
+            for _ in range(max_packets):
+                view, token = receive(handle)
+                outstanding[token] = view
+                packets.append(ReceivedPacket(self, view, token))
+        except NoMoreItemsError:
+            pass
+        return packets
+
+    def _wait(self, deadline: float | None) -> bool:
+        """Wait for the driver's signal; False once ``deadline`` passed."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        with self._waiters:
+            follower = self._leader
+            if follower:
+                self._waiters.wait(remaining)
+            else:
+                self._leader = True
+        if follower:
+            if self._closed:
+                raise SessionClosedError("the session was closed while waiting")
+            return True  # the leader woke: look again
+        try:
+            self._backend.wait_read_event(self._handle, remaining)
+            return True  # signalled, or timed out: one more look before giving up
+        finally:
+            with self._waiters:
+                self._leader = False
+                self._waiters.notify_all()
+
+    def _release(self, packet: ReceivedPacket) -> None:
+        self._enter()
+        try:
+            view = packet._view
+            assert view is not None
+            try:
+                view.release()
+            except BufferError:
+                raise PacketReleasedError(
+                    "the packet's data is still exported (a memoryview or array made from "
+                    "packet.data); drop those first"
+                ) from None
+            packet._view = None
+            self._outstanding_receives.pop(packet._token, None)
+            self._backend.release_receive_packet(self._handle, packet._token)
+        finally:
+            self._exit()
+
+    def __iter__(self) -> Iterator[ReceivedPacket]:
+        """Every packet, blocking, until the session is closed."""
+        while True:
+            try:
+                yield self.receive()
+            except SessionClosedError:
+                return
+
+    # -- sending --------------------------------------------------------------------------
+
+    def allocate_send_packet(self, size: int) -> SendBuffer:
+        """Ring space for a packet of ``size`` bytes (0..0xFFFF), in sending order.
+
+        Raises :class:`~wintun_cffi.errors.RingFullError` when the ring has no room.
+        """
+        self._enter()
+        try:
+            view, token = self._backend.allocate_send_packet(self._handle, size)
+            self._outstanding_sends[token] = view
+            return SendBuffer(self, view, token)
+        finally:
+            self._exit()
+
+    def _send(self, buffer: SendBuffer) -> None:
+        self._enter()
+        try:
+            view = buffer._view
+            assert view is not None
+            view.release()
+            buffer._view = None
+            self._outstanding_sends.pop(buffer._token, None)
+            self._backend.send_packet(self._handle, buffer._token)
+        finally:
+            self._exit()
+
+    def send(
+        self, data: BytesLike, *, on_full: OnFull = "raise", timeout: float | None = None
+    ) -> bool:
+        """Copy ``data`` into the ring and send it; True if sent.
+
+        When the ring is full: ``on_full="raise"`` raises
+        :class:`~wintun_cffi.errors.RingFullError`; ``"drop"`` drops the packet, counts it in
+        :attr:`dropped` and returns False; ``"wait"`` waits up to ``timeout`` seconds for
+        room (then :class:`TimeoutError`).
+        """
+        if on_full not in _ON_FULL:
+            raise ValueError(f"on_full must be one of {_ON_FULL}, not {on_full!r}")
+        payload = memoryview(data).cast("B")
+        deadline = _deadline(timeout)
+        pause = 0.00005
+        self._enter()
+        try:
+            while True:
+                try:
+                    view, token = self._backend.allocate_send_packet(self._handle, len(payload))
+                    break
+                except RingFullError:
+                    if on_full == "raise":
+                        raise
+                    if on_full == "drop":
+                        self.dropped += 1
+                        return False
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no room in the ring within {timeout} s") from None
+                if self._closed:
+                    raise SessionClosedError("the session was closed while waiting for room")
+                time.sleep(pause)  # the driver gives no signal when it frees space
+                pause = min(pause * 2, 0.002)
+            view[:] = payload
+            self._backend.send_packet(self._handle, token)
+            return True
+        finally:
+            self._exit()
+
+    def send_many(self, packets: Iterable[BytesLike]) -> int:
+        """Send packets in order until the ring is full; returns how many were sent."""
+        payloads = [memoryview(packet).cast("B") for packet in packets]
+        allocate, send, handle = self._backend.allocate_send_packet, self._backend.send_packet, self._handle
+        sent = 0
+        self._enter()
+        try:
+            for payload in payloads:
+                try:
+                    view, token = allocate(handle, len(payload))
+                except RingFullError:
+                    break
+                view[:] = payload
+                send(handle, token)
+                sent += 1
+            return sent
+        finally:
+            self._exit()
+
+    # -- asyncio --------------------------------------------------------------------------
+
+    async def receive_async(self) -> ReceivedPacket:
+        """The next packet, awaiting it without blocking the event loop.
+
+        Cancelling the await loses no packet: a packet is only taken when it is returned.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            packet = self.receive_packet()
+            if packet is not None:
+                return packet
+            reader = self._async_reader(loop)
+            if reader is None:  # no pollable event here: wait in a worker thread
+                await loop.run_in_executor(None, self._wait_in_worker)
+            else:
+                await reader.next_signal()
+
+    def _wait_in_worker(self) -> None:
+        self._enter()
+        try:
+            self._wait(None)
+        finally:
+            self._exit()
+
+    def _async_reader(self, loop: asyncio.AbstractEventLoop) -> _AsyncReader | None:
+        reader = self._async_readers.get(loop)
+        if reader is None:
+            fd = self._backend.read_wait_fd(self._handle)
+            if fd is None:
+                return None
+            try:
+                reader = _AsyncReader(loop, fd, self._consume_signal)
+            except NotImplementedError:  # e.g. the Proactor loop on Windows
+                return None
+            self._async_readers[loop] = reader
+        return reader
+
+    def _consume_signal(self) -> None:
+        if not self._closed:
+            self._backend.wait_read_event(self._handle, 0)
+
+    async def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
+        """Every packet, awaited, until the session is closed."""
+        while True:
+            try:
+                yield await self.receive_async()
+            except SessionClosedError:
+                return
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the session. Idempotent; see the module documentation for the order."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        backend, handle = self._backend, self._handle
+        backend.interrupt_waits(handle)
+        with self._waiters:
+            self._waiters.notify_all()
+        for reader in list(self._async_readers.values()):
+            reader.close()
+        self._async_readers.clear()
+        me = _get_ident()
+        pause = 0.0001
+        while self._inflight - {me}:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+        exported = 0
+        for token, view in list(self._outstanding_receives.items()):
+            exported += _invalidate(view)
+            try:
+                backend.release_receive_packet(handle, token)
+            except WintunError:
+                pass
+        for view in list(self._outstanding_sends.values()):
+            exported += _invalidate(view)
+        self._outstanding_receives.clear()
+        self._outstanding_sends.clear()
+        self._abandoned_receives.clear()
+        self._abandoned_sends.clear()
+        try:
+            backend.end_session(handle)
+        finally:
+            self.adapter._forget_session(self)
+        if exported:
+            warnings.warn(
+                f"{exported} packet views were still exported when the session closed; "
+                "views derived from packet data must not outlive the packet",
+                ResourceWarning, stacklevel=2,
+            )
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"capacity={self.capacity:#x}"
+        return f"<Session {state}>"
+
+
+def _invalidate(view: memoryview) -> int:
+    """Release a packet's view as its session closes; 1 if it could not be (exported)."""
+    try:
+        view.release()
+        return 0
+    except BufferError:
+        return 1
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise ValueError(f"timeout must not be negative, not {timeout}")
+    return time.monotonic() + timeout
+
+
+class _AsyncReader:
+    """The read-wait descriptor registered once with an event loop; wakes every awaiter."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, consume: Callable[[], None]
+    ) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._consume = consume
+        self._waiting: list[asyncio.Future[None]] = []
+        loop.add_reader(fd, self._on_readable)
+
+    async def next_signal(self) -> None:
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiting.append(future)
+        await future
+
+    def _on_readable(self) -> None:
+        self._consume()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+    def close(self) -> None:
+        """Unregister (on the loop's thread) and wake the awaiters so they see the close."""
+        loop = self._loop
+
+        def detach() -> None:
+            loop.remove_reader(self._fd)
+            self._wake()
+
+        if loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            detach()
+            return
+        done = threading.Event()
+
+        def detach_and_signal() -> None:
+            try:
+                detach()
+            finally:
+                done.set()
+
+        loop.call_soon_threadsafe(detach_and_signal)
+        done.wait(1.0)  # a loop that is not running cannot read the descriptor anyway
