@@ -1,0 +1,94 @@
+"""The emulator's driver playing the kernel for the C test double.
+
+The double implements the client side of the rings (what ``wintun.dll`` does); this module
+attaches an :class:`emulator.Host` (and so an emulator driver) to every session the double
+starts, on the double's own ring memory and eventfds, and stops it before the double frees
+them. A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
+emulator driver <- emulator host, which checks the emulator's byte layout against an
+independent C implementation.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import cffi
+
+from emulator.host import Host
+from emulator.ring import Ring
+from wintun_cffi.fdevent import FdEvent
+
+_HELPERS = """
+    int WintunDoubleGetSessionRings(void *Session, void **SendRing, void **ReceiveRing,
+                                    uint32_t *RingSize, uint32_t *Capacity,
+                                    int *ReadWaitFd, int *ReceiveTailMovedFd);
+    void WintunDoubleSetSessionHooks(void (*OnStart)(void *), void (*OnEnd)(void *));
+    int WintunDoubleReset(void);
+    void WintunDoubleLog(int Level, const char16_t *Message);
+    uint32_t WintunDoubleAdapterCount(void);
+    uint32_t WintunDoubleSessionCount(void);
+    const char *WintunDoubleApi(void);
+"""
+
+
+class DoubleKernel:
+    """Attach an emulator host to each session of the C double loaded from ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(_HELPERS)
+        self.lib: Any = self.ffi.dlopen(path)  # the WintunDouble* helpers
+        self._lock = threading.Lock()
+        self._hosts: dict[int, Host] = {}
+        #: The host of the most recent session (tests usually run one at a time).
+        self.last_host: Host | None = None
+        self._on_start = self.ffi.callback("void(void *)", self._started)
+        self._on_end = self.ffi.callback("void(void *)", self._ended)
+        self.lib.WintunDoubleSetSessionHooks(self._on_start, self._on_end)  # type: ignore[attr-defined]
+
+    @property
+    def api(self) -> str:
+        """The generation the double was compiled for."""
+        name = self.ffi.string(self.lib.WintunDoubleApi())
+        return name.decode() if isinstance(name, bytes) else name
+
+    def _started(self, session: Any) -> None:
+        ffi = self.ffi
+        send, receive = ffi.new("void **"), ffi.new("void **")
+        size, capacity = ffi.new("uint32_t *"), ffi.new("uint32_t *")
+        read_fd, tail_fd = ffi.new("int *"), ffi.new("int *")
+        if not self.lib.WintunDoubleGetSessionRings(
+            session, send, receive, size, capacity, read_fd, tail_fd
+        ):
+            raise RuntimeError("WintunDoubleGetSessionRings failed")
+        send_ring = Ring(memoryview(ffi.buffer(send[0], size[0])), capacity[0])
+        receive_ring = Ring(memoryview(ffi.buffer(receive[0], size[0])), capacity[0])
+        host = Host(f"double-{int(ffi.cast('uintptr_t', session)):x}")
+        host.attach(
+            send_ring, receive_ring, FdEvent(adopt_eventfd=read_fd[0]),
+            FdEvent(adopt_eventfd=tail_fd[0]),
+        )
+        with self._lock:
+            self._hosts[int(ffi.cast("uintptr_t", session))] = host
+            self.last_host = host
+
+    def _ended(self, session: Any) -> None:
+        with self._lock:
+            host = self._hosts.pop(int(self.ffi.cast("uintptr_t", session)), None)
+        if host is not None:
+            host.detach()  # dead markers, consumer joined, before the double frees memory
+
+    def host_for(self, session_pointer: Any) -> Host:
+        """The host attached to the session at ``session_pointer`` (a cffi pointer)."""
+        with self._lock:
+            return self._hosts[int(self.ffi.cast("uintptr_t", session_pointer))]
+
+    def reset(self) -> None:
+        """Remove every adapter of the double (its sessions must have ended)."""
+        if not self.lib.WintunDoubleReset():
+            raise RuntimeError("WintunDoubleReset failed: a session is still open")
+
+    def close(self) -> None:
+        """Uninstall the hooks."""
+        self.lib.WintunDoubleSetSessionHooks(self.ffi.NULL, self.ffi.NULL)

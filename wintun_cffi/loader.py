@@ -1,0 +1,160 @@
+"""Finding, verifying and loading the Wintun library.
+
+:func:`find_library` looks in a fixed order and only at absolute paths; :func:`open_wintun`
+verifies the file (SHA-256, processor architecture) *before* loading it, loads it without any
+library search, and detects the API generation from its exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import struct
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from . import platform
+from ._exports import EXPORTS, FFI_MODULES, GENERATIONS
+from .constants import ApiGeneration
+from .errors import (
+    ChecksumMismatchError,
+    MissingExportsError,
+    UnknownGenerationError,
+    WrongArchitectureError,
+)
+
+#: The environment variable naming the library's path.
+ENV_VAR = "WINTUN_DLL"
+DLL_NAME = "wintun.dll"
+
+# PE "Machine" values and ELF "e_machine" values, by our architecture names.
+_PE_MACHINES = {0x8664: "amd64", 0x014C: "x86", 0xAA64: "arm64", 0x01C4: "arm"}
+_ELF_MACHINES = {(62, 64): "amd64", (3, 32): "x86", (183, 64): "arm64", (40, 32): "arm"}
+
+
+class LoadedLibrary(NamedTuple):
+    """A loaded Wintun library: its path, generation, cffi ``ffi`` and ``lib``."""
+
+    path: str
+    api: ApiGeneration
+    ffi: Any
+    lib: Any
+
+
+def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
+    """Where to look, in order, as ``(why, absolute path)`` pairs."""
+    if path is not None:
+        return [("the path given", Path(os.path.abspath(os.fspath(path))))]
+    places: list[tuple[str, Path]] = []
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        places.append((f"${ENV_VAR}", Path(os.path.abspath(from_env))))
+    program = platform.program_directory()
+    if program is not None:
+        places.append(("beside the running program", Path(program) / DLL_NAME))
+    bundled = Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
+    places.append(("wintun_cffi/bin for this architecture", bundled / DLL_NAME))
+    return places
+
+
+def find_library(path: str | os.PathLike[str] | None = None) -> str:
+    """The absolute path of the library to load; FileNotFoundError lists every place tried."""
+    places = candidate_paths(path)
+    for _, place in places:
+        if place.is_file():
+            return str(place)
+    tried = "; ".join(f"{place} ({why})" for why, place in places)
+    raise FileNotFoundError(f"Wintun library not found. Looked at: {tried}")
+
+
+def verify_sha256(path: str, expected: str) -> None:
+    """Refuse ``path`` unless its SHA-256 is ``expected`` (hex, any case)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    if actual != expected.strip().lower():
+        raise ChecksumMismatchError(
+            f"{path} has SHA-256 {actual}, expected {expected.strip().lower()}; not loaded"
+        )
+
+
+def binary_architecture(path: str) -> str | None:
+    """The architecture a PE (Windows) or ELF file is built for; None if neither or unknown."""
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if head[:2] == b"MZ" and len(head) >= 0x40:
+        offset = struct.unpack_from("<I", head, 0x3C)[0]
+        if offset + 6 <= len(head) and head[offset : offset + 4] == b"PE\0\0":
+            machine = struct.unpack_from("<H", head, offset + 4)[0]
+            return _PE_MACHINES.get(machine, f"PE machine {machine:#06x}")
+        return None
+    if head[:4] == b"\x7fELF" and len(head) >= 20:
+        bits = 64 if head[4] == 2 else 32
+        order = "<" if head[5] == 1 else ">"
+        machine = struct.unpack_from(order + "H", head, 18)[0]
+        return _ELF_MACHINES.get((machine, bits), f"ELF machine {machine} ({bits}-bit)")
+    return None
+
+
+def check_architecture(path: str) -> None:
+    """Refuse a library built for another architecture than this interpreter."""
+    found = binary_architecture(path)
+    wanted = platform.interpreter_architecture()
+    if found is not None and found != wanted:
+        raise WrongArchitectureError(
+            f"{path} is built for {found}, but this Python is {wanted}; use the {wanted} "
+            "build of wintun.dll"
+        )
+
+
+def ffi_error_types() -> type[Exception]:
+    """The exception cffi raises for a symbol a library lacks (``ffi.error``)."""
+    import _cffi_backend
+
+    error: type[Exception] = _cffi_backend.FFI.error
+    return error
+
+
+def _resolvable(lib: Any, name: str) -> bool:
+    try:
+        getattr(lib, name)
+    except (AttributeError, ffi_error_types()):
+        return False
+    return True
+
+
+def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
+    """Verify, load and identify the library at absolute ``path``."""
+    if sha256 is not None:
+        verify_sha256(path, sha256)
+    check_architecture(path)
+    best: tuple[float, ApiGeneration, Any, Any, list[str]] | None = None
+    for generation in GENERATIONS:
+        ffi = importlib.import_module(FFI_MODULES[generation]).ffi
+        lib = platform.open_library(ffi, path)
+        names = EXPORTS[generation]
+        missing = [name for name in names if not _resolvable(lib, name)]
+        score = 1 - len(missing) / len(names)
+        if best is None or score > best[0]:
+            if best is not None:
+                best[2].dlclose(best[3])
+            best = (score, generation, ffi, lib, missing)  # type: ignore[assignment]
+        else:
+            ffi.dlclose(lib)
+    assert best is not None
+    score, api, ffi, lib, missing = best
+    if score < 0.5:
+        ffi.dlclose(lib)
+        raise UnknownGenerationError(
+            f"{path} does not export the Wintun API of any known generation "
+            f"({', '.join(GENERATIONS)})"
+        )
+    if missing:
+        ffi.dlclose(lib)
+        raise MissingExportsError(
+            f"{path} looks like the {api!r} Wintun API but does not export: {', '.join(missing)}"
+        )
+    return LoadedLibrary(path, api, ffi, lib)
