@@ -14,10 +14,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Literal, TypeVar
 
 from wintun_cffi import validate
-from wintun_cffi.backend import EnumCallback, LoggerCallback
+from wintun_cffi.backend import EnumCallback, LoggerCallback, PacketCalls
 from wintun_cffi.constants import (
     API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
@@ -57,6 +57,11 @@ DRIVER_VERSIONS: dict[ApiGeneration, tuple[int, int]] = {
 #: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
 _FILETIME_UNIX_EPOCH = 116444736000000000
 _device_handles = itertools.count(0x1000, 4)
+
+#: What plays the system side of each adapter: the in-memory :class:`Host`, or the Linux
+#: kernel through a TUN interface (:class:`emulator.linux_tun.LinuxTunHost`, root only).
+HostKind = Literal["memory", "linux-tun"]
+HOST_KINDS: tuple[HostKind, ...] = ("memory", "linux-tun")
 
 _T = TypeVar("_T")
 
@@ -100,14 +105,16 @@ class EmulatedSession:
 class Emulator:
     """A pure-Python Wintun of API generation ``api`` (``"0.14"``, ``"pool"`` or ``"seed"``)."""
 
-    def __init__(self, api: ApiGeneration = "0.14") -> None:
+    def __init__(self, api: ApiGeneration = "0.14", *, host: HostKind = "memory") -> None:
         if api not in API_GENERATIONS:
             raise ValueError(f"api must be one of {', '.join(API_GENERATIONS)}, not {api!r}")
+        if host not in HOST_KINDS:
+            raise ValueError(f"host must be one of {', '.join(HOST_KINDS)}, not {host!r}")
         self._api: ApiGeneration = api
+        self._host_kind: HostKind = host
         self._lock = threading.RLock()
         self._adapters: list[EmulatedAdapter] = []
         self._luid_indexes = itertools.count(1)
-        self._driver_loaded = False
         self._logger: LoggerCallback | None = None
 
     @property
@@ -116,7 +123,7 @@ class Emulator:
         return self._api
 
     def __repr__(self) -> str:
-        return f"Emulator(api={self._api!r})"
+        return f"Emulator(api={self._api!r}, host={self._host_kind!r})"
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -182,6 +189,13 @@ class Emulator:
         if holder is not None and holder is not keep:
             holder.name = self._free_name(name)
 
+    def _new_host(self, name: str) -> Host:
+        if self._host_kind == "linux-tun":
+            from .linux_tun import LinuxTunHost  # Linux only; imported when asked for
+
+            return LinuxTunHost(name)
+        return Host(name)
+
     def _remove(self, adapter: EmulatedAdapter) -> None:
         """The adapter disappears; its session dies (EOF for its reader)."""
         with self._lock:
@@ -189,7 +203,7 @@ class Emulator:
                 return
             adapter.removed = True
             self._adapters.remove(adapter)
-        adapter.host.detach()
+        adapter.host.close()
 
     # -- adapters --------------------------------------------------------------------------
 
@@ -207,10 +221,14 @@ class Emulator:
         if self._api == "0.14":
             if pool is not None:
                 raise ValueError("Wintun 0.14 adapters have no pool; pass tunnel_type")
+            if tunnel_type is None:
+                raise ValueError("Wintun 0.14 needs a tunnel_type to create an adapter")
             validate.check_tunnel_type(tunnel_type)
         else:
             if tunnel_type is not None:
                 raise ValueError(f"the {self._api!r} API takes a pool, not a tunnel type")
+            if pool is None:
+                raise ValueError(f"the {self._api!r} API needs a pool to create an adapter")
             validate.check_pool(pool)
         function = "WintunCreateAdapter"
         with self._lock:
@@ -219,21 +237,21 @@ class Emulator:
             ):
                 raise self._fail(ERROR_ALREADY_EXISTS, function, "Requested GUID is already in use")
             if self._api == "0.14":
-                self._log(LOG_INFO, "Using existing driver 0.14" if self._driver_loaded
+                self._log(LOG_INFO, "Using existing driver 0.14" if self._adapters
                           else "Installing driver 0.14")
             self._log(LOG_INFO, "Creating adapter" if self._api == "0.14"
                       else f"{function}: Creating adapter")
+            host = self._new_host(name)  # may refuse the name (Linux): nothing renamed yet
             self._claim_name(name)
             index = next(self._luid_indexes)
             adapter = EmulatedAdapter(
                 name=name, pool=pool, tunnel_type=tunnel_type,
                 guid=requested_guid or uuid.uuid4(),
                 luid=(IF_TYPE_PROP_VIRTUAL << 48) | (index << 24),
-                host=Host(name),
+                host=host,
             )
             adapter.host.set_terminate_hook(lambda: self._remove(adapter))
             self._adapters.append(adapter)
-            self._driver_loaded = True
         return AdapterHandle(adapter, created=True), False
 
     def open_adapter(self, name: str, *, pool: str | None = None) -> object:
@@ -301,7 +319,6 @@ class Emulator:
                 raise self._fail(
                     ERROR_INF_IN_USE_BY_DEVICES, "WintunDeleteDriver", "Driver is in use by adapters"
                 )
-            self._driver_loaded = False
 
     def delete_pool_driver(self, pool: str) -> bool:
         """``WintunDeletePoolDriver``: remove the pool's adapters, then the driver if unused."""
@@ -317,7 +334,6 @@ class Emulator:
                     ERROR_INF_IN_USE_BY_DEVICES, "WintunDeletePoolDriver",
                     "Driver is still in use by adapters of other pools",
                 )
-            self._driver_loaded = False
         return False
 
     def open_adapter_device_object(self, adapter: object) -> int:
@@ -347,7 +363,7 @@ class Emulator:
     def get_running_driver_version(self) -> int:
         """``WintunGetRunningDriverVersion``: 0 and ``ERROR_FILE_NOT_FOUND`` if not loaded."""
         with self._lock:
-            if not self._driver_loaded:
+            if not self._adapters:  # like wintun.sys, loaded while an adapter exists
                 raise self._fail(
                     ERROR_FILE_NOT_FOUND, "WintunGetRunningDriverVersion", "Wintun is not loaded"
                 )
@@ -428,6 +444,14 @@ class Emulator:
         if session.__class__ is not EmulatedSession:
             self._session(session, "WintunSendPacket")
         session.client.send_packet(token)  # type: ignore[attr-defined]
+
+    def packet_calls(self, session: object) -> PacketCalls:
+        """The client's four packet operations, bound to ``session``."""
+        client = self._session(session, "packet_calls").client
+        return PacketCalls(
+            client.receive_packet, client.release_receive_packet,
+            client.allocate_send_packet, client.send_packet,
+        )
 
     # -- waiting ---------------------------------------------------------------------------
 

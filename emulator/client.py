@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from itertools import count
-from typing import NoReturn
 
 from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,
@@ -24,6 +23,7 @@ from wintun_cffi.constants import (
 )
 from wintun_cffi.errors import HandleClosedError, error_from_code
 from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.outstanding import Outstanding
 from wintun_cffi.validate import check_packet_size
 
 from .ring import (
@@ -60,7 +60,7 @@ class SessionClient:
         self._head = 0
         self._head_release = 0
         self._reads_to_release = 0
-        self._outstanding_reads: set[int] = set()
+        self._outstanding_reads = Outstanding()
         # Writing the Receive ring.
         self._write_lock = threading.Lock()
         self._write_memory = receive_ring.memory
@@ -68,7 +68,7 @@ class SessionClient:
         self._tail = 0
         self._tail_release = 0
         self._writes_to_send = 0
-        self._outstanding_writes: set[int] = set()
+        self._outstanding_writes = Outstanding()
 
     # -- reading the Send ring -------------------------------------------------------------
 
@@ -95,16 +95,17 @@ class SessionClient:
             self._head = (head + aligned) & self._mask
             self._reads_to_release += 1
             token = (next(_serials) << 32) | head
-            self._outstanding_reads.add(token)
-            return data[head + 4 : head + 4 + size], token
+            view = self._outstanding_reads[token] = data[head + 4 : head + 4 + size]
+            return view, token
 
     def release_receive_packet(self, token: object) -> None:
         """``WintunReleaseReceivePacket``: give a received packet's space back, in ring order."""
         with self._read_lock:
-            try:
-                self._outstanding_reads.remove(token)  # type: ignore[arg-type]
-            except (KeyError, TypeError):
-                self._refuse(token, "received", "released")
+            if self.ended:
+                raise HandleClosedError("WintunReleaseReceivePacket: the session has ended")
+            self._outstanding_reads.take(
+                token, "not a packet received from this session, or already released"
+            )
             data = self._read_data
             offset = token & _OFFSET_MASK  # type: ignore[operator]
             U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] | PACKET_RELEASE_FLAG)
@@ -145,16 +146,17 @@ class SessionClient:
             self._tail = (tail + aligned) & self._mask
             self._writes_to_send += 1
             token = (next(_serials) << 32) | tail
-            self._outstanding_writes.add(token)
-            return data[tail + 4 : tail + 4 + size], token
+            view = self._outstanding_writes[token] = data[tail + 4 : tail + 4 + size]
+            return view, token
 
     def send_packet(self, token: object) -> None:
         """``WintunSendPacket``: publish every sent packet up to the first one still allocated."""
         with self._write_lock:
-            try:
-                self._outstanding_writes.remove(token)  # type: ignore[arg-type]
-            except (KeyError, TypeError):
-                self._refuse(token, "allocated", "sent")
+            if self.ended:
+                raise HandleClosedError("WintunSendPacket: the session has ended")
+            self._outstanding_writes.take(
+                token, "not a packet allocated in this session, or already sent"
+            )
             data = self._write_data
             offset = token & _OFFSET_MASK  # type: ignore[operator]
             U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] & ~PACKET_RELEASE_FLAG)
@@ -177,12 +179,6 @@ class SessionClient:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _refuse(self, token: object, made: str, used: str) -> NoReturn:
-        """Raise the error for a token that is not outstanding in this session."""
-        if self.ended:
-            raise HandleClosedError("the session has ended")
-        raise ValueError(f"not a packet {made} in this session, or already {used}")
-
     def outstanding(self) -> int:
         """Packets received but not released, plus packets allocated but not sent."""
         return len(self._outstanding_reads) + len(self._outstanding_writes)
@@ -191,8 +187,8 @@ class SessionClient:
         """Refuse every later call (the session's memory is about to be freed)."""
         with self._read_lock, self._write_lock:
             self.ended = True
-            self._outstanding_reads.clear()
-            self._outstanding_writes.clear()
+            self._outstanding_reads.release_all()
+            self._outstanding_writes.release_all()
 
 
 __all__ = ["SessionClient"]

@@ -152,6 +152,8 @@ class SessionDriver:
         head = ring.head
         try:
             while True:
+                if self._stopped:  # stop() waits for this thread; do not outrun it
+                    return
                 tail = U32.unpack_from(memory, TAIL_OFFSET)[0]
                 if tail == head:
                     if not self._wait_for_tail(head):
@@ -160,8 +162,13 @@ class SessionDriver:
                 if tail >= ring.capacity:
                     raise RingCorruptError(f"Receive ring Tail {tail:#x} is out of range")
                 accepted = []
+                corrupt: RingCorruptError | None = None
                 while head != tail:
-                    size = ring.check_record(head, tail)
+                    try:
+                        size = ring.check_record(head, tail)
+                    except RingCorruptError as error:
+                        corrupt = error  # the packets before it still reach the system
+                        break
                     start = head + 4
                     packet = bytes(data[start : start + size])
                     if is_deliverable_ip(packet):
@@ -176,6 +183,10 @@ class SessionDriver:
                         self._to_system(accepted)
                     except Exception:  # the system's trouble must not kill the driver
                         _log.exception("the emulated system failed to take packets")
+                if corrupt is not None:
+                    raise corrupt
+                if self._stopped:  # stop() writes the dead marker; never overwrite it
+                    return
                 # The system is done with these packets: give their space back.
                 U32.pack_into(memory, HEAD_OFFSET, head)
         except RingCorruptError as error:

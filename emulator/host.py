@@ -16,7 +16,7 @@ import time
 from typing import Callable, Iterable, Literal, Union
 
 from wintun_cffi import ip
-from wintun_cffi.constants import RING_DEAD_MARKER
+from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
 
 from .driver import AdapterStatistics, SessionDriver
@@ -24,6 +24,11 @@ from .ring import U32, Ring
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 RingName = Literal["send", "receive"]
+#: An IP family, as :meth:`Host.set_mtu` takes it: 4 (IPv4) or 6 (IPv6).
+Family = Literal[4, 6]
+
+#: The smallest MTU each family allows (RFC 791: 68 bytes; RFC 8200: 1280 bytes).
+MIN_MTU: dict[Family, int] = {4: 68, 6: 1280}
 
 #: Packets the host keeps for :meth:`Host.receive` before it drops the oldest.
 DEFAULT_CAPTURE_LIMIT = 65536
@@ -41,6 +46,8 @@ class Host:
         self.capture_overflow = 0
         self._capture_limit = capture_limit
         self._interfaces: list[Interface] = []
+        # A Wintun adapter reports the largest packet it carries until the system sets an MTU.
+        self._mtu: dict[Family, int] = {4: MAX_IP_PACKET_SIZE, 6: MAX_IP_PACKET_SIZE}
         self._captured: collections.deque[bytes] = collections.deque()
         self._arrived = threading.Condition()
         self._driver: SessionDriver | None = None
@@ -66,6 +73,19 @@ class Host:
         if interface not in self._interfaces:
             raise KeyError(f"{interface} is not assigned to {self.name!r}")
         self._interfaces.remove(interface)
+
+    # -- MTU --------------------------------------------------------------------------------
+
+    @property
+    def mtu(self) -> dict[Family, int]:
+        """The adapter's MTU per IP family (``{4: ..., 6: ...}``)."""
+        return dict(self._mtu)
+
+    def set_mtu(self, mtu: int, family: Family | None = None) -> None:
+        """Set the MTU of one IP family (4 or 6), or of both (``None``)."""
+        families = check_mtu(mtu, family)
+        for each in families:
+            self._mtu[each] = mtu
 
     # -- the session's driver -------------------------------------------------------------
 
@@ -97,6 +117,11 @@ class Host:
         """What :meth:`terminate` does besides stopping the driver (the emulator removes the
         adapter from its registry)."""
         self._on_terminate = hook
+
+    def close(self) -> None:
+        """The emulator removed the adapter: stop the driver and release what the host holds
+        (nothing besides the driver here; a kernel interface for a Linux TUN host)."""
+        self.detach()
 
     def terminate(self) -> None:
         """The adapter disappears: the session's rings die and its reader wakes with EOF."""
@@ -180,3 +205,18 @@ class Host:
             target.tail = value
         if ring == "send" and self._driver is not None:
             self._driver.read_wait_event.set()  # let a blocked reader see it
+
+
+def check_mtu(mtu: int, family: Family | None) -> tuple[Family, ...]:
+    """The families ``set_mtu(mtu, family)`` sets; ValueError/TypeError if it is invalid."""
+    if family not in (4, 6, None):
+        raise ValueError(f"family must be 4, 6 or None (both), not {family!r}")
+    if not isinstance(mtu, int) or isinstance(mtu, bool):
+        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
+    families: tuple[Family, ...] = (4, 6) if family is None else (family,)
+    for each in families:
+        if not MIN_MTU[each] <= mtu <= MAX_IP_PACKET_SIZE:
+            raise ValueError(
+                f"an IPv{each} MTU must be {MIN_MTU[each]} to {MAX_IP_PACKET_SIZE}, not {mtu}"
+            )
+    return families

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .api import Adapter, Wintun
 from .constants import ApiGeneration
@@ -39,14 +39,18 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def emulated(api: ApiGeneration = "0.14") -> Wintun:
+def emulated(
+    api: ApiGeneration = "0.14", *, host: Literal["memory", "linux-tun"] = "memory"
+) -> Wintun:
     """A :class:`Wintun` over a fresh pure-Python emulator of API generation ``api``.
 
-    Each adapter's :attr:`Adapter.host` plays the operating system on the far side.
+    Each adapter's :attr:`Adapter.host` plays the operating system on the far side: an
+    in-memory host, or with ``host="linux-tun"`` the Linux kernel through a TUN interface
+    named after the adapter (root only).
     """
     from emulator import Emulator
 
-    return Wintun(Emulator(api))
+    return Wintun(Emulator(api, host=host))
 
 
 __all__ = [

@@ -23,7 +23,7 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, NamedTuple, Protocol, runtime_checkable
 
 from .constants import ApiGeneration
 
@@ -34,6 +34,19 @@ LoggerCallback = Callable[[int, "int | None", str], None]
 
 #: ``callback(adapter_handle) -> continue?``; the handle is valid only during the call.
 EnumCallback = Callable[[object], bool]
+
+
+class PacketCalls(NamedTuple):
+    """A session's four packet functions, bound to it once (see :meth:`Backend.packet_calls`)."""
+
+    #: ``WintunReceivePacket``: ``() -> (view, token)``.
+    receive: Callable[[], tuple[memoryview, object]]
+    #: ``WintunReleaseReceivePacket``: ``(token) -> None``.
+    release: Callable[[object], None]
+    #: ``WintunAllocateSendPacket``: ``(size) -> (view, token)``.
+    allocate: Callable[[int], tuple[memoryview, object]]
+    #: ``WintunSendPacket``: ``(token) -> None``.
+    send: Callable[[object], None]
 
 
 @runtime_checkable
@@ -145,6 +158,14 @@ class Backend(Protocol):
 
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``: hand an allocated packet to the driver."""
+        ...
+
+    def packet_calls(self, session: object) -> PacketCalls:
+        """The four packet functions bound to ``session``, checked once, for hot loops.
+
+        They behave exactly as the methods above (tokens and sizes are still checked) but
+        skip the per-call handle lookup; they must not be called after :meth:`end_session`.
+        """
         ...
 
     # -- waiting (the platform seam; not C functions) ---------------------------------------

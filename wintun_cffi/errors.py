@@ -184,10 +184,29 @@ _NAME_BY_CODE: dict[int, str] = {
 }
 
 
+_MEANING_BY_CODE: dict[int, str] = {
+    c.ERROR_FILE_NOT_FOUND: "not found (no such adapter, or the driver is not loaded)",
+    c.ERROR_ACCESS_DENIED: "access denied (administrator rights are needed)",
+    c.ERROR_INVALID_HANDLE: "the handle is closed or invalid",
+    c.ERROR_NOT_ENOUGH_MEMORY: "not enough memory",
+    c.ERROR_INVALID_DATA: "the ring is corrupt",
+    c.ERROR_HANDLE_EOF: "the adapter is terminating or the session ended",
+    c.ERROR_NOT_SUPPORTED: "not supported",
+    c.ERROR_INVALID_PARAMETER: "invalid parameter",
+    c.ERROR_BUFFER_OVERFLOW: "the ring is full (or a buffer is too small)",
+    c.ERROR_ALREADY_EXISTS: "already exists",
+    c.ERROR_NO_MORE_ITEMS: "no more packets in the ring",
+    c.ERROR_NOT_FOUND: "no adapter of that name",
+    c.ERROR_ALREADY_INITIALIZED: "the adapter already has a session",
+    c.ERROR_OBJECT_ALREADY_EXISTS: "the object already exists",
+    c.ERROR_INF_IN_USE_BY_DEVICES: "the driver is still in use by adapters",
+}
+
+
 def _describe(code: int) -> str:
     """The symbolic name of a Win32 code and what it means here."""
-    name = _NAME_BY_CODE.get(code, "unknown Win32 error")
-    meaning = (_CLASS_BY_CODE.get(code, WintunError).__doc__ or "").split("(")[0].strip()
+    name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
+    meaning = _MEANING_BY_CODE.get(code)
     return f"{name}: {meaning}" if meaning else name
 
 

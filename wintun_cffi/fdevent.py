@@ -57,7 +57,7 @@ class FdEvent:
                 os.eventfd_write(self._fd, 1)
             else:
                 self._sender.send(b"\x01")
-        except (BlockingIOError, OSError):
+        except (OSError, ValueError):  # ValueError: eventfd_write(-1) after close()
             pass  # already signalled as much as the descriptor can hold, or closed
 
     def consume(self) -> bool:

@@ -42,6 +42,11 @@ class LoadedLibrary(NamedTuple):
     lib: Any
 
 
+def bundled_directory() -> Path:
+    """``wintun_cffi/bin/<arch>``: where a wheel may ship the DLL for this interpreter."""
+    return Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
+
+
 def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
     """Where to look, in order, as ``(why, absolute path)`` pairs."""
     if path is not None:
@@ -53,8 +58,7 @@ def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[st
     program = platform.program_directory()
     if program is not None:
         places.append(("beside the running program", Path(program) / DLL_NAME))
-    bundled = Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
-    places.append(("wintun_cffi/bin for this architecture", bundled / DLL_NAME))
+    places.append(("wintun_cffi/bin for this architecture", bundled_directory() / DLL_NAME))
     return places
 
 

@@ -9,12 +9,14 @@ or come from elsewhere, packet tokens that are stale or foreign, and packet size
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+import warnings
 from typing import Any
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import EnumCallback, LoggerCallback
+from .backend import EnumCallback, LoggerCallback, PacketCalls
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .fdevent import WaitInterrupted
 from .loader import LoadedLibrary
+from .outstanding import Outstanding
 
 _log = logging.getLogger(__name__)
 
@@ -46,16 +49,17 @@ class NativeAdapter:
 class NativeSession:
     """A session handle of the native backend."""
 
-    __slots__ = ("backend", "pointer", "ended", "waiter", "reads", "writes")
+    __slots__ = ("backend", "pointer", "ended", "waiter", "reads", "writes", "calls")
 
     def __init__(self, backend: NativeBackend, pointer: Any, waiter: platform.ReadWaiter) -> None:
         self.backend = backend
         self.pointer = pointer
         self.ended = False
         self.waiter = waiter
-        #: Packet pointers received and not released / allocated and not sent.
-        self.reads: set[Any] = set()
-        self.writes: set[Any] = set()
+        #: Views of packets received and not released / allocated and not sent, by pointer.
+        self.reads = Outstanding()
+        self.writes = Outstanding()
+        self.calls = backend._packet_calls(self)
 
     def __repr__(self) -> str:
         return f"<NativeSession {'ended' if self.ended else self.pointer}>"
@@ -319,67 +323,80 @@ class NativeBackend:
         target = self._session(session, "WintunEndSession")
         target.ended = True
         target.waiter.interrupt()
-        target.reads.clear()
-        target.writes.clear()
+        exported = target.reads.release_all() + target.writes.release_all()
         self._lib.WintunEndSession(target.pointer)
         target.waiter.close()
+        if exported:
+            warnings.warn(
+                f"{exported} packet views were still exported when the session ended; views "
+                "derived from packet data must not outlive the packet (that memory is freed)",
+                ResourceWarning, stacklevel=2,
+            )
 
     def get_read_wait_event(self, session: object) -> int:
         """``WintunGetReadWaitEvent``: the HANDLE's value (a descriptor off Windows)."""
         pointer = self._session(session, "WintunGetReadWaitEvent").pointer
         return int(self._ffi.cast("intptr_t", self._lib.WintunGetReadWaitEvent(pointer)))
 
+    def _packet_calls(self, session: NativeSession) -> PacketCalls:
+        """The C packet functions bound to one session, with the checks the C API lacks."""
+        ffi, pointer, reads, writes = self._ffi, session.pointer, session.reads, session.writes
+        c_receive, c_release = self._c_receive, self._c_release
+        c_allocate, c_send = self._c_allocate, self._c_send
+        buffer, error = ffi.buffer, self._error
+        sizes = threading.local()  # one DWORD out-parameter per thread, not one per call
+
+        def receive() -> tuple[memoryview, object]:
+            try:
+                size = sizes.out
+            except AttributeError:
+                size = sizes.out = ffi.new("DWORD *")
+            packet = c_receive(pointer, size)
+            if not packet:
+                raise error("WintunReceivePacket")
+            view = reads[packet] = memoryview(buffer(packet, size[0]))
+            return view, packet
+
+        def release(token: object) -> None:
+            reads.take(token, "not a packet received from this session, or already released")
+            c_release(pointer, token)
+
+        def allocate(size: int) -> tuple[memoryview, object]:
+            if size.__class__ is not int or not 0 <= size <= 0xFFFF:
+                validate.check_packet_size(size)  # the DLL would write past the ring
+            packet = c_allocate(pointer, size)
+            if not packet:
+                raise error("WintunAllocateSendPacket")
+            view = writes[packet] = memoryview(buffer(packet, size))
+            return view, packet
+
+        def send(token: object) -> None:
+            writes.take(token, "not a packet allocated in this session, or already sent")
+            c_send(pointer, token)
+
+        return PacketCalls(receive, release, allocate, send)
+
+    def packet_calls(self, session: object) -> PacketCalls:
+        """The four packet functions bound to ``session``."""
+        return self._session(session, "packet_calls").calls
+
     def receive_packet(self, session: object) -> tuple[memoryview, object]:
         """``WintunReceivePacket``."""
-        target = (
-            session if session.__class__ is NativeSession and not session.ended
-            else self._session(session, "WintunReceivePacket")
-        )
-        ffi = self._ffi
-        size = ffi.new("DWORD *")
-        packet = self._c_receive(target.pointer, size)
-        if not packet:
-            raise self._error("WintunReceivePacket")
-        target.reads.add(packet)
-        return memoryview(ffi.buffer(packet, size[0])), packet
+        return self._session(session, "WintunReceivePacket").calls.receive()
 
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
-        target = (
-            session if session.__class__ is NativeSession and not session.ended
-            else self._session(session, "WintunReleaseReceivePacket")
-        )
-        try:
-            target.reads.remove(token)
-        except (KeyError, TypeError):
-            raise ValueError("not a packet received from this session, or already released") from None
-        self._c_release(target.pointer, token)
+        self._session(session, "WintunReleaseReceivePacket").calls.release(token)
 
     def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
         """``WintunAllocateSendPacket``; sizes above 0xFFFF are refused before the call."""
         if size.__class__ is not int or not 0 <= size <= 0xFFFF:
             validate.check_packet_size(size)
-        target = (
-            session if session.__class__ is NativeSession and not session.ended
-            else self._session(session, "WintunAllocateSendPacket")
-        )
-        packet = self._c_allocate(target.pointer, size)
-        if not packet:
-            raise self._error("WintunAllocateSendPacket")
-        target.writes.add(packet)
-        return memoryview(self._ffi.buffer(packet, size)), packet
+        return self._session(session, "WintunAllocateSendPacket").calls.allocate(size)
 
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``."""
-        target = (
-            session if session.__class__ is NativeSession and not session.ended
-            else self._session(session, "WintunSendPacket")
-        )
-        try:
-            target.writes.remove(token)
-        except (KeyError, TypeError):
-            raise ValueError("not a packet allocated in this session, or already sent") from None
-        self._c_send(target.pointer, token)
+        self._session(session, "WintunSendPacket").calls.send(token)
 
     # -- waiting ---------------------------------------------------------------------------
 

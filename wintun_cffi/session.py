@@ -25,7 +25,6 @@ from .errors import (
     PacketReleasedError,
     RingFullError,
     SessionClosedError,
-    WintunError,
 )
 
 if TYPE_CHECKING:
@@ -181,14 +180,11 @@ class Session:
         self.dropped = 0
         self._backend = backend
         self._handle = handle
+        self._calls = backend.packet_calls(handle)
         self._closed = False
         self._close_lock = threading.Lock()
         # Threads inside a call (set.add/discard are atomic); close() waits for it to empty.
         self._inflight: set[int] = set()
-        # Views of packets not yet released/sent, by token: close() invalidates them. The
-        # packets themselves are not kept, so one dropped without release can be collected.
-        self._outstanding_receives: dict[object, memoryview] = {}
-        self._outstanding_sends: dict[object, memoryview] = {}
         # Tokens of packets dropped without release/send; handled at the next call.
         self._abandoned_receives: list[object] = []
         self._abandoned_sends: list[object] = []
@@ -229,29 +225,34 @@ class Session:
         self._inflight.discard(_get_ident())
 
     def _settle_abandoned(self) -> None:
-        backend, handle = self._backend, self._handle
         while self._abandoned_sends:
-            backend.send_packet(handle, self._abandoned_sends.pop(0))
+            self._calls.send(self._abandoned_sends.pop(0))
         while self._abandoned_receives:
-            backend.release_receive_packet(handle, self._abandoned_receives.pop(0))
+            self._calls.release(self._abandoned_receives.pop(0))
 
     # -- receiving ------------------------------------------------------------------------
 
     def _receive_one(self) -> ReceivedPacket | None:
         try:
-            view, token = self._backend.receive_packet(self._handle)
+            view, token = self._calls.receive()
         except NoMoreItemsError:
             return None
-        self._outstanding_receives[token] = view
         return ReceivedPacket(self, view, token)
 
     def receive_packet(self) -> ReceivedPacket | None:
         """The next packet, or ``None`` if there is none now. Never blocks."""
-        self._enter()
+        inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
+        inflight.add(ident)
         try:
-            return self._receive_one()
+            if self._closed or self._abandoned_receives or self._abandoned_sends:
+                self._enter()
+            try:
+                view, token = self._calls.receive()
+            except NoMoreItemsError:
+                return None
+            return ReceivedPacket(self, view, token)
         finally:
-            self._exit()
+            inflight.discard(ident)
 
     def receive(self, timeout: float | None = None) -> ReceivedPacket:
         """The next packet, waiting up to ``timeout`` seconds (``None``: forever).
@@ -297,13 +298,11 @@ class Session:
             self._exit()
 
     def _receive_batch(self, max_packets: int) -> list[ReceivedPacket]:
-        receive, handle = self._backend.receive_packet, self._handle
-        outstanding = self._outstanding_receives
+        receive = self._calls.receive
         packets: list[ReceivedPacket] = []
         try:
             for _ in range(max_packets):
-                view, token = receive(handle)
-                outstanding[token] = view
+                view, token = receive()
                 packets.append(ReceivedPacket(self, view, token))
         except NoMoreItemsError:
             pass
@@ -333,22 +332,15 @@ class Session:
                 self._waiters.notify_all()
 
     def _release(self, packet: ReceivedPacket) -> None:
-        self._enter()
+        inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
+        inflight.add(ident)
         try:
-            view = packet._view
-            assert view is not None
-            try:
-                view.release()
-            except BufferError:
-                raise PacketReleasedError(
-                    "the packet's data is still exported (a memoryview or array made from "
-                    "packet.data); drop those first"
-                ) from None
+            if self._closed or self._abandoned_receives or self._abandoned_sends:
+                self._enter()
+            self._calls.release(packet._token)  # releases the view, or refuses if exported
             packet._view = None
-            self._outstanding_receives.pop(packet._token, None)
-            self._backend.release_receive_packet(self._handle, packet._token)
         finally:
-            self._exit()
+            inflight.discard(ident)
 
     def __iter__(self) -> Iterator[ReceivedPacket]:
         """Every packet, blocking, until the session is closed."""
@@ -365,25 +357,26 @@ class Session:
 
         Raises :class:`~wintun_cffi.errors.RingFullError` when the ring has no room.
         """
-        self._enter()
+        inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
+        inflight.add(ident)
         try:
-            view, token = self._backend.allocate_send_packet(self._handle, size)
-            self._outstanding_sends[token] = view
+            if self._closed or self._abandoned_receives or self._abandoned_sends:
+                self._enter()
+            view, token = self._calls.allocate(size)
             return SendBuffer(self, view, token)
         finally:
-            self._exit()
+            inflight.discard(ident)
 
     def _send(self, buffer: SendBuffer) -> None:
-        self._enter()
+        inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
+        inflight.add(ident)
         try:
-            view = buffer._view
-            assert view is not None
-            view.release()
+            if self._closed or self._abandoned_receives or self._abandoned_sends:
+                self._enter()
+            self._calls.send(buffer._token)  # releases the view
             buffer._view = None
-            self._outstanding_sends.pop(buffer._token, None)
-            self._backend.send_packet(self._handle, buffer._token)
         finally:
-            self._exit()
+            inflight.discard(ident)
 
     def send(
         self, data: BytesLike, *, on_full: OnFull = "raise", timeout: float | None = None
@@ -404,7 +397,7 @@ class Session:
         try:
             while True:
                 try:
-                    view, token = self._backend.allocate_send_packet(self._handle, len(payload))
+                    view, token = self._calls.allocate(len(payload))
                     break
                 except RingFullError:
                     if on_full == "raise":
@@ -419,7 +412,7 @@ class Session:
                 time.sleep(pause)  # the driver gives no signal when it frees space
                 pause = min(pause * 2, 0.002)
             view[:] = payload
-            self._backend.send_packet(self._handle, token)
+            self._calls.send(token)
             return True
         finally:
             self._exit()
@@ -427,17 +420,17 @@ class Session:
     def send_many(self, packets: Iterable[BytesLike]) -> int:
         """Send packets in order until the ring is full; returns how many were sent."""
         payloads = [memoryview(packet).cast("B") for packet in packets]
-        allocate, send, handle = self._backend.allocate_send_packet, self._backend.send_packet, self._handle
+        allocate, send = self._calls.allocate, self._calls.send
         sent = 0
         self._enter()
         try:
             for payload in payloads:
                 try:
-                    view, token = allocate(handle, len(payload))
+                    view, token = allocate(len(payload))
                 except RingFullError:
                     break
                 view[:] = payload
-                send(handle, token)
+                send(token)
                 sent += 1
             return sent
         finally:
@@ -513,29 +506,12 @@ class Session:
         while self._inflight - {me}:
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
-        exported = 0
-        for token, view in list(self._outstanding_receives.items()):
-            exported += _invalidate(view)
-            try:
-                backend.release_receive_packet(handle, token)
-            except WintunError:
-                pass
-        for view in list(self._outstanding_sends.values()):
-            exported += _invalidate(view)
-        self._outstanding_receives.clear()
-        self._outstanding_sends.clear()
         self._abandoned_receives.clear()
         self._abandoned_sends.clear()
         try:
-            backend.end_session(handle)
+            backend.end_session(handle)  # releases the views of outstanding packets
         finally:
             self.adapter._forget_session(self)
-        if exported:
-            warnings.warn(
-                f"{exported} packet views were still exported when the session closed; "
-                "views derived from packet data must not outlive the packet",
-                ResourceWarning, stacklevel=2,
-            )
 
     def __enter__(self) -> Session:
         return self
@@ -554,15 +530,6 @@ class Session:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"capacity={self.capacity:#x}"
         return f"<Session {state}>"
-
-
-def _invalidate(view: memoryview) -> int:
-    """Release a packet's view as its session closes; 1 if it could not be (exported)."""
-    try:
-        view.release()
-        return 0
-    except BufferError:
-        return 1
 
 
 def _deadline(timeout: float | None) -> float | None:

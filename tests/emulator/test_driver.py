@@ -1,0 +1,304 @@
+"""The kernel side (spec section 4): SessionDriver over two rings."""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import pytest
+
+from emulator.driver import AdapterStatistics, SessionDriver, is_deliverable_ip
+from emulator.ring import Ring
+from wintun_cffi.errors import NoMoreItemsError, SessionEndedError
+from wintun_cffi.fdevent import FdEvent
+
+from .conftest import (
+    CAP,
+    DEAD,
+    FLAG,
+    MASK,
+    DriverRig,
+    header,
+    ipv4,
+    rec,
+    u32,
+    wait_until,
+    write_record,
+)
+
+# -- delivering into the Send ring -------------------------------------------------------------
+
+
+def test_deliver_writes_exact_records_and_signals(rig: DriverRig) -> None:
+    assert not rig.read_wait.consume()
+    assert rig.driver.deliver([b"\x45abc", b"", bytes(range(9))])
+    assert rig.read_wait.consume()
+    mem = bytes(rig.send.memory)
+    assert mem[0:12] == struct.pack("<IIi", 0, 8 + 4 + 16, 0)
+    assert mem[12:16] == struct.pack("<I", 4) and mem[16:20] == b"\x45abc"
+    assert mem[20:24] == struct.pack("<I", 0)
+    assert mem[24:28] == struct.pack("<I", 9) and mem[28:37] == bytes(range(9))
+    assert mem[37:40] == b"\x00\x00\x00"  # alignment padding untouched
+    assert rig.stats.out_packets == 3 and rig.stats.out_octets == 13
+
+
+def test_batch_that_exactly_fits_is_written(rig: DriverRig) -> None:
+    # 0x10004 + 65528 == 0x20000 - 4: exactly the free space of an empty ring.
+    assert rec(0xFFFF) + rec(65524) == CAP - 4
+    assert rig.driver.deliver([b"\x01" * 0xFFFF, b"\x02" * 65524])
+    assert rig.send.tail == CAP - 4
+    assert u32(rig.send, 0) == 0xFFFF and u32(rig.send, 0x10004) == 65524
+    assert rig.stats.out_discards == 0
+
+
+def test_batch_one_slot_too_big_writes_nothing(rig: DriverRig) -> None:
+    before = bytes(rig.send.memory)
+    assert not rig.driver.deliver([b"\x01" * 0xFFFF, b"\x02" * 65525, b"\x03"])
+    assert bytes(rig.send.memory) == before
+    assert rig.stats.out_discards == 3 and rig.stats.out_packets == 0
+    assert not rig.read_wait.consume()
+
+
+def test_batch_fits_again_after_the_client_releases(rig: DriverRig) -> None:
+    assert rig.driver.deliver([bytes(1000)] * 100)
+    used = 100 * rec(1000)
+    left = (0 - used - 4) & MASK
+    assert not rig.driver.deliver([bytes(left - 3)])  # needs left + 4 bytes
+    assert rig.driver.deliver([bytes(left - 4)])
+    assert rig.stats.out_discards == 1
+    assert not rig.driver.deliver([b""])
+    _, token = rig.client.receive_packet()
+    rig.client.release_receive_packet(token)
+    assert rig.driver.deliver([bytes(rec(1000) - 4)])
+    assert rig.send.tail == rec(1000) - 4  # wrapped to just below the released record
+
+
+def test_oversized_packets_are_skipped_and_counted(rig: DriverRig) -> None:
+    assert rig.driver.deliver([b"\x00" * 0x10000, b"\x45ok", b"\x00" * 0x20000])
+    assert rig.stats.out_errors == 2 and rig.stats.out_packets == 1
+    assert header(rig.send)[1] == rec(3)
+    view, _ = rig.client.receive_packet()
+    assert bytes(view) == b"\x45ok"
+    with pytest.raises(NoMoreItemsError):
+        rig.client.receive_packet()
+
+
+def test_deliver_refused_when_ring_head_is_out_of_range(rig: DriverRig) -> None:
+    rig.send.head = CAP
+    assert not rig.driver.deliver([b"a", b"b"])
+    assert rig.stats.out_discards == 2 and rig.send.tail == 0
+
+
+def test_driver_keeps_its_own_tail(rig: DriverRig) -> None:
+    assert rig.driver.deliver([b"abc"])
+    rig.send.tail = 0x100  # someone scribbles on the shared field
+    assert rig.driver.deliver([b"def"])
+    assert rig.send.tail == 16 and u32(rig.send, 8) == 3
+
+
+# -- consuming the Receive ring ----------------------------------------------------------------
+
+
+def send(rig: DriverRig, payload: bytes) -> None:
+    view, token = rig.client.allocate_send_packet(len(payload))
+    view[:] = payload
+    rig.client.send_packet(token)
+
+
+def test_consumer_accepts_ip_and_discards_the_rest(rig: DriverRig) -> None:
+    v6 = bytes([0x60]) + bytes(39)
+    packets = [ipv4(b"a", 20), ipv4(b"b", 19), b"", b"\x45", v6, v6[:39], b"\x50" + bytes(30),
+               ipv4(b"c", 100)]
+    for packet in packets:
+        send(rig, packet)
+    end = sum(rec(len(p)) for p in packets)
+    assert wait_until(lambda: rig.receive.head == end)
+    assert rig.packets() == [packets[0], packets[4], packets[7]]
+    assert rig.stats.in_packets == 3 and rig.stats.in_discards == 5
+    assert rig.stats.in_octets == 20 + 40 + 100 and rig.stats.in_errors == 0
+
+
+def test_is_deliverable_ip_boundaries() -> None:
+    assert is_deliverable_ip(b"\x4f" + bytes(19))
+    assert not is_deliverable_ip(b"\x4f" + bytes(18))
+    assert is_deliverable_ip(b"\x6f" + bytes(39))
+    assert not is_deliverable_ip(b"\x6f" + bytes(38))
+    assert not is_deliverable_ip(b"\x55" + bytes(60))
+    assert not is_deliverable_ip(b"")
+
+
+def test_head_advances_in_order_and_alertable_handshake(rig: DriverRig) -> None:
+    # The idle consumer goes to sleep announcing it with Alertable = 1.
+    assert wait_until(lambda: rig.receive.alertable == 1)
+    first = ipv4(b"1", 60)
+    send(rig, first)
+    assert wait_until(lambda: rig.receive.head == rec(60))
+    assert rig.packets() == [first]
+    assert wait_until(lambda: rig.receive.alertable == 1)  # idle again
+    more = [ipv4(bytes([i]), 20 + i) for i in range(5)]
+    for packet in more:
+        send(rig, packet)
+    end = rec(60) + sum(rec(len(p)) for p in more)
+    assert wait_until(lambda: rig.receive.head == end)
+    assert rig.packets() == [first, *more]
+
+
+def test_head_stays_behind_an_unsent_allocation(rig: DriverRig) -> None:
+    held_view, held = rig.client.allocate_send_packet(20)
+    send(rig, ipv4(b"later", 20))
+    ready = ipv4(b"after", 20)
+    send(rig, ready)
+    assert rig.receive.tail == 0  # nothing published while the first is only allocated
+    assert wait_until(lambda: rig.receive.alertable == 1)
+    assert rig.receive.head == 0 and rig.packets() == []
+    first = ipv4(b"first", 20)
+    held_view[:] = first
+    rig.client.send_packet(held)
+    assert wait_until(lambda: rig.receive.head == 3 * rec(20))
+    assert rig.packets() == [first, ipv4(b"later", 20), ready]
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    ["size_too_big", "flagged", "runs_past_tail", "content_short", "tail_out_of_range"],
+)
+def test_corrupt_receive_ring_kills_it(rig: DriverRig, corrupt: str) -> None:
+    assert wait_until(lambda: rig.receive.alertable == 1)
+    ring = rig.receive
+    if corrupt == "size_too_big":
+        write_record(ring, 0, b"", size_field=0x10000)
+        ring.tail = 8
+    elif corrupt == "flagged":
+        write_record(ring, 0, ipv4(b"x", 20), size_field=20 | FLAG)
+        ring.tail = 24
+    elif corrupt == "runs_past_tail":
+        write_record(ring, 0, ipv4(b"x", 20))
+        ring.tail = 20
+    elif corrupt == "content_short":
+        ring.tail = 2
+    else:
+        ring.tail = CAP
+    rig.tail_moved.set()
+    assert wait_until(lambda: ring.head == DEAD)
+    assert rig.stats.in_errors == 1 and rig.stats.in_packets == 0
+    with pytest.raises(SessionEndedError) as exc:
+        rig.client.allocate_send_packet(20)
+    assert exc.value.winerror == 38
+
+
+def test_stop_marks_both_rings_dead_and_wakes_the_reader(rig: DriverRig) -> None:
+    assert rig.driver.deliver([b"pending"])
+    assert rig.read_wait.consume()
+    woke = threading.Event()
+
+    def reader() -> None:
+        if rig.read_wait.wait(10.0):
+            woke.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    rig.driver.stop()
+    thread.join(10.0)
+    assert woke.is_set() and not thread.is_alive()
+    assert rig.driver.stopped
+    assert rig.receive.head == DEAD and rig.send.tail == DEAD
+    rig.driver.stop()  # idempotent
+    assert not rig.driver.deliver([b"late"])
+    assert rig.stats.out_discards == 1
+    with pytest.raises(SessionEndedError):
+        rig.client.receive_packet()
+    with pytest.raises(SessionEndedError):
+        rig.client.allocate_send_packet(20)
+
+
+def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_system(batch: list[bytes]) -> None:
+        entered.set()
+        release.wait(10.0)
+
+    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, slow_system,
+                           AdapterStatistics())
+    write_record(receive_ring, 0, ipv4(b"x", 20))
+    receive_ring.tail = 24
+    tail_moved.set()
+    assert entered.wait(10.0)
+    stopper = threading.Thread(target=driver.stop)
+    stopper.start()
+    release.set()
+    stopper.join(10.0)
+    assert not stopper.is_alive()
+    assert receive_ring.head == DEAD and send_ring.tail == DEAD
+    read_wait.close()
+    tail_moved.close()
+
+
+def test_a_failing_system_does_not_kill_the_consumer() -> None:
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    calls: list[list[bytes]] = []
+
+    def flaky(batch: list[bytes]) -> None:
+        calls.append(batch)
+        if len(calls) == 1:
+            raise RuntimeError("the system hiccups")
+
+    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, flaky,
+                           AdapterStatistics())
+    end = write_record(receive_ring, 0, ipv4(b"1", 20))
+    receive_ring.tail = end
+    tail_moved.set()
+    assert wait_until(lambda: receive_ring.head == end)
+    end2 = write_record(receive_ring, end, ipv4(b"2", 20))
+    receive_ring.tail = end2
+    tail_moved.set()
+    assert wait_until(lambda: receive_ring.head == end2)
+    assert len(calls) == 2
+    driver.stop()
+    read_wait.close()
+    tail_moved.close()
+
+
+def test_statistics_as_dict() -> None:
+    stats = AdapterStatistics(out_packets=2, in_errors=1)
+    assert stats.as_dict() == {
+        "out_octets": 0, "out_packets": 2, "out_discards": 0, "out_errors": 0,
+        "in_octets": 0, "in_packets": 0, "in_discards": 0, "in_errors": 1,
+    }
+
+
+def test_packets_before_a_corrupt_record_still_reach_the_system(rig: DriverRig) -> None:
+    assert wait_until(lambda: rig.receive.alertable == 1)
+    good = ipv4(b"good", 20)
+    nxt = write_record(rig.receive, 0, good)
+    write_record(rig.receive, nxt, b"", size_field=0x12345)
+    rig.receive.tail = nxt + 8
+    rig.tail_moved.set()
+    assert wait_until(lambda: rig.receive.head == DEAD)
+    assert rig.packets() == [good]
+    assert rig.stats.in_packets == 1 and rig.stats.in_errors == 1
+
+
+def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    holder: list[SessionDriver] = []
+    done = threading.Event()
+
+    def system(batch: list[bytes]) -> None:  # e.g. the host terminates on a packet
+        holder[0].stop()
+        done.set()
+
+    holder.append(SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system,
+                                AdapterStatistics()))
+    receive_ring.tail = write_record(receive_ring, 0, ipv4(b"bye", 20))
+    tail_moved.set()
+    assert done.wait(10.0)
+    holder[0]._consumer.join(10.0)
+    assert not holder[0]._consumer.is_alive()
+    assert receive_ring.head == DEAD and send_ring.tail == DEAD
+    read_wait.close()
+    tail_moved.close()

@@ -1,0 +1,103 @@
+"""wintun_cffi.errors (Win32 code -> exception) and wintun_cffi.validate."""
+
+from __future__ import annotations
+
+import errno
+import pickle
+import uuid
+
+import pytest
+
+from wintun_cffi import errors as e
+from wintun_cffi import validate as v
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "posix"),
+    [
+        (259, e.NoMoreItemsError, errno.EAGAIN),
+        (111, e.RingFullError, errno.ENOBUFS),
+        (38, e.SessionEndedError, errno.EPIPE),
+        (13, e.RingCorruptError, errno.EBADMSG),
+        (2, e.AdapterNotFoundError, errno.ENOENT),
+        (1168, e.AdapterNotFoundError, errno.ENOENT),
+        (183, e.AlreadyExistsError, errno.EEXIST),
+        (5010, e.AlreadyExistsError, errno.EEXIST),
+        (5, e.AccessDeniedError, errno.EACCES),
+        (1247, e.SessionActiveError, errno.EBUSY),
+        (87, e.InvalidParameterError, errno.EINVAL),
+        (6, e.HandleClosedError, errno.EBADF),
+        (50, e.NotSupportedError, errno.EOPNOTSUPP),
+    ],
+)
+def test_error_from_code_picks_the_class(code: int, cls: type[e.WintunError], posix: int) -> None:
+    error = e.error_from_code(code, "WintunSomething")
+    assert type(error) is cls and isinstance(error, OSError)
+    assert error.winerror == code and error.errno == posix
+    assert str(error).startswith(f"[WinError {code}] WintunSomething: ERROR_")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls and copy.winerror == code and copy.strerror == error.strerror
+
+
+def test_unknown_code_is_the_generic_error() -> None:
+    error = e.error_from_code(12345)
+    assert type(error) is e.WintunError and error.winerror == 12345
+    assert str(error).startswith("[WinError 12345] ")
+
+
+def test_default_codes_and_log() -> None:
+    assert e.SessionClosedError("closed").winerror == 38
+    assert issubclass(e.SessionClosedError, e.SessionEndedError)
+    error = e.RingFullError("full")
+    assert error.winerror == 111
+    error.log = ("line one", "line two")
+    assert str(error) == "[WinError 111] full (Wintun log: line one | line two)"
+
+
+def test_not_supported_names_the_generation() -> None:
+    error = e.NotSupportedError.for_generation("WintunDeleteDriver", "pool")
+    assert "WintunDeleteDriver" in str(error) and "'pool'" in str(error)
+    assert error.winerror == 50
+
+
+@pytest.mark.parametrize(
+    ("check", "limit"),
+    [(v.check_adapter_name, 127), (v.check_tunnel_type, 127), (v.check_pool, 255)],
+)
+def test_text_limits(check: object, limit: int) -> None:
+    assert callable(check)
+    assert check("a" * limit) == "a" * limit
+    for bad in ["", "a\x00b", "a" * (limit + 1), "\U0001F600" * (limit // 2 + 1)]:
+        with pytest.raises(ValueError):
+            check(bad)
+    for wrong in [None, b"bytes", 5]:
+        with pytest.raises(TypeError):
+            check(wrong)
+
+
+def test_packet_size() -> None:
+    assert v.check_packet_size(0) == 0 and v.check_packet_size(0xFFFF) == 0xFFFF
+    for bad in [-1, 0x10000]:
+        with pytest.raises(ValueError):
+            v.check_packet_size(bad)
+    for wrong in [True, 1.0, "1", None]:
+        with pytest.raises(TypeError):
+            v.check_packet_size(wrong)
+
+
+def test_capacity() -> None:
+    for good in [0x20000, 0x40000, 0x4000000]:
+        assert v.check_capacity(good) == good
+    for bad in [0, 0x1FFFF, 0x30000, 0x8000000, -0x20000]:
+        with pytest.raises(ValueError):
+            v.check_capacity(bad)
+    for wrong in [True, 0x20000 * 1.0, "0x20000"]:
+        with pytest.raises(TypeError):
+            v.check_capacity(wrong)
+
+
+def test_guid() -> None:
+    guid = uuid.uuid4()
+    assert v.check_guid(guid) is guid and v.check_guid(None) is None
+    with pytest.raises(TypeError):
+        v.check_guid(str(guid))
