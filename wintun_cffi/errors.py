@@ -25,7 +25,9 @@ class WintunError(OSError):
     #: The closest POSIX errno, so that generic ``OSError`` handling makes sense of it.
     errno_equivalent: ClassVar[int] = _errno.EIO
 
+    #: The Win32 error code.
     winerror: int
+    #: The Wintun log lines captured during the failing call (may be empty).
     log: tuple[str, ...]
 
     def __init__(self, message: str, winerror: int | None = None) -> None:

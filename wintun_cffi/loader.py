@@ -19,6 +19,7 @@ from ._exports import EXPORTS, FFI_MODULES, GENERATIONS
 from .constants import ApiGeneration
 from .errors import (
     ChecksumMismatchError,
+    LibraryLoadError,
     MissingExportsError,
     UnknownGenerationError,
     WrongArchitectureError,
@@ -138,7 +139,10 @@ def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
     best: tuple[float, ApiGeneration, Any, Any, list[str]] | None = None
     for generation in GENERATIONS:
         ffi = importlib.import_module(FFI_MODULES[generation]).ffi
-        lib = platform.open_library(ffi, path)
+        try:
+            lib = platform.open_library(ffi, path)
+        except OSError as error:  # not a loadable library (or a dependency is missing)
+            raise LibraryLoadError(f"{path} could not be loaded: {error}") from error
         names = EXPORTS[generation]
         missing = [name for name in names if not _resolvable(lib, name)]
         score = 1 - len(missing) / len(names)

@@ -31,6 +31,10 @@ from .outstanding import Outstanding
 
 _log = logging.getLogger(__name__)
 
+#: The logger callback each library (by path) points at. The library keeps it after the
+#: backend that installed it is gone, so it must stay alive until replaced or removed.
+_installed_loggers: dict[str, Any] = {}
+
 
 class NativeAdapter:
     """An adapter handle of the native backend."""
@@ -136,12 +140,16 @@ class NativeBackend:
         if self._api == "0.14":
             if pool is not None:
                 raise ValueError("Wintun 0.14 adapters have no pool; pass tunnel_type")
+            if tunnel_type is None:  # the Backend protocol: neither is a ValueError
+                raise ValueError("Wintun 0.14 needs a tunnel_type to create an adapter")
             validate.check_tunnel_type(tunnel_type)
             pointer = self._lib.WintunCreateAdapter(name, tunnel_type, guid)
             reboot = False
         else:
             if tunnel_type is not None:
                 raise ValueError(f"the {self._api!r} API takes a pool, not a tunnel type")
+            if pool is None:
+                raise ValueError(f"the {self._api!r} API needs a pool to create an adapter")
             validate.check_pool(pool)
             reboot_out = self._ffi.new("BOOL *")
             pointer = self._lib.WintunCreateAdapter(pool, name, guid, reboot_out)
@@ -274,6 +282,7 @@ class NativeBackend:
         if logger is None:
             self._lib.WintunSetLogger(self._ffi.NULL)
             self._logger_callback = None
+            _installed_loggers.pop(self.path, None)
             return
         if not callable(logger):
             raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")
@@ -300,6 +309,7 @@ class NativeBackend:
             native = ffi.callback(kind, deliver_plain, onerror=report)
         self._lib.WintunSetLogger(native)
         self._logger_callback = native
+        _installed_loggers[self.path] = native
 
     # -- sessions --------------------------------------------------------------------------
 
