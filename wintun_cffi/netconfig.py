@@ -1,0 +1,225 @@
+"""Network configuration of an adapter: addresses, MTU, waiting for the interface, stable GUIDs.
+
+Wintun only creates the adapter; giving it addresses and an MTU is the operating system's job.
+These functions do it for any :class:`~wintun_cffi.api.Adapter`:
+
+* a native adapter on Windows is configured through the IP Helper API (``iphlpapi.dll``,
+  keyed by the adapter's LUID; never ``netsh``), which needs administrator rights;
+* an emulated adapter (:func:`wintun_cffi.emulated`) has its host side updated, so that its
+  echo responder answers for the addresses assigned here;
+* a native adapter anywhere else (the C test double) cannot be configured:
+  :class:`~wintun_cffi.errors.NotSupportedError`.
+
+Right after an adapter is created Windows may not have built its IP interface yet, and
+configuring it fails with ``ERROR_NOT_FOUND``; call
+:func:`~wintun_cffi.netconfig.wait_for_interface` first. Failures are
+:class:`~wintun_cffi.errors.WintunError` subclasses carrying the Win32 code; bad arguments
+raise :class:`ValueError` or :class:`TypeError` before anything is changed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Literal
+
+from . import constants as c
+from . import validate
+from .api import Adapter
+from .errors import AdapterNotFoundError, NotSupportedError, error_from_code
+from .platform import IS_WINDOWS
+
+if TYPE_CHECKING:
+    from emulator.host import Host
+
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+#: What the address functions accept: ``"10.6.7.7/24"``, ``"fd00::7/64"`` or an
+#: :mod:`ipaddress` interface or address (an address without a prefix gets /32 or /128).
+AddressLike = (
+    str | ipaddress.IPv4Interface | ipaddress.IPv6Interface | ipaddress.IPv4Address
+    | ipaddress.IPv6Address
+)
+
+#: The namespace of :func:`~wintun_cffi.netconfig.guid_from_name` (fixed for this project:
+#: changing it would change every derived GUID).
+GUID_NAMESPACE = uuid.UUID("9c0902b6-5100-4315-b59b-33077f3ca593")
+
+#: Smallest MTU per IP version that Windows accepts: 576 for IPv4 (the datagram size every
+#: host must take, RFC 791), 1280 for IPv6 (RFC 8200).
+MIN_MTU = {4: 576, 6: 1280}
+#: Largest MTU: the largest IP packet.
+MAX_MTU = c.MAX_IP_PACKET_SIZE
+
+_NATIVE_OFF_WINDOWS = "network configuration of a native adapter needs Windows (IP Helper)"
+
+
+def guid_from_name(name: str) -> uuid.UUID:
+    """A GUID derived from the adapter name: the same name gives the same GUID, on every run.
+
+    Windows keys an adapter's network profile (its network category, firewall profile and
+    name in the Network and Sharing Center) by the adapter GUID. A random GUID on each run
+    makes Windows treat the adapter as a new network every time (a new "Network N" profile,
+    the firewall's Public defaults again); passing this GUID to
+    :meth:`~wintun_cffi.api.Wintun.create_adapter` keeps one profile across runs.
+
+    The name is compared as Windows compares adapter names, ignoring case (each character
+    upper-cased on its own, as Windows' case table does), so ``"Demo"`` and ``"DEMO"`` give
+    the same GUID. It is a version-5 UUID in :data:`~wintun_cffi.netconfig.GUID_NAMESPACE`.
+    """
+    validate.check_adapter_name(name)
+    # One character to one character, like Windows' upcase table: str.upper() alone would
+    # turn "ß" into "SS" and make names that Windows keeps apart collide.
+    folded = "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in name)
+    return uuid.uuid5(GUID_NAMESPACE, folded)
+
+
+def add_address(adapter: Adapter, address: AddressLike) -> None:
+    """Assign a unicast ``address`` with its on-link prefix (``"10.6.7.7/24"``) to ``adapter``.
+
+    On Windows the address is usable at once (no duplicate address detection wait). Raises
+    :class:`~wintun_cffi.errors.AlreadyExistsError` if the adapter already has that address
+    (whatever its prefix), :class:`~wintun_cffi.errors.AdapterNotFoundError` if the interface
+    does not exist (yet: see :func:`~wintun_cffi.netconfig.wait_for_interface`) and
+    :class:`~wintun_cffi.errors.AccessDeniedError` without administrator rights.
+    """
+    interface = _parse_address(address)
+    _check_adapter(adapter)
+    host = _host(adapter)
+    if host is not None:
+        # The emulator follows IP Helper's rule: one row per (interface, address).
+        if any(assigned.ip == interface.ip for assigned in host.interfaces):
+            raise error_from_code(c.ERROR_OBJECT_ALREADY_EXISTS, "CreateUnicastIpAddressEntry")
+        host.add_address(interface)
+        return
+    from . import _iphlpapi
+
+    _iphlpapi.create_unicast_address(adapter.luid, interface)
+
+
+def remove_address(adapter: Adapter, address: AddressLike) -> None:
+    """Remove ``address`` from ``adapter``; the prefix, if given, is ignored.
+
+    Raises :class:`~wintun_cffi.errors.AdapterNotFoundError` (``ERROR_NOT_FOUND``) if the
+    adapter does not have that address.
+    """
+    interface = _parse_address(address)
+    _check_adapter(adapter)
+    host = _host(adapter)
+    if host is not None:
+        for assigned in host.interfaces:
+            if assigned.ip == interface.ip:
+                host.remove_address(assigned)
+                return
+        raise error_from_code(c.ERROR_NOT_FOUND, "DeleteUnicastIpAddressEntry")
+    from . import _iphlpapi
+
+    _iphlpapi.delete_unicast_address(adapter.luid, interface)
+
+
+def set_mtu(
+    adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF_INET
+) -> None:
+    """Set the ``adapter``'s MTU for one IP version (``family``: ``socket.AF_INET`` or
+    ``socket.AF_INET6``).
+
+    ``mtu`` is at least 576 for IPv4 and 1280 for IPv6, and at most 65535.
+    """
+    version = _family_version(family)
+    if not isinstance(mtu, int) or isinstance(mtu, bool):
+        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
+    if not MIN_MTU[version] <= mtu <= MAX_MTU:
+        raise ValueError(
+            f"an IPv{version} MTU must be {MIN_MTU[version]} to {MAX_MTU}, not {mtu}"
+        )
+    _check_adapter(adapter)
+    host = _host(adapter)
+    if host is not None:
+        host.set_mtu(mtu, version)
+        return
+    from . import _iphlpapi
+
+    _iphlpapi.set_mtu(adapter.luid, version, mtu)
+
+
+def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
+    """Wait until the operating system has created ``adapter``'s IP interface.
+
+    Windows builds the interface shortly after the adapter; until then configuring it fails
+    with ``ERROR_NOT_FOUND``. Polls for up to ``timeout`` seconds and raises
+    :class:`TimeoutError` if the interface is still missing. An emulated adapter's interface
+    exists as long as the adapter does.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
+    _check_adapter(adapter)
+    host = _host(adapter)
+    if host is not None:
+        if host.terminated:
+            raise AdapterNotFoundError(f"the adapter {host.name!r} has been removed")
+        return
+    from . import _iphlpapi
+
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while not _iphlpapi.interface_exists(adapter.luid):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"Windows created no IP interface for the adapter within {timeout} s"
+            )
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.1)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _parse_address(address: object) -> Interface:
+    """``address`` as an interface; ValueError/TypeError if it is not a unicast one."""
+    if not isinstance(
+        address,
+        (str, ipaddress.IPv4Interface, ipaddress.IPv6Interface, ipaddress.IPv4Address,
+         ipaddress.IPv6Address),
+    ):
+        raise TypeError(
+            f"address must be a str or an ipaddress interface, not {type(address).__name__}"
+        )
+    try:
+        interface = ipaddress.ip_interface(address)
+    except ValueError:
+        raise ValueError(f"not an IP address with an optional prefix: {address!r}") from None
+    if interface.ip.is_multicast or interface.ip.is_unspecified:
+        raise ValueError(f"not a unicast address: {interface.ip}")
+    if isinstance(interface, ipaddress.IPv6Interface) and interface.scope_id is not None:
+        raise ValueError(f"give the address without a zone (the adapter is the zone): {address!r}")
+    return interface
+
+
+def _family_version(family: object) -> Literal[4, 6]:
+    """4 or 6 for ``socket.AF_INET`` / ``socket.AF_INET6``."""
+    if family == socket.AF_INET:
+        return 4
+    if family == socket.AF_INET6:
+        return 6
+    raise ValueError(f"family must be socket.AF_INET or socket.AF_INET6, not {family!r}")
+
+
+def _check_adapter(adapter: object) -> None:
+    """An open :class:`~wintun_cffi.api.Adapter`, or TypeError / HandleClosedError."""
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"adapter must be a wintun_cffi Adapter, not {type(adapter).__name__}")
+    adapter.handle  # noqa: B018 - raises HandleClosedError once the adapter is closed
+
+
+def _host(adapter: Adapter) -> Host | None:
+    """The host side of an emulated adapter; None for a native adapter on Windows."""
+    if callable(getattr(adapter.wintun.backend, "host", None)):
+        return adapter.host
+    if not IS_WINDOWS:
+        raise NotSupportedError(_NATIVE_OFF_WINDOWS)
+    return None
