@@ -266,8 +266,9 @@ class Emulator:
         with self._lock:
             adapter = self._find(name)
             if adapter is None:
-                code = ERROR_NOT_FOUND if self._api == "0.14" else ERROR_FILE_NOT_FOUND
-                raise self._fail(code, function, "Failed to find matching adapter name")
+                if self._api != "0.14":  # the pool-era DLL reports a plain miss without logging
+                    raise error_from_code(ERROR_FILE_NOT_FOUND, function)
+                raise self._fail(ERROR_NOT_FOUND, function, "Failed to find matching adapter name")
             if self._api != "0.14" and (adapter.pool or "").casefold() != str(pool).casefold():
                 raise self._fail(
                     ERROR_ALREADY_EXISTS, function, "Adapter is not a member of the pool"
@@ -476,6 +477,14 @@ class Emulator:
     def host(self, adapter: object) -> Host:
         """The system side of the adapter behind an adapter handle."""
         return self._adapter(adapter, "host").host
+
+    def close(self) -> None:
+        """Shut the emulated machine down: every adapter is removed (its session dies; a Linux
+        TUN host deletes its interface). Idempotent."""
+        with self._lock:
+            adapters = list(self._adapters)
+        for adapter in adapters:
+            self._remove(adapter)
 
     def adapter_names(self) -> list[str]:
         """The names of every adapter of the emulated machine (any pool)."""

@@ -1,0 +1,363 @@
+"""A real Linux kernel on the far side of an emulated adapter, through a TUN interface.
+
+:class:`LinuxTunHost` is a :class:`~emulator.host.Host` whose system is the Linux network stack:
+the packets the application sends are written to a TUN device (one ``write`` per packet: TUN
+has no batch write without ``IFF_VNET_HDR`` offloads, which only merge one flow's segments),
+and a reader thread delivers what the kernel routes to the interface into the Send ring, one
+batch per wakeup. Addresses and MTUs go to the kernel through iproute2's ``ip`` command.
+
+Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter,
+up while a session is attached, and deleted when the host closes (the adapter is removed).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import select
+import struct
+import subprocess
+import threading
+import weakref
+from typing import NoReturn
+
+from wintun_cffi.constants import MAX_IP_PACKET_SIZE
+from wintun_cffi.fdevent import FdEvent
+
+from .driver import SessionDriver
+from .host import Family, Host, Interface, check_mtu
+from .ring import Ring
+
+_log = logging.getLogger(__name__)
+
+TUN_DEVICE = "/dev/net/tun"
+#: The kernel's interface name limit (IFNAMSIZ is 16 with the terminating NUL).
+MAX_INTERFACE_NAME_BYTES = 15
+NEEDS_ROOT = "creating a TUN interface needs root (CAP_NET_ADMIN)"
+
+# <linux/if_tun.h>: _IOW('T', 202, int) and the flags of struct ifreq.
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+_IFREQ = struct.Struct("16sH22x")  # ifr_name, ifr_flags, rest of the union
+#: Most packets the reader takes from the kernel per wakeup (one all-or-nothing batch).
+READ_BATCH = 128
+
+
+def check_interface_name(name: str) -> bytes:
+    """``name`` as the kernel will see it; :class:`ValueError` if Linux would refuse it.
+
+    Linux interface names are 1 to 15 bytes, not ``.`` or ``..``, without ``/``, ``:`` or
+    whitespace. ``%`` is refused too: the TUN driver would read it as a numbering template and
+    pick another name. Nothing is renamed silently.
+    """
+    encoded = name.encode()
+    problem = None
+    if not encoded:
+        problem = "it is empty"
+    elif len(encoded) > MAX_INTERFACE_NAME_BYTES:
+        problem = f"it is {len(encoded)} bytes in UTF-8; the limit is {MAX_INTERFACE_NAME_BYTES}"
+    elif name in (".", ".."):
+        problem = "it is a path component"
+    elif any(c in "/:%" or c.isspace() for c in name):
+        problem = "it contains '/', ':', '%' or whitespace"
+    if problem is not None:
+        raise ValueError(f"{name!r} cannot name a Linux interface: {problem}")
+    return encoded
+
+
+def ip_command(*args: str) -> str:
+    """Run iproute2's ``ip`` with ``args``; its output, or :class:`OSError` with its message."""
+    try:
+        result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT, "the Linux TUN host needs iproute2's `ip` command on PATH"
+        ) from None
+    if result.returncode != 0:
+        raise OSError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _open_tun(encoded: bytes) -> int:
+    """A non-blocking descriptor of a new TUN interface (no packet information header)."""
+    try:
+        fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT, f"{TUN_DEVICE} is missing: this kernel has no TUN support loaded "
+            "(modprobe tun)", TUN_DEVICE,
+        ) from None
+    except PermissionError:
+        raise PermissionError(errno.EPERM, NEEDS_ROOT) from None
+    try:
+        request = bytearray(_IFREQ.pack(encoded, _IFF_TUN | _IFF_NO_PI))
+        fcntl.ioctl(fd, _TUNSETIFF, request)
+    except OSError as error:
+        os.close(fd)
+        _raise_setiff(error, encoded.decode())
+    given = _IFREQ.unpack(request)[0].rstrip(b"\0")
+    if given != encoded:  # never expected: names with '%' are refused before
+        os.close(fd)
+        raise OSError(f"the kernel named the interface {given!r}, not {encoded!r}")
+    return fd
+
+
+def _raise_setiff(error: OSError, name: str) -> NoReturn:
+    if error.errno == errno.EPERM:
+        raise PermissionError(errno.EPERM, NEEDS_ROOT) from None
+    if error.errno in (errno.EBUSY, errno.EEXIST, errno.EINVAL):
+        # EBUSY: a TUN interface of that name is in use; EINVAL: another kind of interface.
+        raise FileExistsError(
+            error.errno, f"cannot create TUN interface {name!r}: an interface of that name "
+            f"already exists ({os.strerror(error.errno)})",
+        ) from None
+    raise error
+
+
+class LinuxTunHost(Host):
+    """The Linux kernel plays the system side of one adapter, through a TUN interface.
+
+    What the application sends reaches the kernel's network stack (answered by it, by sockets
+    in the interface's network namespace, or routed on); what the kernel routes to the
+    interface reaches the application. :meth:`deliver` still injects packets by hand;
+    :meth:`receive` and :meth:`collect` are not available (read with a socket instead).
+    """
+
+    def __init__(self, name: str) -> None:
+        encoded = check_interface_name(name)  # before touching the device
+        super().__init__(name, capture_limit=0)
+        self.echo_responder = False  # the kernel answers echo requests itself
+        #: Packets from the application the kernel refused (``write`` failed).
+        self.write_errors = 0
+        self._lifecycle = threading.RLock()
+        self._fd = _open_tun(encoded)
+        # Dropped without close() (an emulator nobody shut down): the interface still goes.
+        self._release_fd = weakref.finalize(self, os.close, self._fd)
+        self._up = False
+        self._reader: threading.Thread | None = None
+        self._stop_reader: FdEvent | None = None
+        try:
+            self._keep_ipv6_addresses()
+            self._refresh_mtu()
+        except BaseException:
+            self._release_fd()
+            self._fd = -1
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """True once the TUN interface is deleted."""
+        return self._fd < 0
+
+    def fileno(self) -> int:
+        """The TUN device's descriptor (``-1`` once closed)."""
+        return self._fd
+
+    # -- kernel configuration ---------------------------------------------------------------
+
+    def _ipv6_setting(self, setting: str) -> str:
+        return f"/proc/sys/net/ipv6/conf/{self.name}/{setting}"
+
+    def _keep_ipv6_addresses(self) -> None:
+        # Windows keeps an adapter's addresses while no session runs; Linux drops IPv6
+        # addresses when a link goes down unless told otherwise. No file: IPv6 is disabled.
+        try:
+            with open(self._ipv6_setting("keep_addr_on_down"), "w") as setting:
+                setting.write("1")
+        except FileNotFoundError:
+            pass
+
+    def _link_mtu(self) -> int:
+        link = json.loads(ip_command("-j", "link", "show", "dev", self.name))[0]
+        return int(link["mtu"])
+
+    def _ipv6_mtu(self) -> int | None:
+        try:
+            with open(self._ipv6_setting("mtu")) as setting:
+                return int(setting.read())
+        except FileNotFoundError:
+            return None
+
+    def _write_ipv6_mtu(self, mtu: int) -> None:
+        try:
+            with open(self._ipv6_setting("mtu"), "w") as setting:
+                setting.write(str(mtu))
+        except FileNotFoundError:
+            raise OSError(f"IPv6 is disabled on {self.name!r}: it has no IPv6 MTU") from None
+
+    def _refresh_mtu(self) -> None:
+        link = self._link_mtu()
+        ipv6 = self._ipv6_mtu()
+        self._mtu = {4: link, 6: link if ipv6 is None else ipv6}
+
+    def set_mtu(self, mtu: int, family: Family | None = None) -> None:
+        """Set the MTU of one family or both, in the kernel.
+
+        Linux has one link MTU, which IPv4 uses, and an IPv6 MTU that may only be lower. Both
+        families, or IPv4, set the link MTU (IPv6 keeps a lower MTU it had); IPv6 alone must
+        not exceed the link MTU. A link MTU below 1280 disables IPv6 on the interface.
+        """
+        families = check_mtu(mtu, family)
+        with self._lifecycle:
+            self._require_open()
+            if family == 6:
+                link = self._link_mtu()
+                if mtu > link:
+                    raise ValueError(
+                        f"on Linux the IPv6 MTU cannot exceed the link MTU ({link}); "
+                        "set the IPv4 MTU first"
+                    )
+                self._write_ipv6_mtu(mtu)
+            elif 4 in families:
+                lower_ipv6 = self._ipv6_mtu() if family == 4 else None
+                ip_command("link", "set", "dev", self.name, "mtu", str(mtu))
+                if lower_ipv6 is not None and lower_ipv6 < mtu:
+                    self._write_ipv6_mtu(lower_ipv6)  # the kernel raised it with the link's
+            self._refresh_mtu()
+
+    def add_address(self, address: str | Interface) -> None:
+        """Assign ``address`` (``"10.6.7.7/24"``) to the interface in the kernel."""
+        interface = ipaddress.ip_interface(address)
+        with self._lifecycle:
+            self._require_open()
+            self._apply_address(interface)
+            super().add_address(interface)
+
+    def _apply_address(self, interface: Interface) -> None:
+        # nodad: the address is usable at once (a point-to-point TUN has no neighbours).
+        extra = ("nodad",) if interface.version == 6 else ()
+        ip_command("addr", "replace", str(interface), "dev", self.name, *extra)
+
+    def remove_address(self, address: str | Interface) -> None:
+        """Unassign ``address``; :class:`KeyError` if it is not assigned."""
+        interface = ipaddress.ip_interface(address)
+        with self._lifecycle:
+            self._require_open()
+            super().remove_address(interface)
+            ip_command("addr", "del", str(interface), "dev", self.name)
+
+    def _require_open(self) -> None:
+        if self._fd < 0:
+            raise ValueError(f"the TUN interface {self.name!r} is closed")
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def attach(
+        self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
+        receive_tail_moved: FdEvent,
+    ) -> SessionDriver:
+        """Start the session's driver, bring the interface up and start reading from it."""
+        with self._lifecycle:
+            self._require_open()
+            driver = super().attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
+            try:
+                ip_command("link", "set", "dev", self.name, "up")
+                self._up = True
+                for interface in self.interfaces:  # in case the kernel dropped one meanwhile
+                    self._apply_address(interface)
+                self._refresh_mtu()
+                stop = FdEvent(manual_reset=True)
+                self._stop_reader = stop
+                self._reader = threading.Thread(
+                    target=self._read_loop, args=(self._fd, stop),
+                    name=f"wintun-tun-{self.name}", daemon=True,
+                )
+                self._reader.start()
+            except BaseException:
+                self.detach()
+                raise
+            return driver
+
+    def detach(self) -> None:
+        """Stop reading, stop the driver and bring the interface down."""
+        with self._lifecycle:
+            reader, stop = self._reader, self._stop_reader
+            self._reader = self._stop_reader = None
+            if stop is not None:
+                stop.set()
+            if reader is not None and reader is not threading.current_thread():
+                reader.join()
+            if stop is not None:
+                stop.close()
+            super().detach()
+            if self._up and self._fd >= 0:
+                self._up = False
+                ip_command("link", "set", "dev", self.name, "down")
+
+    def close(self) -> None:
+        """End the session, if any, and delete the interface (closing its descriptor).
+        Idempotent."""
+        with self._lifecycle:
+            if self._fd < 0:
+                return
+            try:
+                self.detach()
+            finally:
+                self._fd = -1
+                self._release_fd()
+
+    def terminate(self) -> None:
+        """The adapter disappears: the session dies and the interface is deleted."""
+        try:
+            super().terminate()
+        finally:
+            self.close()
+
+    # -- traffic -----------------------------------------------------------------------------
+
+    def _from_application(self, packets: list[bytes]) -> None:
+        """The driver's consumer hands the application's packets to the kernel, one write
+        each (TUN takes one packet per write)."""
+        fd = self._fd
+        for packet in packets:
+            try:
+                os.write(fd, packet)
+            except OSError as error:  # e.g. a malformed header the kernel refuses
+                self.write_errors += 1
+                _log.debug("the kernel refused a packet on %s: %s", self.name, error)
+
+    def _read_loop(self, fd: int, stop: FdEvent) -> None:
+        """Deliver what the kernel routes to the interface, one batch per wakeup, until
+        ``stop`` is set."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(stop.fileno(), select.POLLIN)
+        buffer = bytearray(MAX_IP_PACKET_SIZE)
+        view = memoryview(buffer)
+        buffers = [buffer]  # one reusable buffer: no 64 KiB allocation per read
+        while True:
+            poller.poll()
+            if stop.is_set():
+                return
+            batch: list[bytes] = []
+            try:
+                while len(batch) < READ_BATCH:
+                    size = os.readv(fd, buffers)
+                    batch.append(bytes(view[:size]))
+            except BlockingIOError:
+                pass
+            except OSError as error:  # the interface vanished under us
+                _log.warning("stopped reading from %s: %s", self.name, error)
+                return
+            finally:
+                if batch:
+                    self.deliver_many(batch)
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """Not available: the application's packets go to the kernel."""
+        raise NotImplementedError(self._no_capture())
+
+    def collect(self) -> list[bytes]:
+        """Not available: the application's packets go to the kernel."""
+        raise NotImplementedError(self._no_capture())
+
+    def _no_capture(self) -> str:
+        return (
+            f"{self.name!r} hands the application's packets to the Linux kernel; receive them "
+            "with a socket in the interface's network namespace"
+        )

@@ -1,0 +1,363 @@
+"""Scenarios run inside a fresh network namespace: ``python -m tests.linux_tun.scenarios NAME``.
+
+Each creates TUN interfaces through the emulator (``host="linux-tun"``), talks only to
+addresses of its own namespace (10.6.7.7 and fd00:6:7::7 on the interface, the application
+being 10.6.7.8 and fd00:6:7::8) and exits non-zero with a traceback if an assertion fails.
+The entry point refuses to run in its parent's namespace or one that has other interfaces.
+"""
+
+from __future__ import annotations
+
+import gc
+import ipaddress
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import wintun_cffi
+from emulator import Emulator, Host
+from emulator.linux_tun import LinuxTunHost
+from wintun_cffi import Adapter, Session, ip
+from wintun_cffi.errors import AdapterNotFoundError, SessionEndedError
+
+NAME = "Demo"
+TUN_V4, APP_V4 = "10.6.7.7", "10.6.7.8"
+TUN_V6, APP_V6 = "fd00:6:7::7", "fd00:6:7::8"
+#: Bound on every wait for a packet, so a lost packet fails instead of hanging.
+WAIT = 5.0
+
+
+# -- looking at the kernel ----------------------------------------------------------------------
+
+
+def ip_json(*args: str) -> list[dict[str, object]]:
+    output = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True)
+    result: list[dict[str, object]] = json.loads(output.stdout or "[]")
+    return result
+
+
+def links() -> dict[str, dict[str, object]]:
+    """The namespace's interfaces by name."""
+    return {str(link["ifname"]): link for link in ip_json("link", "show")}
+
+
+def is_up(name: str) -> bool:
+    flags = links()[name]["flags"]
+    assert isinstance(flags, list)
+    return "UP" in flags
+
+
+def kernel_addresses(name: str) -> set[str]:
+    """The interface's global addresses as ``address/prefix``."""
+    [link] = ip_json("addr", "show", "dev", name)
+    infos = link["addr_info"]
+    assert isinstance(infos, list)
+    return {f"{i['local']}/{i['prefixlen']}" for i in infos if i.get("scope") == "global"}
+
+
+def kernel_mtu(name: str) -> dict[int, int]:
+    link_mtu = links()[name]["mtu"]
+    assert isinstance(link_mtu, int)
+    with open(f"/proc/sys/net/ipv6/conf/{name}/mtu") as setting:
+        return {4: link_mtu, 6: int(setting.read())}
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def only_main_thread() -> bool:
+    return threading.enumerate() == [threading.main_thread()]
+
+
+# -- packets --------------------------------------------------------------------------------
+
+
+def read_matching(session: Session, wanted: Callable[[bytes], bool]) -> bytes:
+    """The next packet ``wanted`` accepts; the kernel's own chatter (router solicitations,
+    MLD reports) is skipped."""
+    while True:
+        packet = session.read(timeout=WAIT)
+        if wanted(packet):
+            return packet
+
+
+def is_proto(source: str, destination: str, protocol: int) -> Callable[[bytes], bool]:
+    expected = (ipaddress.ip_address(source), ipaddress.ip_address(destination), protocol)
+    return lambda packet: ip.addresses(packet) == expected
+
+
+def transport(packet: bytes) -> bytes:
+    """The bytes after the IP header (IPv4 options skipped)."""
+    if packet[0] >> 4 == 4:
+        return packet[(packet[0] & 0x0F) * 4 :]
+    return packet[40:]
+
+
+def pseudo_header(packet: bytes, protocol: int) -> bytes:
+    """The IPv4/IPv6 pseudo-header for the transport checksum of ``packet``."""
+    length = len(transport(packet))
+    if packet[0] >> 4 == 4:
+        return packet[12:20] + struct.pack("!BBH", 0, protocol, length)
+    return packet[8:40] + struct.pack("!I3xB", length, protocol)
+
+
+def new_adapter(emulator_api: str = "0.14") -> tuple[wintun_cffi.Wintun, Adapter]:
+    wintun = wintun_cffi.emulated(emulator_api, host="linux-tun")  # type: ignore[arg-type]
+    if emulator_api == "0.14":
+        return wintun, wintun.create_adapter(NAME, tunnel_type="Test")
+    return wintun, wintun.create_adapter(NAME, pool="Test")
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+def create_and_close() -> None:
+    """The adapter is a TUN interface of its name, down without a session, deleted with the
+    adapter; the name is never changed behind the user's back; nothing leaks."""
+    fds = open_fds()
+    wintun, adapter = new_adapter()
+    assert isinstance(adapter.host, LinuxTunHost)
+    link = links()[NAME]
+    assert link["link_type"] == "none"  # a layer-3 TUN device: no link-layer address
+    assert not is_up(NAME)
+    try:
+        wintun.create_adapter(NAME, tunnel_type="Test")
+    except FileExistsError as error:
+        assert NAME in str(error)
+    else:
+        raise AssertionError("a second interface of the same name was created")
+    assert wintun.backend.adapter_names() == [NAME]  # type: ignore[attr-defined]
+    assert set(links()) == {"lo", NAME}
+    adapter.close()
+    assert set(links()) == {"lo"}
+    assert adapter_closed_everything(fds)
+    # The name is free again.
+    again = wintun.create_adapter(NAME, tunnel_type="Test")
+    assert NAME in links()
+    again.close()
+    assert set(links()) == {"lo"}
+    assert adapter_closed_everything(fds)
+
+
+def emulator_shutdown() -> None:
+    """Shutting the emulator down deletes every interface, even of adapters only freed (pool
+    era); a host dropped without close() deletes its interface when collected."""
+    fds = open_fds()
+    wintun = wintun_cffi.emulated("pool", host="linux-tun")
+    first = wintun.create_adapter("One", pool="Test")
+    session = first.start_session(0x20000)
+    wintun.create_adapter("Two", pool="Test").close()  # freed, not deleted: it stays
+    assert set(links()) == {"lo", "One", "Two"}
+    wintun.backend.close()  # type: ignore[attr-defined]
+    assert set(links()) == {"lo"}
+    try:
+        session.read(timeout=WAIT)
+    except SessionEndedError:
+        pass
+    else:
+        raise AssertionError("the session outlived the emulator")
+    session.close()
+    first.close()
+    host = LinuxTunHost("Dropped")
+    assert "Dropped" in links()
+    del host
+    gc.collect()
+    assert set(links()) == {"lo"}
+    assert adapter_closed_everything(fds)
+
+
+def adapter_closed_everything(fds_before: set[str]) -> bool:
+    return open_fds() == fds_before and only_main_thread()
+
+
+def addresses_and_mtu() -> None:
+    """Addresses and MTUs reach the kernel, and the records of the Linux host and the
+    in-memory host agree after the same calls."""
+    _, adapter = new_adapter()
+    host = adapter.host
+    memory = Host("memory")
+    host.add_address(f"{TUN_V4}/24")
+    host.add_address(f"{TUN_V6}/64")
+    assert kernel_addresses(NAME) == {f"{TUN_V4}/24", f"{TUN_V6}/64"}
+    for mtu, family in [(1400, None), (1300, 6), (1450, 4), (9000, None), (1280, 6)]:
+        host.set_mtu(mtu, family)  # type: ignore[arg-type]
+        memory.set_mtu(mtu, family)  # type: ignore[arg-type]
+        assert host.mtu == memory.mtu == kernel_mtu(NAME), (mtu, family, host.mtu)
+    try:
+        host.set_mtu(9001, 6)
+    except ValueError as error:
+        assert "link MTU" in str(error)
+    else:
+        raise AssertionError("an IPv6 MTU above the link MTU was accepted")
+    assert host.mtu == kernel_mtu(NAME) == {4: 9000, 6: 1280}
+    # Addresses survive a session (link up, then down), IPv6 ones included.
+    adapter.start_session(0x20000).close()
+    assert kernel_addresses(NAME) == {f"{TUN_V4}/24", f"{TUN_V6}/64"}
+    host.remove_address(f"{TUN_V6}/64")
+    assert kernel_addresses(NAME) == {f"{TUN_V4}/24"}
+    assert [str(i) for i in host.interfaces] == [f"{TUN_V4}/24"]
+    adapter.close()
+
+
+def icmp_echo() -> None:
+    """The kernel answers echo requests the application sends through the Wintun API."""
+    _, adapter = new_adapter()
+    adapter.host.add_address(f"{TUN_V4}/24")
+    adapter.host.add_address(f"{TUN_V6}/64")
+    with adapter.start_session(0x20000) as session:
+        session.send(ip.icmp_echo(APP_V4, TUN_V4, identifier=0x77, sequence=3, payload=b"ping4"))
+        reply = read_matching(session, is_proto(TUN_V4, APP_V4, ip.PROTO_ICMP))
+        assert ip.checksum(reply[:20]) == 0  # IPv4 header checksum
+        message = transport(reply)
+        assert ip.checksum(message) == 0
+        assert message[0] == ip.ICMP_ECHO_REPLY
+        assert struct.unpack_from("!HH", message, 4) == (0x77, 3)
+        assert message[8:] == b"ping4"
+
+        session.send(ip.icmp_echo(APP_V6, TUN_V6, identifier=0x66, sequence=9, payload=b"ping6"))
+        reply = read_matching(session, is_proto(TUN_V6, APP_V6, ip.PROTO_ICMPV6))
+        message = transport(reply)
+        assert ip.checksum(pseudo_header(reply, ip.PROTO_ICMPV6) + message) == 0
+        assert message[0] == ip.ICMPV6_ECHO_REPLY
+        assert struct.unpack_from("!HH", message, 4) == (0x66, 9)
+        assert message[8:] == b"ping6"
+        statistics = adapter.host.statistics
+        assert statistics.in_packets >= 2 and statistics.out_packets >= 2
+    adapter.close()
+
+
+def udp_both_ways() -> None:
+    """A kernel UDP socket receives what the application sends, and the application receives
+    what the socket sends."""
+    _, adapter = new_adapter()
+    adapter.host.add_address(f"{TUN_V4}/24")
+    with adapter.start_session(0x20000) as session, socket.socket(
+        socket.AF_INET, socket.SOCK_DGRAM
+    ) as sock:
+        sock.bind((TUN_V4, 5000))
+        sock.settimeout(WAIT)
+        session.send(ip.udp_packet(APP_V4, TUN_V4, 4000, 5000, b"from the application"))
+        payload, sender = sock.recvfrom(2048)
+        assert payload == b"from the application"
+        assert sender == (APP_V4, 4000)
+
+        sock.sendto(b"from the kernel", (APP_V4, 4000))
+        packet = read_matching(session, is_proto(TUN_V4, APP_V4, ip.PROTO_UDP))
+        datagram = transport(packet)
+        assert struct.unpack_from("!HHH", datagram) == (5000, 4000, 8 + len(b"from the kernel"))
+        assert datagram[8:] == b"from the kernel"
+        assert ip.checksum(pseudo_header(packet, ip.PROTO_UDP) + datagram) == 0
+    adapter.close()
+
+
+def session_lifecycle() -> None:
+    """A session brings the link up and starts a reader; its end brings the link down and
+    stops the reader; closing the adapter deletes the interface."""
+    fds = open_fds()
+    _, adapter = new_adapter()
+    for _ in range(2):
+        session = adapter.start_session(0x20000)
+        assert is_up(NAME)
+        assert any(t.name == f"wintun-tun-{NAME}" for t in threading.enumerate())
+        session.close()
+        assert not is_up(NAME)
+        assert not any(t.name.startswith("wintun-") for t in threading.enumerate())
+    session = adapter.start_session(0x20000)
+    adapter.close()  # with the session still open
+    assert session.closed
+    assert NAME not in links()
+    assert adapter_closed_everything(fds)
+
+
+def terminate_and_delete() -> None:
+    """The adapter disappearing (terminate; pool-era delete) ends the session with EOF and
+    deletes the interface."""
+    fds = open_fds()
+    wintun, adapter = new_adapter()
+    session = adapter.start_session(0x20000)
+    outcome: list[Exception] = []
+
+    def reader() -> None:
+        try:
+            while True:  # the kernel's own chatter may come first
+                session.read(timeout=WAIT)
+        except Exception as error:  # noqa: BLE001 - what the blocked reader got
+            outcome.append(error)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    adapter.host.terminate()
+    thread.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], SessionEndedError), outcome
+    assert NAME not in links()
+    try:
+        wintun.open_adapter(NAME)
+    except AdapterNotFoundError:
+        pass
+    else:
+        raise AssertionError("the terminated adapter can still be opened")
+    session.close()
+    adapter.close()
+
+    _, pool_adapter = new_adapter("pool")
+    pool_session = pool_adapter.start_session(0x20000)
+    assert is_up(NAME)
+    pool_adapter.delete()  # closes the session too
+    assert pool_session.closed
+    assert NAME not in links()
+    pool_adapter.close()
+    assert adapter_closed_everything(fds)
+
+
+def without_privileges() -> None:
+    """Run without root: the TUN host says what it needs (nothing is created)."""
+    try:
+        LinuxTunHost(NAME)
+    except PermissionError as error:
+        assert "needs root (CAP_NET_ADMIN)" in str(error), error
+    else:
+        raise AssertionError("a TUN interface was created without privileges")
+    try:
+        Emulator(host="linux-tun").create_adapter(NAME, tunnel_type="Test")
+    except PermissionError as error:
+        assert "needs root (CAP_NET_ADMIN)" in str(error), error
+    else:
+        raise AssertionError("an adapter was created without privileges")
+
+
+SCENARIOS: dict[str, Callable[[], None]] = {
+    f.__name__: f
+    for f in (
+        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, udp_both_ways, session_lifecycle,
+        terminate_and_delete, without_privileges,
+    )
+}
+
+
+def in_fresh_namespace() -> bool:
+    """True in a network namespace other than the launching process's (``unshare`` runs us
+    in its place, so our parent is the test) that has only a loopback interface."""
+    try:
+        if os.readlink("/proc/self/ns/net") == os.readlink(f"/proc/{os.getppid()}/ns/net"):
+            return False
+    except OSError:  # cannot tell: assume the worst
+        return False
+    return set(links()) == {"lo"}
+
+
+def main(name: str) -> None:
+    if name != "without_privileges":  # that one runs unprivileged and creates nothing
+        if not in_fresh_namespace():
+            sys.exit("refusing to create interfaces outside a fresh network namespace")
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    SCENARIOS[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
