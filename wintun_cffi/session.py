@@ -25,6 +25,7 @@ from .errors import (
     PacketReleasedError,
     RingFullError,
     SessionClosedError,
+    WintunError,
 )
 
 if TYPE_CHECKING:
@@ -225,10 +226,17 @@ class Session:
         self._inflight.discard(_get_ident())
 
     def _settle_abandoned(self) -> None:
-        while self._abandoned_sends:
-            self._calls.send(self._abandoned_sends.pop(0))
-        while self._abandoned_receives:
-            self._calls.release(self._abandoned_receives.pop(0))
+        # Another thread may settle at the same time: pop until empty, never check then pop.
+        for pending, settle in (
+            (self._abandoned_sends, self._calls.send),
+            (self._abandoned_receives, self._calls.release),
+        ):
+            while True:
+                try:
+                    token = pending.pop(0)
+                except IndexError:
+                    break
+                settle(token)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -475,8 +483,12 @@ class Session:
         return reader
 
     def _consume_signal(self) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             self._backend.wait_read_event(self._handle, 0)
+        except WintunError:  # closing meanwhile: the awaiters are woken by close()
+            pass
 
     async def __aiter__(self) -> AsyncIterator[ReceivedPacket]:
         """Every packet, awaited, until the session is closed."""

@@ -1,0 +1,151 @@
+"""``python -m wintun_cffi example``: the behaviour of Wintun's example program, in Python.
+
+Creates adapter ``Demo`` (tunnel type / pool ``Example``, a fixed GUID), assigns
+``10.6.7.7/24`` to it, starts a 4 MiB session, then runs two threads: one prints every packet
+it receives, the other sends an ICMP echo request from 10.6.7.8 to 10.6.7.7 every second
+(dropped silently when the ring is full). The system on the far side answers the requests: the
+Windows network stack with the real driver, the emulator's echo responder elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import threading
+import uuid
+from typing import TextIO
+
+from . import ip, netconfig
+from .api import Wintun
+from .constants import LOG_ERR, LOG_INFO
+from .errors import SessionEndedError, WintunError
+from .session import Session
+
+ADAPTER_NAME = "Demo"
+TUNNEL_TYPE = "Example"
+ADAPTER_GUID = uuid.UUID("deadbabe-cafe-beef-0123-456789abcdef")
+ADAPTER_ADDRESS = "10.6.7.7/24"
+APPLICATION_ADDRESS = "10.6.7.8"
+SESSION_CAPACITY = 0x400000
+
+
+class ExampleLog:
+    """Log lines in the example's shape: timestamp, ``[+]``/``[-]``/``[!]``, message."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, timestamp: datetime.datetime | None, message: str) -> None:
+        mark = "+" if level == LOG_INFO else "!" if level == LOG_ERR else "-"
+        when = (timestamp or datetime.datetime.now(datetime.timezone.utc)).astimezone()
+        with self._lock:
+            print(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 100:04d} [{mark}] {message}",
+                  file=self._out, flush=True)
+
+    def info(self, message: str) -> None:
+        """Log an info line of the example's own."""
+        self(LOG_INFO, None, message)
+
+    def error(self, message: str) -> None:
+        """Log an error line of the example's own."""
+        self(LOG_ERR, None, message)
+
+
+def _receive_loop(session: Session, log: ExampleLog, replies: threading.Semaphore) -> None:
+    try:
+        for packet in session:
+            with packet:
+                description = ip.describe(packet.data)
+            log.info(f"Received {description}")
+            if description.startswith("IPv4 ICMP echo reply"):
+                replies.release()
+    except SessionEndedError:
+        log.error("Adapter is terminating")
+    except WintunError as error:
+        log.error(f"Packet read failed: {error}")
+
+
+def _send_loop(session: Session, log: ExampleLog, stop: threading.Event) -> None:
+    sequence = 0
+    while not stop.is_set():
+        sequence += 1
+        request = ip.icmp_echo(
+            APPLICATION_ADDRESS, ADAPTER_ADDRESS.split("/")[0], identifier=0x5757,
+            sequence=sequence, payload=b"wintun-cffi example",
+        )
+        try:
+            if session.send(request, on_full="drop"):
+                log.info(f"Sent {ip.describe(request)}")
+        except WintunError as error:
+            if not stop.is_set():
+                log.error(f"Packet write failed: {error}")
+            return
+        stop.wait(1.0)
+
+
+def run_example(
+    wintun: Wintun, log: ExampleLog, *, count: int | None = None, duration: float | None = None,
+) -> int:
+    """Run the example on ``wintun`` until ``count`` replies, ``duration`` seconds or Ctrl+C."""
+    wintun.set_logger(log)
+    if wintun.api == "0.14":
+        adapter = wintun.create_adapter(ADAPTER_NAME, tunnel_type=TUNNEL_TYPE, guid=ADAPTER_GUID)
+    else:
+        adapter = wintun.create_adapter(ADAPTER_NAME, pool=TUNNEL_TYPE, guid=ADAPTER_GUID)
+    with adapter:
+        major, minor = wintun.running_driver_version
+        log.info(f"Wintun v{major}.{minor} loaded")
+        netconfig.wait_for_interface(adapter)
+        netconfig.add_address(adapter, ADAPTER_ADDRESS)
+        with adapter.start_session(SESSION_CAPACITY) as session:
+            replies = threading.Semaphore(0)
+            stop = threading.Event()
+            receiver = threading.Thread(
+                target=_receive_loop, args=(session, log, replies), name="receiver", daemon=True
+            )
+            sender = threading.Thread(
+                target=_send_loop, args=(session, log, stop), name="sender", daemon=True
+            )
+            receiver.start()
+            sender.start()
+            log.info("Launching threads and mangling packets...")
+            try:
+                deadline_timer = None
+                if duration is not None:
+                    deadline_timer = threading.Timer(duration, stop.set)
+                    deadline_timer.start()
+                received = 0
+                while not stop.is_set():
+                    if replies.acquire(timeout=0.2):
+                        received += 1
+                        if count is not None and received >= count:
+                            break
+                    if not receiver.is_alive():
+                        break
+                if deadline_timer is not None:
+                    deadline_timer.cancel()
+            except KeyboardInterrupt:
+                log.info("Cancelling")
+            # Clean up in order: threads, then the session, then the adapter.
+            stop.set()
+            sender.join()
+            session.close()
+            receiver.join()
+        log.info("Session ended, closing the adapter")
+    return 0
+
+
+def main(backend: str, dll: str | None, api: str, count: int | None, duration: float | None,
+         out: TextIO = sys.stdout) -> int:
+    """The ``example`` command."""
+    from . import emulated, load
+
+    log = ExampleLog(out)
+    if backend == "native":
+        wintun = load(dll)
+        log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
+    else:
+        wintun = emulated(api)  # type: ignore[arg-type]
+        log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
+    return run_example(wintun, log, count=count, duration=duration)
