@@ -1,0 +1,229 @@
+"""The backends the conformance suite runs on, and how each is set up and torn down.
+
+* ``emulator-<api>``: :func:`wintun_cffi.emulated` (a fresh emulated machine per test).
+* ``double-<api>``: :func:`wintun_cffi.load` on the C test double (built once per test
+  session), with a :class:`~tests.double.kernel.DoubleKernel` attaching an emulator host to each
+  session; the double is reset after each test.
+* ``linux-tun-<api>``: the emulator with ``host="linux-tun"``: the Linux kernel is the far
+  side (a UDP socket), through a TUN interface per adapter. Root only, and only in a network
+  namespace of its own with nothing but ``lo`` (``unshare --net``); see .ci/run.
+* ``windows-native``: :func:`wintun_cffi.load` on the real ``wintun.dll`` (Windows, as
+  administrator); its far side is a UDP socket.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import gc
+import json
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from emulator import Emulator
+from tests.double.build import build_double, compiler_available
+from tests.double.kernel import DoubleKernel
+from wintun_cffi import Adapter, Session, load, netconfig
+from wintun_cffi.constants import ApiGeneration
+from wintun_cffi.pytest_plugin import TrackingWintun
+
+from .farside import FAR_INTERFACE, EmulatorFarSide, FarSide, SocketFarSide
+
+Kind = Literal["emulator", "double", "windows", "linux-tun"]
+
+BACKENDS: dict[str, tuple[Kind, ApiGeneration | None]] = {
+    "emulator-0.14": ("emulator", "0.14"),
+    "emulator-pool": ("emulator", "pool"),
+    "emulator-seed": ("emulator", "seed"),
+    "double-0.14": ("double", "0.14"),
+    "double-pool": ("double", "pool"),
+    "double-seed": ("double", "seed"),
+    "windows-native": ("windows", None),  # the generation of whatever wintun.dll is found
+    "linux-tun-0.14": ("linux-tun", "0.14"),
+    "linux-tun-pool": ("linux-tun", "pool"),
+}
+
+#: The pool of every adapter the suite creates in the pool era.
+POOL = "WintunCffiConformance"
+WINDOWS_REASON = "needs Windows, administrator rights and wintun.dll"
+
+
+def parse_backend_option(option: str | None) -> list[str]:
+    """The backends named by ``--wintun-backend`` (all if empty); ValueError for unknown ones."""
+    if not option:
+        return list(BACKENDS)
+    names = [name.strip() for name in option.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
+class Unavailable(Exception):
+    """The backend cannot run here; the message is the skip reason."""
+
+
+def windows_library() -> str:
+    """The path of wintun.dll if the windows-native backend can run; else :class:`Unavailable`."""
+    if sys.platform != "win32":
+        raise Unavailable(f"{WINDOWS_REASON} (this is not Windows)")
+    windll = getattr(ctypes, "windll")
+    if not windll.shell32.IsUserAnAdmin():
+        raise Unavailable(f"{WINDOWS_REASON} (not running as administrator)")
+    from wintun_cffi.loader import find_library
+
+    try:
+        return find_library()
+    except FileNotFoundError as error:
+        raise Unavailable(f"{WINDOWS_REASON} ({error})") from None
+
+
+class DoubleLibraries:
+    """The C double of each generation: built and its kernel attached once per test session."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._loaded: dict[str, tuple[str, DoubleKernel]] = {}
+
+    def get(self, api: str) -> tuple[str, DoubleKernel]:
+        if api not in self._loaded:
+            if not compiler_available():
+                raise Unavailable("no C compiler (cc or $CC) to build the Wintun test double")
+            path = str(build_double(api, self._directory))
+            self._loaded[api] = (path, DoubleKernel(path))
+        return self._loaded[api]
+
+    def close(self) -> None:
+        for _, kernel in self._loaded.values():
+            kernel.close()
+        self._loaded.clear()
+
+
+@dataclass
+class BackendCase:
+    """One backend prepared for one test."""
+
+    name: str
+    kind: Kind
+    wintun: TrackingWintun
+    kernel: DoubleKernel | None = None
+    _far_sides: list[FarSide] = field(default_factory=list)
+    _prefix: str = ""
+
+    @property
+    def api(self) -> ApiGeneration:
+        return self.wintun.api
+
+    @property
+    def emulated_kernel(self) -> bool:
+        """True if the kernel is the emulator's (a fresh machine we fully control)."""
+        return self.kind != "windows"
+
+    def adapter_name(self, base: str) -> str:
+        """A name for an adapter of this test (unique per run on a real system)."""
+        return self._prefix + base
+
+    def create_adapter(self, base: str = "Conformance", *, guid: uuid.UUID | None = None,
+                       pool: str = POOL, exact: bool = False) -> Adapter:
+        """Create adapter ``adapter_name(base)`` (``base`` itself if ``exact``) with this
+        generation's arguments."""
+        name = base if exact else self.adapter_name(base)
+        if self.api == "0.14":
+            return self.wintun.create_adapter(name, tunnel_type="WintunCffi", guid=guid)
+        return self.wintun.create_adapter(name, pool=pool, guid=guid)
+
+    def open_adapter(self, name: str, *, pool: str = POOL) -> Adapter:
+        """Open by exact ``name`` with this generation's arguments."""
+        if self.api == "0.14":
+            return self.wintun.open_adapter(name)
+        return self.wintun.open_adapter(name, pool=pool)
+
+    def far_side(self, session: Session) -> FarSide:
+        """The far side of ``session``'s adapter, 10.6.7.7/24 assigned to it."""
+        far: FarSide
+        if self.kind == "emulator":
+            far = EmulatorFarSide(session.adapter.host)
+        elif self.kind == "double":
+            assert self.kernel is not None
+            far = EmulatorFarSide(self.kernel.host_for(getattr(session._handle, "pointer")))
+        elif self.kind == "linux-tun":
+            session.adapter.host.add_address(FAR_INTERFACE)
+            far = SocketFarSide()
+        else:
+            assign_windows_address(session.adapter)
+            far = SocketFarSide()
+        self._far_sides.append(far)
+        return far
+
+    def close(self) -> None:
+        """Close every far side, adapter and session of the test; reset the double."""
+        for far in self._far_sides:
+            far.close()
+        if self.kind == "windows" and self.api != "0.14":
+            for adapter in self.wintun.open_adapters:
+                if adapter.created:
+                    adapter.delete(force_close_sessions=True)
+        self.wintun.close()
+        if self.kind == "linux-tun":
+            emulator = self.wintun.backend
+            assert isinstance(emulator, Emulator)
+            emulator.close()  # pool-era adapters outlive free(): delete their interfaces now
+        if self.kernel is not None:
+            try:
+                self.kernel.reset()
+            except RuntimeError:
+                gc.collect()  # a session dropped without close() ends in its finaliser
+                self.kernel.reset()
+            self.wintun.backend.set_logger(None)  # the C double keeps the pointer otherwise
+
+
+def assign_windows_address(adapter: Adapter) -> None:
+    """Assign FAR_INTERFACE to a real adapter with IP Helper (wintun_cffi.netconfig)."""
+    netconfig.wait_for_interface(adapter)
+    netconfig.add_address(adapter, FAR_INTERFACE)
+
+
+def make_case(name: str, doubles: DoubleLibraries, windows_prefix: str) -> BackendCase:
+    """Prepare backend ``name``; :class:`Unavailable` if it cannot run here."""
+    kind, api = BACKENDS[name]
+    if kind == "emulator":
+        assert api is not None
+        return BackendCase(name, kind, TrackingWintun(Emulator(api)))
+    if kind == "linux-tun":
+        assert api is not None
+        linux_tun_available()
+        return BackendCase(name, kind, TrackingWintun(Emulator(api, host="linux-tun")))
+    if kind == "double":
+        assert api is not None
+        path, kernel = doubles.get(api)
+        return BackendCase(name, kind, TrackingWintun.adopt(load(path)), kernel)
+    return BackendCase(name, kind, TrackingWintun.adopt(load(windows_library())),
+                       _prefix=windows_prefix)
+
+
+def windows_prefix() -> str:
+    """A per-run prefix for real adapter names, so runs never meet each other's adapters."""
+    return f"wcffi-{secrets.token_hex(3)} "
+
+
+@functools.cache
+def linux_tun_available() -> None:
+    """Unavailable unless root, /dev/net/tun and a network namespace with nothing but lo
+    (checked once, before the suite creates any interface)."""
+    reason = "needs Linux, root, /dev/net/tun and its own network namespace (unshare --net)"
+    if (not sys.platform.startswith("linux") or os.geteuid() != 0
+            or not os.path.exists("/dev/net/tun")):
+        raise Unavailable(reason)
+    listing = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
+                             check=True)
+    others = [link["ifname"] for link in json.loads(listing.stdout) if link["ifname"] != "lo"]
+    if others:
+        raise Unavailable(f"{reason}: this namespace also has {', '.join(others)}")

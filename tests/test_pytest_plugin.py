@@ -1,0 +1,122 @@
+"""The pytest plugin (wintun_cffi.pytest_plugin): users' tests written with its fixtures run,
+and what the fixtures create is closed afterwards."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import pytest
+
+from emulator import Emulator
+from wintun_cffi.pytest_plugin import TrackingWintun
+
+pytest_plugins = ["pytester"]
+
+
+def plugin_args() -> list[str]:
+    """Load the plugin explicitly unless its pytest11 entry point is installed (then pytest
+    loads it itself, and loading it twice would be refused)."""
+    installed = any(ep.name == "wintun_cffi" for ep in entry_points(group="pytest11"))
+    quiet = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--strict-markers"]
+    return quiet + (
+        [] if installed else ["-p", "wintun_cffi.pytest_plugin"]
+    )
+
+
+USER_TESTS = '''
+import ipaddress
+
+import pytest
+
+from wintun_cffi import ip
+
+KEPT = {}
+
+
+def test_default_generation(wintun_emulator):
+    assert wintun_emulator.api == "0.14"
+
+
+def test_ping_the_adapter(emulated_adapter):
+    assert ipaddress.ip_interface("10.6.7.7/24") in emulated_adapter.host.interfaces
+    with emulated_adapter.start_session() as session:
+        session.send(ip.icmp_echo("10.6.7.8", "10.6.7.7", identifier=7, sequence=1))
+        reply = session.read(timeout=5)
+    source, destination, _ = ip.addresses(reply)
+    assert (str(source), str(destination)) == ("10.6.7.7", "10.6.7.8")
+
+
+def test_host_is_the_far_side(emulated_adapter):
+    host = emulated_adapter.host
+    with emulated_adapter.start_session() as session:
+        packet = ip.udp_packet("10.6.7.7", "10.6.7.8", 53, 5353, b"to the app")
+        assert host.deliver(packet)
+        assert session.read(timeout=5) == packet
+        reply = ip.udp_packet("10.6.7.8", "10.6.7.7", 5353, 53, b"to the host")
+        session.send(reply)
+        assert host.receive(timeout=5) == reply
+
+
+@pytest.mark.wintun_api("pool")
+def test_pool_generation(wintun_emulator):
+    assert wintun_emulator.api == "pool"
+    adapter = wintun_emulator.create_adapter("A", pool="Mine")
+    adapter.name = "B"
+    found = wintun_emulator.adapters("Mine")
+    assert [a.name for a in found] == ["B"]
+
+
+@pytest.mark.wintun_api("seed")
+def test_adapter_fixture_follows_the_marker(emulated_adapter):
+    assert emulated_adapter.wintun.api == "seed"
+    assert emulated_adapter.pool == "Test" and emulated_adapter.name == "Test"
+
+
+def test_leave_things_open(wintun_emulator, emulated_adapter):
+    KEPT["session"] = emulated_adapter.start_session()
+    KEPT["extra"] = wintun_emulator.open_adapter("Test")
+
+
+def test_they_were_closed():
+    assert KEPT["session"].closed
+    assert KEPT["extra"].closed
+'''
+
+
+def test_users_write_tests_with_the_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest(*plugin_args())
+    result.assert_outcomes(passed=7)
+
+
+def test_unknown_generation_in_the_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bad='''
+import pytest
+
+@pytest.mark.wintun_api("0.15")
+def test_it(wintun_emulator):
+    pass
+'''
+    )
+    result = pytester.runpytest(*plugin_args())
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*wintun_api marker: api must be one of*"])
+
+
+def test_marker_is_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers", *plugin_args())
+    result.stdout.fnmatch_lines(["@pytest.mark.wintun_api(api):*"])
+
+
+def test_tracking_wintun_closes_everything() -> None:
+    wintun = TrackingWintun(Emulator("pool"))
+    created = wintun.create_adapter("One", pool="P")
+    session = created.start_session()
+    opened = wintun.open_adapter("One", pool="P")
+    opened.close()
+    assert wintun.open_adapters == [created]
+    wintun.close()
+    assert created.closed and session.closed
+    assert wintun.open_adapters == []
+    wintun.close()  # idempotent
