@@ -106,7 +106,9 @@ class SendBuffer:
 
     As a context manager it yields the writable view and sends on normal exit. A buffer left
     by an exception, by :meth:`abandon` or by garbage collection is neutralised (made a non-IP
-    record, which the driver discards and counts) and sent, so later packets are not held up.
+    record, which a Wintun 0.14 driver discards and counts) and sent, so later packets are not
+    held up. Drivers before 0.14 treat a non-IP record as a corrupt ring: with them, send or
+    abandon explicitly only what you must (see the protocol page).
     """
 
     __slots__ = ("_session", "_view", "_token")
