@@ -452,6 +452,8 @@ class Emulator:
         return PacketCalls(
             client.receive_packet, client.release_receive_packet,
             client.allocate_send_packet, client.send_packet,
+            client.receive_packets, client.release_receive_packets,
+            client.allocate_send_packets, client.send_packets,
         )
 
     # -- waiting ---------------------------------------------------------------------------

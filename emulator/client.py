@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from itertools import count
+from typing import Iterable, Sequence
 
 from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,
@@ -21,7 +22,7 @@ from wintun_cffi.constants import (
     ERROR_NO_MORE_ITEMS,
     MAX_IP_PACKET_SIZE,
 )
-from wintun_cffi.errors import HandleClosedError, error_from_code
+from wintun_cffi.errors import HandleClosedError, WintunError, error_from_code
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.outstanding import Outstanding
 from wintun_cffi.validate import check_packet_size
@@ -75,52 +76,82 @@ class SessionClient:
     def receive_packet(self) -> tuple[memoryview, int]:
         """``WintunReceivePacket``: the next packet's payload view and its token."""
         with self._read_lock:
-            if self.ended:
-                raise HandleClosedError("WintunReceivePacket: the session has ended")
-            head = self._head
-            capacity = self.capacity
-            if head >= capacity:
-                raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
-            tail = U32.unpack_from(self._read_memory, TAIL_OFFSET)[0]
-            if tail >= capacity:
-                raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
-            if head == tail:
-                raise error_from_code(ERROR_NO_MORE_ITEMS, "WintunReceivePacket")
-            data = self._read_data
-            content = (tail - head) & self._mask
-            size = U32.unpack_from(data, head)[0] if content >= 4 else -1
-            aligned = (size + 7) & ~3
-            if size < 0 or size > MAX_IP_PACKET_SIZE or aligned > content:
-                self.send_ring.check_record(head, tail)  # raises the precise RingCorruptError
-            self._head = (head + aligned) & self._mask
-            self._reads_to_release += 1
-            token = (next(_serials) << 32) | head
-            view = self._outstanding_reads[token] = data[head + 4 : head + 4 + size]
-            return view, token
+            return self._receive_locked()
+
+    def receive_packets(self, limit: int) -> list[tuple[memoryview, int]]:
+        """Up to ``limit`` packets under one lock; raises only if there is not even one."""
+        packets: list[tuple[memoryview, int]] = []
+        with self._read_lock:
+            try:
+                for _ in range(limit):
+                    packets.append(self._receive_locked())
+            except WintunError:
+                if not packets:
+                    raise
+        return packets
+
+    def _receive_locked(self) -> tuple[memoryview, int]:
+        if self.ended:
+            raise HandleClosedError("WintunReceivePacket: the session has ended")
+        head = self._head
+        capacity = self.capacity
+        if head >= capacity:
+            raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
+        tail = U32.unpack_from(self._read_memory, TAIL_OFFSET)[0]
+        if tail >= capacity:
+            raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
+        if head == tail:
+            raise error_from_code(ERROR_NO_MORE_ITEMS, "WintunReceivePacket")
+        data = self._read_data
+        content = (tail - head) & self._mask
+        size = U32.unpack_from(data, head)[0] if content >= 4 else -1
+        aligned = (size + 7) & ~3
+        if size < 0 or size > MAX_IP_PACKET_SIZE or aligned > content:
+            self.send_ring.check_record(head, tail)  # raises the precise RingCorruptError
+        self._head = (head + aligned) & self._mask
+        self._reads_to_release += 1
+        token = (next(_serials) << 32) | head
+        view = self._outstanding_reads[token] = data[head + 4 : head + 4 + size]
+        return view, token
 
     def release_receive_packet(self, token: object) -> None:
         """``WintunReleaseReceivePacket``: give a received packet's space back, in ring order."""
+        self.release_receive_packets((token,))
+
+    def release_receive_packets(self, tokens: Iterable[object]) -> None:
+        """Release several packets under one lock, publishing Head once.
+
+        Stops at the first token that is refused; the ones before it are released.
+        """
         with self._read_lock:
             if self.ended:
                 raise HandleClosedError("WintunReleaseReceivePacket: the session has ended")
-            self._outstanding_reads.take(
-                token, "not a packet received from this session, or already released"
-            )
             data = self._read_data
-            offset = token & _OFFSET_MASK  # type: ignore[operator]
-            U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] | PACKET_RELEASE_FLAG)
-            position = self._head_release
-            pending = self._reads_to_release
-            mask = self._mask
-            while pending:
-                size = U32.unpack_from(data, position)[0]
-                if not size & PACKET_RELEASE_FLAG:
-                    break
-                position = (position + (((size & ~PACKET_RELEASE_FLAG) + 7) & ~3)) & mask
-                pending -= 1
-            self._head_release = position
-            self._reads_to_release = pending
-            U32.pack_into(self._read_memory, HEAD_OFFSET, position)
+            take = self._outstanding_reads.take
+            try:
+                for token in tokens:
+                    take(token, "not a packet received from this session, or already released")
+                    offset = token & _OFFSET_MASK  # type: ignore[operator]
+                    flagged = U32.unpack_from(data, offset)[0] | PACKET_RELEASE_FLAG
+                    U32.pack_into(data, offset, flagged)
+            finally:
+                self._advance_head_release()
+
+    def _advance_head_release(self) -> None:
+        """Move Head past every released packet at its front (out-of-order release waits)."""
+        data = self._read_data
+        position = self._head_release
+        pending = self._reads_to_release
+        mask = self._mask
+        while pending:
+            size = U32.unpack_from(data, position)[0]
+            if not size & PACKET_RELEASE_FLAG:
+                break
+            position = (position + (((size & ~PACKET_RELEASE_FLAG) + 7) & ~3)) & mask
+            pending -= 1
+        self._head_release = position
+        self._reads_to_release = pending
+        U32.pack_into(self._read_memory, HEAD_OFFSET, position)
 
     # -- writing the Receive ring ----------------------------------------------------------
 
@@ -129,53 +160,85 @@ class SessionClient:
         if size.__class__ is not int or not 0 <= size <= MAX_IP_PACKET_SIZE:
             check_packet_size(size)
         with self._write_lock:
-            if self.ended:
-                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
-            tail = self._tail
-            capacity = self.capacity
-            if tail >= capacity:
-                raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
-            head = U32.unpack_from(self._write_memory, HEAD_OFFSET)[0]
-            if head >= capacity:
-                raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
-            aligned = (size + 7) & ~3
-            if aligned > ((head - tail - 4) & self._mask):
-                raise error_from_code(ERROR_BUFFER_OVERFLOW, "WintunAllocateSendPacket")
-            data = self._write_data
-            U32.pack_into(data, tail, size | PACKET_RELEASE_FLAG)
-            self._tail = (tail + aligned) & self._mask
-            self._writes_to_send += 1
-            token = (next(_serials) << 32) | tail
-            view = self._outstanding_writes[token] = data[tail + 4 : tail + 4 + size]
-            return view, token
+            return self._allocate_locked(size)
+
+    def allocate_send_packets(self, sizes: Sequence[int]) -> list[tuple[memoryview, int]]:
+        """Allocate in order under one lock until one does not fit; raises only if none fit."""
+        for size in sizes:
+            check_packet_size(size)
+        packets: list[tuple[memoryview, int]] = []
+        with self._write_lock:
+            try:
+                for size in sizes:
+                    packets.append(self._allocate_locked(size))
+            except WintunError:
+                if not packets:
+                    raise
+        return packets
+
+    def _allocate_locked(self, size: int) -> tuple[memoryview, int]:
+        if self.ended:
+            raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+        tail = self._tail
+        capacity = self.capacity
+        if tail >= capacity:
+            raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
+        head = U32.unpack_from(self._write_memory, HEAD_OFFSET)[0]
+        if head >= capacity:
+            raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
+        aligned = (size + 7) & ~3
+        if aligned > ((head - tail - 4) & self._mask):
+            raise error_from_code(ERROR_BUFFER_OVERFLOW, "WintunAllocateSendPacket")
+        data = self._write_data
+        U32.pack_into(data, tail, size | PACKET_RELEASE_FLAG)
+        self._tail = (tail + aligned) & self._mask
+        self._writes_to_send += 1
+        token = (next(_serials) << 32) | tail
+        view = self._outstanding_writes[token] = data[tail + 4 : tail + 4 + size]
+        return view, token
 
     def send_packet(self, token: object) -> None:
         """``WintunSendPacket``: publish every sent packet up to the first one still allocated."""
+        self.send_packets((token,))
+
+    def send_packets(self, tokens: Iterable[object]) -> None:
+        """Send several packets under one lock, publishing Tail (and signalling) once.
+
+        Stops at the first token that is refused; the ones before it are sent.
+        """
         with self._write_lock:
             if self.ended:
                 raise HandleClosedError("WintunSendPacket: the session has ended")
-            self._outstanding_writes.take(
-                token, "not a packet allocated in this session, or already sent"
-            )
             data = self._write_data
-            offset = token & _OFFSET_MASK  # type: ignore[operator]
-            U32.pack_into(data, offset, U32.unpack_from(data, offset)[0] & ~PACKET_RELEASE_FLAG)
-            position = self._tail_release
-            pending = self._writes_to_send
-            mask = self._mask
-            while pending:
-                size = U32.unpack_from(data, position)[0]
-                if size & PACKET_RELEASE_FLAG:
-                    break
-                position = (position + ((size + 7) & ~3)) & mask
-                pending -= 1
-            self._tail_release = position
-            self._writes_to_send = pending
-            memory = self._write_memory
-            if U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
-                U32.pack_into(memory, TAIL_OFFSET, position)
-                if I32.unpack_from(memory, ALERTABLE_OFFSET)[0]:
-                    self._receive_tail_moved.set()
+            take = self._outstanding_writes.take
+            try:
+                for token in tokens:
+                    take(token, "not a packet allocated in this session, or already sent")
+                    offset = token & _OFFSET_MASK  # type: ignore[operator]
+                    cleared = U32.unpack_from(data, offset)[0] & ~PACKET_RELEASE_FLAG
+                    U32.pack_into(data, offset, cleared)
+            finally:
+                self._publish_tail()
+
+    def _publish_tail(self) -> None:
+        """Move Tail past every sent packet at the front; wake an alertable driver."""
+        data = self._write_data
+        position = self._tail_release
+        pending = self._writes_to_send
+        mask = self._mask
+        while pending:
+            size = U32.unpack_from(data, position)[0]
+            if size & PACKET_RELEASE_FLAG:
+                break
+            position = (position + ((size + 7) & ~3)) & mask
+            pending -= 1
+        self._tail_release = position
+        self._writes_to_send = pending
+        memory = self._write_memory
+        if U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
+            U32.pack_into(memory, TAIL_OFFSET, position)
+            if I32.unpack_from(memory, ALERTABLE_OFFSET)[0]:
+                self._receive_tail_moved.set()
 
     # -- bookkeeping ---------------------------------------------------------------------
 

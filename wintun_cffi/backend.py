@@ -23,7 +23,7 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import Callable, NamedTuple, Protocol, runtime_checkable
+from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from .constants import ApiGeneration
 
@@ -37,7 +37,11 @@ EnumCallback = Callable[[object], bool]
 
 
 class PacketCalls(NamedTuple):
-    """A session's four packet functions, bound to it once (see :meth:`Backend.packet_calls`)."""
+    """A session's packet functions, bound to it once (see :meth:`Backend.packet_calls`).
+
+    The batch forms do the same as a loop of the single ones, with the per-call work (locks,
+    handle checks, publishing Head or Tail) done once per batch where the backend can.
+    """
 
     #: ``WintunReceivePacket``: ``() -> (view, token)``.
     receive: Callable[[], tuple[memoryview, object]]
@@ -47,6 +51,16 @@ class PacketCalls(NamedTuple):
     allocate: Callable[[int], tuple[memoryview, object]]
     #: ``WintunSendPacket``: ``(token) -> None``.
     send: Callable[[object], None]
+    #: Up to ``limit`` packets at once: ``(limit) -> [(view, token), ...]``; raises only if
+    #: there is not even one (e.g. NoMoreItemsError).
+    receive_many: Callable[[int], Sequence[tuple[memoryview, object]]]
+    #: Release several tokens; stops at the first refused one (those before are released).
+    release_many: Callable[[Iterable[object]], None]
+    #: Allocate in order until one does not fit: ``(sizes) -> [(view, token), ...]``; raises
+    #: only if none fit (RingFullError).
+    allocate_many: Callable[[Sequence[int]], Sequence[tuple[memoryview, object]]]
+    #: Send several tokens; stops at the first refused one (those before are sent).
+    send_many: Callable[[Iterable[object]], None]
 
 
 @runtime_checkable
@@ -161,7 +175,7 @@ class Backend(Protocol):
         ...
 
     def packet_calls(self, session: object) -> PacketCalls:
-        """The four packet functions bound to ``session``, checked once, for hot loops.
+        """The packet functions bound to ``session``, checked once, for hot loops.
 
         They behave exactly as the methods above (tokens and sizes are still checked) but
         skip the per-call handle lookup; they must not be called after :meth:`end_session`.

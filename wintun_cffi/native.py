@@ -12,7 +12,7 @@ import logging
 import threading
 import uuid
 import warnings
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
@@ -384,7 +384,41 @@ class NativeBackend:
             writes.take(token, "not a packet allocated in this session, or already sent")
             c_send(pointer, token)
 
-        return PacketCalls(receive, release, allocate, send)
+        # The C API has no batch calls: the batch forms loop here, saving the Python layers
+        # above one call per packet.
+        def receive_many(limit: int) -> list[tuple[memoryview, object]]:
+            packets: list[tuple[memoryview, object]] = []
+            try:
+                for _ in range(limit):
+                    packets.append(receive())
+            except WintunError:
+                if not packets:
+                    raise
+            return packets
+
+        def release_many(tokens: Iterable[object]) -> None:
+            for token in tokens:
+                release(token)
+
+        def allocate_many(sizes: Sequence[int]) -> list[tuple[memoryview, object]]:
+            for size in sizes:
+                validate.check_packet_size(size)
+            packets: list[tuple[memoryview, object]] = []
+            try:
+                for size in sizes:
+                    packets.append(allocate(size))
+            except WintunError:
+                if not packets:
+                    raise
+            return packets
+
+        def send_many(tokens: Iterable[object]) -> None:
+            for token in tokens:
+                send(token)
+
+        return PacketCalls(
+            receive, release, allocate, send, receive_many, release_many, allocate_many, send_many
+        )
 
     def packet_calls(self, session: object) -> PacketCalls:
         """The four packet functions bound to ``session``."""

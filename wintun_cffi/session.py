@@ -13,7 +13,6 @@ so no call ever touches freed ring memory.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import warnings
@@ -29,6 +28,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    import asyncio  # imported when first used: it costs more than the rest of the package
+
     from .api import Adapter
 
 #: What :meth:`Session.send` accepts: any contiguous bytes-like object.
@@ -308,15 +309,32 @@ class Session:
             self._exit()
 
     def _receive_batch(self, max_packets: int) -> list[ReceivedPacket]:
-        receive = self._calls.receive
-        packets: list[ReceivedPacket] = []
         try:
-            for _ in range(max_packets):
-                view, token = receive()
-                packets.append(ReceivedPacket(self, view, token))
+            received = self._calls.receive_many(max_packets)
         except NoMoreItemsError:
-            pass
-        return packets
+            return []
+        return [ReceivedPacket(self, view, token) for view, token in received]
+
+    def release_many(self, packets: Iterable[ReceivedPacket]) -> None:
+        """Release several packets of this session at once (cheaper than one by one).
+
+        Raises :class:`~wintun_cffi.errors.PacketReleasedError` if one was already released;
+        the packets before it are released.
+        """
+        batch = list(packets)
+        for packet in batch:
+            if packet._session is not self:
+                raise ValueError(f"{packet!r} was not received from this session")
+            if packet.released:
+                raise PacketReleasedError(packet._gone())
+        self._enter()
+        try:
+            self._calls.release_many(packet._token for packet in batch)
+        finally:
+            for packet in batch:  # the backend released the views of those it took
+                if packet._view is not None and _view_released(packet._view):
+                    packet._view = None
+            self._exit()
 
     def _wait(self, deadline: float | None) -> bool:
         """Wait for the driver's signal; False once ``deadline`` passed."""
@@ -430,19 +448,18 @@ class Session:
     def send_many(self, packets: Iterable[BytesLike]) -> int:
         """Send packets in order until the ring is full; returns how many were sent."""
         payloads = [memoryview(packet).cast("B") for packet in packets]
-        allocate, send = self._calls.allocate, self._calls.send
-        sent = 0
+        if not payloads:
+            return 0
         self._enter()
         try:
-            for payload in payloads:
-                try:
-                    view, token = allocate(len(payload))
-                except RingFullError:
-                    break
+            try:
+                allocated = self._calls.allocate_many([len(payload) for payload in payloads])
+            except RingFullError:
+                return 0
+            for (view, _), payload in zip(allocated, payloads):
                 view[:] = payload
-                send(token)
-                sent += 1
-            return sent
+            self._calls.send_many(token for _, token in allocated)
+            return len(allocated)
         finally:
             self._exit()
 
@@ -453,6 +470,8 @@ class Session:
 
         Cancelling the await loses no packet: a packet is only taken when it is returned.
         """
+        import asyncio
+
         loop = asyncio.get_running_loop()
         while True:
             packet = self.receive_packet()
@@ -546,6 +565,14 @@ class Session:
         return f"<Session {state}>"
 
 
+def _view_released(view: memoryview) -> bool:
+    try:
+        len(view)
+    except ValueError:  # "operation forbidden on released memoryview object"
+        return True
+    return False
+
+
 def _deadline(timeout: float | None) -> float | None:
     if timeout is None:
         return None
@@ -591,6 +618,8 @@ class _AsyncReader:
 
         if loop.is_closed():
             return
+        import asyncio
+
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

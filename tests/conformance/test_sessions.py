@@ -209,3 +209,36 @@ def test_release_gives_space_back_in_ring_order(session: Session, raw: RawFarSid
     assert raw.deliver(packet)
     with session.receive(TIMEOUT) as last:
         assert bytes(last.data) == packet
+
+
+def test_release_many(backend: BackendCase, session: Session, far: FarSide) -> None:
+    payloads = [b"batch-release-%d" % i for i in range(4)]
+    for payload in payloads:
+        far.send_udp(payload)
+    batch: list[ReceivedPacket] = []
+    while len(batch) < len(payloads):
+        batch += session.receive_many(len(payloads) - len(batch), timeout=TIMEOUT)
+    ours = [p for p in batch if datagram_for_app(p.data) is not None]
+    assert [datagram_for_app(p.data).payload for p in ours] == payloads  # type: ignore[union-attr]
+    session.release_many(reversed(batch))  # any order: Head moves once all are released
+    assert all(packet.released for packet in batch)
+    with pytest.raises(PacketReleasedError):
+        batch[0].data
+    with pytest.raises(PacketReleasedError):
+        session.release_many(batch[:1])  # already released: refused, nothing changes
+    far.send_udp(b"after")
+    assert app_receive_udp(session, TIMEOUT).payload == b"after"
+
+
+def test_release_many_refuses_a_packet_of_another_session(
+    backend: BackendCase, session: Session, far: FarSide
+) -> None:
+    far.send_udp(b"mine")
+    packet = session.receive(TIMEOUT)
+    other = backend.create_adapter("Other")
+    with other.start_session(MIN_RING_CAPACITY) as foreign:
+        with pytest.raises(ValueError):
+            foreign.release_many([packet])
+    assert not packet.released  # refused before anything changed
+    session.release_many([packet])
+    assert packet.released

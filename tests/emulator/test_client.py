@@ -422,3 +422,59 @@ def test_ended_client_refuses_everything(rings: ClientRings) -> None:
 def test_rings_of_different_capacity_are_refused() -> None:
     with pytest.raises(ValueError):
         SessionClient(Ring.allocate(CAP), Ring.allocate(CAP * 2), FdEvent())
+
+
+# -- batch forms: the same protocol, one lock and one publication per batch ------------------
+
+
+def test_receive_packets_takes_up_to_the_limit_and_raises_only_when_empty(
+    rings: ClientRings,
+) -> None:
+    payloads = [b"p%d" % i for i in range(5)]
+    deliver(rings.send, payloads)
+    first = rings.client.receive_packets(3)
+    rest = rings.client.receive_packets(10)
+    assert [bytes(view) for view, _ in first + rest] == payloads
+    with pytest.raises(NoMoreItemsError):
+        rings.client.receive_packets(4)
+
+
+def test_release_receive_packets_moves_head_once_past_all(rings: ClientRings) -> None:
+    payloads = [b"a" * 10, b"b" * 20, b"c" * 30]
+    deliver(rings.send, payloads)
+    packets = rings.client.receive_packets(3)
+    rings.client.release_receive_packets(token for _, token in reversed(packets))
+    assert header(rings.send)[0] == sum(rec(len(p)) for p in payloads)
+    assert rings.client.outstanding() == 0
+
+
+def test_release_receive_packets_stops_at_a_refused_token(rings: ClientRings) -> None:
+    deliver(rings.send, [b"one", b"two"])
+    (_, first), (_, second) = rings.client.receive_packets(2)
+    with pytest.raises(ValueError):
+        rings.client.release_receive_packets([first, "not a token", second])
+    assert header(rings.send)[0] == rec(3)  # the first was released, the rest not
+    rings.client.release_receive_packets([second])
+    assert header(rings.send)[0] == 2 * rec(3)
+
+
+def test_allocate_send_packets_stops_where_the_ring_is_full(rings: ClientRings) -> None:
+    fits = (CAP - 4) // rec(1000)
+    allocated = rings.client.allocate_send_packets([1000] * (fits + 5))
+    assert len(allocated) == fits
+    with pytest.raises(RingFullError):
+        rings.client.allocate_send_packets([1000])
+    with pytest.raises(ValueError):
+        rings.client.allocate_send_packets([10, 0x10000])  # checked before anything
+    assert rings.client.outstanding() == fits
+
+
+def test_send_packets_publishes_tail_once_in_allocation_order(rings: ClientRings) -> None:
+    allocated = rings.client.allocate_send_packets([8, 16, 24])
+    for index, (view, _) in enumerate(allocated):
+        view[:] = bytes([index]) * len(view)
+    rings.client.send_packets([allocated[2][1], allocated[1][1]])
+    assert header(rings.receive)[1] == 0  # held back by the first allocation
+    rings.client.send_packets([allocated[0][1]])
+    assert header(rings.receive)[1] == rec(8) + rec(16) + rec(24)
+    assert [u32(rings.receive, offset) for offset in (0, rec(8), rec(8) + rec(16))] == [8, 16, 24]
