@@ -218,18 +218,7 @@ class Emulator:
         """``WintunCreateAdapter``: see :meth:`wintun_cffi.backend.Backend.create_adapter`."""
         validate.check_adapter_name(name)
         validate.check_guid(requested_guid)
-        if self._api == "0.14":
-            if pool is not None:
-                raise ValueError("Wintun 0.14 adapters have no pool; pass tunnel_type")
-            if tunnel_type is None:
-                raise ValueError("Wintun 0.14 needs a tunnel_type to create an adapter")
-            validate.check_tunnel_type(tunnel_type)
-        else:
-            if tunnel_type is not None:
-                raise ValueError(f"the {self._api!r} API takes a pool, not a tunnel type")
-            if pool is None:
-                raise ValueError(f"the {self._api!r} API needs a pool to create an adapter")
-            validate.check_pool(pool)
+        validate.check_adapter_kind(self._api, tunnel_type, pool)
         function = "WintunCreateAdapter"
         with self._lock:
             if requested_guid is not None and any(
@@ -258,11 +247,7 @@ class Emulator:
         """``WintunOpenAdapter`` (seed: ``WintunGetAdapter``)."""
         validate.check_adapter_name(name)
         function = "WintunGetAdapter" if self._api == "seed" else "WintunOpenAdapter"
-        if self._api == "0.14":
-            if pool is not None:
-                raise ValueError("Wintun 0.14 adapters have no pool")
-        else:
-            validate.check_pool(pool)
+        validate.check_open_pool(self._api, pool)
         with self._lock:
             adapter = self._find(name)
             if adapter is None:

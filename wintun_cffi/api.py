@@ -87,14 +87,7 @@ class Wintun:
         """
         validate.check_adapter_name(name)
         validate.check_guid(guid)
-        if self.api == "0.14":
-            if pool is not None:
-                raise TypeError("Wintun 0.14 has no pools: pass tunnel_type, not pool")
-            validate.check_tunnel_type(tunnel_type)
-        else:
-            if tunnel_type is not None:
-                raise TypeError(f"the {self.api!r} API has pools: pass pool, not tunnel_type")
-            validate.check_pool(pool)
+        validate.check_adapter_kind(self.api, tunnel_type, pool)
         handle, reboot = self.call(
             self.backend.create_adapter, name, tunnel_type=tunnel_type, pool=pool,
             requested_guid=guid,
@@ -106,11 +99,7 @@ class Wintun:
     def open_adapter(self, name: str, *, pool: str | None = None) -> Adapter:
         """Open an existing adapter by name (case-insensitive); the pool era needs ``pool``."""
         validate.check_adapter_name(name)
-        if self.api == "0.14":
-            if pool is not None:
-                raise TypeError("Wintun 0.14 has no pools; open adapters by name only")
-        else:
-            validate.check_pool(pool)
+        validate.check_open_pool(self.api, pool)
         handle = self.call(self.backend.open_adapter, name, pool=pool)
         return Adapter(self, handle, name=name, pool=pool, guid=None, created=False)
 

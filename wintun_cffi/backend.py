@@ -85,7 +85,7 @@ class Backend(Protocol):
         """``WintunCreateAdapter``: returns ``(adapter handle, reboot required)``.
 
         0.14 takes ``tunnel_type``; the pool era takes ``pool``. Passing the other one, or
-        neither, raises :class:`ValueError`.
+        neither, raises :class:`TypeError`.
         """
         ...
 

@@ -136,21 +136,12 @@ class NativeBackend:
         """``WintunCreateAdapter``."""
         validate.check_adapter_name(name)
         validate.check_guid(requested_guid)
+        validate.check_adapter_kind(self._api, tunnel_type, pool)
         guid = self._guid(requested_guid)
         if self._api == "0.14":
-            if pool is not None:
-                raise ValueError("Wintun 0.14 adapters have no pool; pass tunnel_type")
-            if tunnel_type is None:  # the Backend protocol: neither is a ValueError
-                raise ValueError("Wintun 0.14 needs a tunnel_type to create an adapter")
-            validate.check_tunnel_type(tunnel_type)
             pointer = self._lib.WintunCreateAdapter(name, tunnel_type, guid)
             reboot = False
         else:
-            if tunnel_type is not None:
-                raise ValueError(f"the {self._api!r} API takes a pool, not a tunnel type")
-            if pool is None:
-                raise ValueError(f"the {self._api!r} API needs a pool to create an adapter")
-            validate.check_pool(pool)
             reboot_out = self._ffi.new("BOOL *")
             pointer = self._lib.WintunCreateAdapter(pool, name, guid, reboot_out)
             reboot = bool(reboot_out[0])
@@ -161,14 +152,9 @@ class NativeBackend:
     def open_adapter(self, name: str, *, pool: str | None = None) -> object:
         """``WintunOpenAdapter`` (seed: ``WintunGetAdapter``)."""
         validate.check_adapter_name(name)
+        validate.check_open_pool(self._api, pool)
         function = getattr(self._lib, self._open_name)
-        if self._api == "0.14":
-            if pool is not None:
-                raise ValueError("Wintun 0.14 adapters have no pool")
-            pointer = function(name)
-        else:
-            validate.check_pool(pool)
-            pointer = function(pool, name)
+        pointer = function(name) if self._api == "0.14" else function(pool, name)
         if not pointer:
             raise self._error(self._open_name)
         return NativeAdapter(self, pointer)

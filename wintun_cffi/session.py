@@ -40,49 +40,70 @@ _ON_FULL = ("raise", "drop", "wait")
 _get_ident = threading.get_ident
 
 
-class ReceivedPacket:
-    """A packet the driver delivered: a zero-copy view of ring memory until released.
-
-    Use it as a context manager, or call :meth:`release`, to give its space back to the ring.
-    A packet dropped without release is released by the session at its next call.
-    """
+class _RingPacket:
+    """A packet's view of ring memory, owned by the application until it gives it back."""
 
     __slots__ = ("_session", "_view", "_token")
+    #: What the packet is, and what giving it back is called, for error messages.
+    _what = "packet"
+    _given_back = "released"
 
     def __init__(self, session: Session, view: memoryview, token: object) -> None:
         self._session: Session | None = session
         self._view: memoryview | None = view
         self._token = token
 
+    def _live_view(self) -> memoryview:
+        """The view, or PacketReleasedError once given back or the session closed."""
+        view = self._view
+        session = self._session
+        if view is None or session is None or session._closed:
+            raise PacketReleasedError(self._gone())
+        return view
+
+    def _is_given_back(self) -> bool:
+        return self._view is None or self._session is None or self._session._closed
+
+    def _gone(self) -> str:
+        if self._session is None or self._session._closed:
+            return f"the {self._what}'s session was closed; its memory belongs to Wintun again"
+        return f"the {self._what} was {self._given_back}; its memory belongs to Wintun again"
+
+    def __len__(self) -> int:
+        return len(self._live_view())
+
+    def __repr__(self) -> str:
+        state = self._given_back if self._view is None else f"{len(self._view)} bytes"
+        return f"<{type(self).__name__} {state}>"
+
+
+class ReceivedPacket(_RingPacket):
+    """A packet the driver delivered: a zero-copy view of ring memory until released.
+
+    Use it as a context manager, or call :meth:`release`, to give its space back to the ring.
+    A packet dropped without release is released by the session at its next call.
+    """
+
+    __slots__ = ()
+
     @property
     def data(self) -> memoryview:
         """The packet's bytes, writable in place; invalid once released."""
-        view = self._view
-        if view is None or self._session is None or self._session._closed:
-            raise PacketReleasedError(self._gone())
-        return view
+        return self._live_view()
 
     @property
     def released(self) -> bool:
         """True once released (or its session closed)."""
-        return self._view is None or self._session is None or self._session._closed
-
-    def __len__(self) -> int:
-        return len(self.data)
+        return self._is_given_back()
 
     def __bytes__(self) -> bytes:
-        return bytes(self.data)
-
-    def __repr__(self) -> str:
-        state = "released" if self._view is None else f"{len(self._view)} bytes"
-        return f"<ReceivedPacket {state}>"
+        return bytes(self._live_view())
 
     def release(self) -> None:
         """Give the packet's ring space back. Releasing twice raises PacketReleasedError."""
-        session = self._session
-        if self._view is None or session is None or session._closed:
-            raise PacketReleasedError(self._gone())
-        session._release(self)
+        self._live_view()
+        assert self._session is not None
+        self._session._release(self)
 
     def __enter__(self) -> ReceivedPacket:
         return self
@@ -96,13 +117,8 @@ class ReceivedPacket:
         if self._view is not None and session is not None and not session._closed:
             session._abandoned_receives.append(self._token)
 
-    def _gone(self) -> str:
-        if self._session is None or self._session._closed:
-            return "the packet's session was closed; its memory belongs to Wintun again"
-        return "the packet was released; its memory belongs to Wintun again"
 
-
-class SendBuffer:
+class SendBuffer(_RingPacket):
     """Ring space allocated for one outgoing packet: fill :attr:`data`, then :meth:`send`.
 
     As a context manager it yields the writable view and sends on normal exit. A buffer left
@@ -112,45 +128,29 @@ class SendBuffer:
     abandon explicitly only what you must (see the protocol page).
     """
 
-    __slots__ = ("_session", "_view", "_token")
-
-    def __init__(self, session: Session, view: memoryview, token: object) -> None:
-        self._session: Session | None = session
-        self._view: memoryview | None = view
-        self._token = token
+    __slots__ = ()
+    _what = "send buffer"
+    _given_back = "sent"
 
     @property
     def data(self) -> memoryview:
         """The writable view to fill; invalid once sent."""
-        view = self._view
-        if view is None or self._session is None or self._session._closed:
-            raise PacketReleasedError("the send buffer was already sent or its session closed")
-        return view
+        return self._live_view()
 
     @property
     def sent(self) -> bool:
         """True once sent, abandoned, or its session closed."""
-        return self._view is None or self._session is None or self._session._closed
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        state = "sent" if self._view is None else f"{len(self._view)} bytes"
-        return f"<SendBuffer {state}>"
+        return self._is_given_back()
 
     def send(self) -> None:
         """Hand the packet to the driver (it goes out in allocation order)."""
-        session = self._session
-        if self._view is None or session is None or session._closed:
-            raise PacketReleasedError("the send buffer was already sent or its session closed")
-        session._send(self)
+        self._live_view()
+        assert self._session is not None
+        self._session._send(self)
 
     def abandon(self) -> None:
         """Give up the packet without sending its contents (it is neutralised and sent)."""
-        view = self.data
-        if len(view):
-            view[0] = 0  # IP version 0: not IP, so the driver discards it
+        _neutralise(self._live_view())
         self.send()
 
     def __enter__(self) -> memoryview:
@@ -168,9 +168,14 @@ class SendBuffer:
         view = self._view
         session = self._session
         if view is not None and session is not None and not session._closed:
-            if len(view):
-                view[0] = 0
+            _neutralise(view)
             session._abandoned_sends.append(self._token)
+
+
+def _neutralise(view: memoryview) -> None:
+    """Make an allocated record a non-IP packet, which the driver discards."""
+    if len(view):
+        view[0] = 0  # IP version 0
 
 
 class Session:

@@ -77,3 +77,33 @@ def check_capacity(capacity: object) -> int:
             f"to {MAX_RING_CAPACITY:#x}"
         )
     return capacity
+
+
+def check_adapter_kind(api: str, tunnel_type: object, pool: object) -> None:
+    """Creating an adapter: 0.14 takes a tunnel type and no pool, the pool era the reverse.
+
+    The wrong one, or neither, is a :class:`TypeError` (that generation's signature).
+    """
+    if api == "0.14":
+        if pool is not None:
+            raise TypeError("Wintun 0.14 has no pools: pass tunnel_type, not pool")
+        if tunnel_type is None:
+            raise TypeError("Wintun 0.14 needs a tunnel_type to create an adapter")
+        check_tunnel_type(tunnel_type)
+    else:
+        if tunnel_type is not None:
+            raise TypeError(f"the {api!r} API has pools: pass pool, not tunnel_type")
+        if pool is None:
+            raise TypeError(f"the {api!r} API needs a pool")
+        check_pool(pool)
+
+
+def check_open_pool(api: str, pool: object) -> None:
+    """Opening an adapter: 0.14 takes no pool, the pool era needs one."""
+    if api == "0.14":
+        if pool is not None:
+            raise TypeError("Wintun 0.14 has no pools: open adapters by name only")
+    else:
+        if pool is None:
+            raise TypeError(f"the {api!r} API needs a pool")
+        check_pool(pool)

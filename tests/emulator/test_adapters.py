@@ -268,9 +268,9 @@ def test_pool_name_limits(api: ApiGeneration) -> None:
             wintun.create_adapter("A", pool=bad)
     assert wintun.adapter_names() == []
     wintun.create_adapter("A", pool="p" * 255)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         wintun.create_adapter("B", pool=None)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         wintun.create_adapter("B", pool="P", tunnel_type="T")
     assert wintun.adapter_names() == ["A"]
 
@@ -280,11 +280,11 @@ def test_tunnel_type_rules_0_14() -> None:
     for bad in ["", "t\x00", "t" * 128]:
         with pytest.raises(ValueError):
             wintun.create_adapter("A", tunnel_type=bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         wintun.create_adapter("A")
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         wintun.create_adapter("A", tunnel_type="T", pool="P")
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         wintun.open_adapter("A", pool="P")
     assert wintun.adapter_names() == []
     wintun.create_adapter("A", tunnel_type="t" * 127)
