@@ -14,8 +14,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def backend_options(command: argparse.ArgumentParser) -> None:
         default = "native" if sys.platform == "win32" else "emulator"
-        command.add_argument("--backend", choices=("native", "emulator"), default=default,
-                             help=f"where Wintun comes from (default here: {default})")
+        command.add_argument("--backend", choices=("native", "emulator", "linux-tun"),
+                             default=default,
+                             help=f"where Wintun comes from (default here: {default}); "
+                             "linux-tun: the emulator with the Linux kernel on the far side "
+                             "(root), in a network namespace of its own")
         command.add_argument("--dll", help="path of wintun.dll (native backend)")
         command.add_argument("--api", choices=API_GENERATIONS, default="0.14",
                              help="API generation of the emulator (default 0.14)")
@@ -24,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     backend_options(example)
     example.add_argument("--count", type=int, help="stop after this many echo replies")
     example.add_argument("--duration", type=float, help="stop after this many seconds")
+    example.add_argument("--no-netns", action="store_true",
+                         help="linux-tun: use the current network namespace instead of a new one")
 
     info = commands.add_parser("info", help="show the backend, library and adapters")
     backend_options(info)
@@ -42,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "example":
         from .example import main as example_main
 
+        if args.backend == "linux-tun" and not args.no_netns:
+            from .example import rerun_in_new_network_namespace
+
+            return rerun_in_new_network_namespace(argv if argv is not None else sys.argv[1:])
         return example_main(args.backend, args.dll, args.api, args.count, args.duration)
     if args.command == "info":
         from .info import main as info_main

@@ -145,7 +145,24 @@ def main(backend: str, dll: str | None, api: str, count: int | None, duration: f
     if backend == "native":
         wintun = load(dll)
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
+    elif backend == "linux-tun":
+        wintun = emulated(api, host="linux-tun")  # type: ignore[arg-type]
+        log.info(f"Using the wintun-cffi emulator (API {wintun.api}) with the Linux kernel on "
+                 "the far side, through a TUN interface")
     else:
         wintun = emulated(api)  # type: ignore[arg-type]
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
     return run_example(wintun, log, count=count, duration=duration)
+
+
+def rerun_in_new_network_namespace(argv: list[str]) -> int:
+    """Run this command again inside a new network namespace (``unshare --net``), so the TUN
+    interface and every packet stay there and vanish with it."""
+    import shutil
+    import subprocess
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise SystemExit("linux-tun needs util-linux's unshare (or pass --no-netns)")
+    command = [unshare, "--net", "--", sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"]
+    return subprocess.run(command, check=False).returncode

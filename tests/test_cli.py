@@ -1,0 +1,80 @@
+"""python -m wintun_cffi: the example, info and bench commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.linux_tun.netns import unavailable_reason
+
+REPLY = "Received IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wintun_cffi", *args], capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+
+
+@pytest.mark.parametrize("api", ["0.14", "pool", "seed"])
+def test_example_on_the_emulator_gets_echo_replies(api: str) -> None:
+    result = run("example", "--backend", "emulator", "--api", api, "--count", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "emulator" in lines[0]  # the first line says where Wintun comes from
+    assert sum(REPLY in line for line in lines) >= 2
+    assert any("[+] Sent IPv4 ICMP echo request from 10.6.7.8 to 10.6.7.7" in line
+               for line in lines)
+    # Cleanup in order: threads, then the session, then the adapter.
+    assert lines[-1].endswith("Session ended, closing the adapter")
+
+
+def test_example_duration_stops_without_replies_needed() -> None:
+    result = run("example", "--backend", "emulator", "--duration", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert "Session ended" in result.stdout
+
+
+def test_example_with_the_linux_kernel_answering() -> None:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    # Runs itself in a new network namespace (unshare --net): nothing reaches this machine's.
+    result = run("example", "--backend", "linux-tun", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Linux kernel" in result.stdout.splitlines()[0]
+    assert sum(REPLY in line for line in result.stdout.splitlines()) >= 2
+
+
+def test_info_on_the_emulator() -> None:
+    result = run("info", "--backend", "emulator", "--api", "pool")
+    assert result.returncode == 0, result.stderr
+    assert "API generation: pool" in result.stdout
+    assert "not running" in result.stdout  # no adapter yet, so no driver
+    assert "adapters in pool 'WireGuard': 0" in result.stdout
+
+
+def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WINTUN_DLL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wintun_cffi", "info", "--backend", "native"],
+        capture_output=True, text=True, timeout=60, check=False, env=env, cwd=str(tmp_path),
+    )
+    assert result.returncode != 0
+    assert "Wintun library not found" in result.stderr and "Looked at" in result.stderr
+
+
+def test_bench_prints_the_table_and_json() -> None:
+    result = run("bench", "--sizes", "64", "--packets", "1000", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "emulator receive+release" in result.stdout
+    document = json.loads(result.stdout[result.stdout.index("{"):])
+    names = {row["name"] for row in document["rows"]}
+    assert {"emulator receive+release", "emulator send_many"} <= names
+    assert all(row["packets_per_second"] > 0 for row in document["rows"])
+    assert document["import_ms"] > 0
