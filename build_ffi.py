@@ -21,6 +21,7 @@ import io
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,7 +373,8 @@ def eval_int(expr: str, known: dict[str, int]) -> int | None:
         return m.group(0) if any(w in known for w in words) else " "
 
     # A parenthesized type name followed by an operand is a cast.
-    s = re.sub(rf"\(\s*((?:{_IDENT}\s*)+\**)\s*\)(?=\s*[\w(~+-])", drop_cast, s)
+    # Words must be apart: "(?:IDENT\s*)+" splits a long word in exponentially many ways.
+    s = re.sub(rf"\(\s*((?:{_IDENT}\s+)*{_IDENT}\s*\**)\s*\)(?=\s*[\w(~+-])", drop_cast, s)
 
     def literal(m: re.Match[str]) -> str:
         text = m.group(1)
@@ -380,10 +382,15 @@ def eval_int(expr: str, known: dict[str, int]) -> int | None:
             return str(int(text, 16))
         return str(int(text, 8) if len(text) > 1 and text.startswith("0") else int(text))
 
-    s = _INT_LITERAL.sub(literal, s)
+    try:
+        s = _INT_LITERAL.sub(literal, s)
+    except ValueError:  # e.g. "09": not an octal literal, so not a constant we know
+        return None
     s = s.replace("/", "//").strip()
     try:
-        tree = ast.parse(s, mode="eval")
+        with warnings.catch_warnings():  # text like "1abc" is no constant, not a warning
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(s, mode="eval")
     except (SyntaxError, ValueError, RecursionError):
         return None
     return _eval_node(tree.body, known)

@@ -111,7 +111,8 @@ class SessionClient:
         self._head = (head + aligned) & self._mask
         self._reads_to_release += 1
         token = (next(_serials) << 32) | head
-        view = self._outstanding_reads[token] = data[head + 4 : head + 4 + size]
+        view = data[head + 4 : head + 4 + size]
+        self._outstanding_reads[token] = (view, None)  # the ring's memory outlives the session
         return view, token
 
     def release_receive_packet(self, token: object) -> None:
@@ -194,7 +195,8 @@ class SessionClient:
         self._tail = (tail + aligned) & self._mask
         self._writes_to_send += 1
         token = (next(_serials) << 32) | tail
-        view = self._outstanding_writes[token] = data[tail + 4 : tail + 4 + size]
+        view = data[tail + 4 : tail + 4 + size]
+        self._outstanding_writes[token] = (view, None)
         return view, token
 
     def send_packet(self, token: object) -> None:

@@ -315,19 +315,26 @@ class NativeBackend:
         return NativeSession(self, session, waiter)
 
     def end_session(self, session: object) -> None:
-        """``WintunEndSession``: the session's packet views dangle afterwards."""
+        """``WintunEndSession``: the views of the session's packets are released first.
+
+        If views derived from a packet's data still exist, freeing the rings would leave them
+        pointing at freed memory: the session is then left allocated (a deliberate leak, with
+        a :class:`ResourceWarning`) rather than risk a crash.
+        """
         target = self._session(session, "WintunEndSession")
         target.ended = True
         target.waiter.interrupt()
         exported = target.reads.release_all() + target.writes.release_all()
-        self._lib.WintunEndSession(target.pointer)
-        target.waiter.close()
         if exported:
             warnings.warn(
-                f"{exported} packet views were still exported when the session ended; views "
-                "derived from packet data must not outlive the packet (that memory is freed)",
+                f"{exported} packets still had views derived from their data when the session "
+                "ended; its rings are kept allocated so those views stay valid. Copy packet "
+                "data (bytes(packet)) instead of keeping views of it.",
                 ResourceWarning, stacklevel=2,
             )
+            return
+        self._lib.WintunEndSession(target.pointer)
+        target.waiter.close()
 
     def get_read_wait_event(self, session: object) -> int:
         """``WintunGetReadWaitEvent``: the HANDLE's value (a descriptor off Windows)."""
@@ -350,7 +357,9 @@ class NativeBackend:
             packet = c_receive(pointer, size)
             if not packet:
                 raise error("WintunReceivePacket")
-            view = reads[packet] = memoryview(buffer(packet, size[0]))
+            exporter = buffer(packet, size[0])  # one per packet: shows derived views
+            view = memoryview(exporter)
+            reads[packet] = (view, exporter)
             return view, packet
 
         def release(token: object) -> None:
@@ -363,7 +372,9 @@ class NativeBackend:
             packet = c_allocate(pointer, size)
             if not packet:
                 raise error("WintunAllocateSendPacket")
-            view = writes[packet] = memoryview(buffer(packet, size))
+            exporter = buffer(packet, size)
+            view = memoryview(exporter)
+            writes[packet] = (view, exporter)
             return view, packet
 
         def send(token: object) -> None:

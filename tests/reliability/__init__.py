@@ -1,0 +1,1 @@
+"""Reliability under load, faults and bad input (issue 6): stress, faults, fuzzing, catalogue."""

@@ -1,0 +1,4 @@
+#define WINTUN_MAX_POOL 0256
+#define WINTUN_ODD 09
+#define WINTUN_WORDY 1abc
+typedef enum { WINTUN_LOG_INFO = 09 } WINTUN_LOGGER_LEVEL;

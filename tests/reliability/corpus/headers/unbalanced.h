@@ -1,0 +1,1 @@
+typedef struct { DWORD Value; NET_LUID;

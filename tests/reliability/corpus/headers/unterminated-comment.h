@@ -1,0 +1,2 @@
+/* a header that never ends its comment
+typedef int X;
