@@ -55,29 +55,29 @@ def _payload(size: int) -> bytes:
     return body
 
 
-def _fill(host: Any, payload: bytes) -> int:
-    """Fill the Send ring through the driver (untimed); returns packets written."""
+def _fill(host: Any, payload: bytes, limit: int) -> int:
+    """Put up to ``limit`` packets into the Send ring through the driver (untimed)."""
     written = 0
     batch = [payload] * BATCH
-    while host.deliver_many(batch):
+    while written + BATCH <= limit and host.deliver_many(batch):
         written += BATCH
-    while host.deliver(payload):
+    while written < limit and host.deliver(payload):
         written += 1
     return written
 
 
-def _drain_timed(session: Session, host: Any, payload: bytes, total: int,
-                 drain: Callable[[], int]) -> float:
-    """Repeatedly fill (untimed) and drain (timed) until ``total`` packets; seconds spent."""
+def _drain_timed(name: str, host: Any, payload: bytes, total: int,
+                 drain: Callable[[], int]) -> Row:
+    """Repeatedly fill (untimed) and drain (timed) until at least ``total`` packets."""
     done = 0
     spent = 0.0
     while done < total:
-        if not _fill(host, payload):
+        if not _fill(host, payload, total - done):
             raise RuntimeError("the ring did not accept a single packet")
         start = time.perf_counter()
         done += drain()
         spent += time.perf_counter() - start
-    return spent
+    return Row(name, len(payload), done, spent)
 
 
 def _receive_single(session: Session) -> Callable[[], int]:
@@ -146,10 +146,10 @@ def emulator_rows(size: int, total: int) -> list[Row]:
     host.echo_responder = False
     payload = _payload(size)
     rows = [
-        Row("emulator receive+release", size, total,
-            _drain_timed(session, host, payload, total, _receive_single(session))),
-        Row("emulator receive_many+release_many", size, total,
-            _drain_timed(session, host, payload, total, _receive_batch(session))),
+        _drain_timed("emulator receive+release", host, payload, total,
+                     _receive_single(session)),
+        _drain_timed("emulator receive_many+release_many", host, payload, total,
+                     _receive_batch(session)),
         Row("emulator allocate+fill+send", size, total, _send_timed(session, payload, total, False)),
         Row("emulator send_many", size, total, _send_timed(session, payload, total, True)),
     ]
@@ -233,12 +233,12 @@ def native_rows(size: int, total: int) -> list[Row]:
             count += 1
 
     rows = [
-        Row("native high-level receive+release", size, total,
-            _drain_timed(session, host, payload, total, _receive_single(session))),
-        Row("native bare cffi calls", size, total,
-            _drain_timed(session, host, payload, total, bare)),
-        Row("native ctypes copying loop", size, total,
-            _drain_timed(session, host, payload, total, ctypes_copying)),
+        _drain_timed("native high-level receive+release", host, payload, total,
+                     _receive_single(session)),
+        _drain_timed("native receive_many+release_many", host, payload, total,
+                     _receive_batch(session)),
+        _drain_timed("native bare cffi calls", host, payload, total, bare),
+        _drain_timed("native ctypes copying loop", host, payload, total, ctypes_copying),
         Row("native high-level allocate+fill+send", size, total,
             _send_timed(session, payload, total, False)),
     ]
@@ -252,8 +252,7 @@ def native_rows(size: int, total: int) -> list[Row]:
             return int(drain_lib.wintun_bench_drain(session_address, receive_address,
                                                     release_address))
 
-        rows.append(Row("native C loop (limit)", size, total,
-                        _drain_timed(session, host, payload, total, c_loop)))
+        rows.append(_drain_timed("native C loop (limit)", host, payload, total, c_loop))
     except (OSError, subprocess.CalledProcessError) as error:
         print(f"(C loop skipped: {error})", file=sys.stderr)
     session.close()

@@ -262,11 +262,7 @@ class Session:
         try:
             if self._closed or self._abandoned_receives or self._abandoned_sends:
                 self._enter()
-            try:
-                view, token = self._calls.receive()
-            except NoMoreItemsError:
-                return None
-            return ReceivedPacket(self, view, token)
+            return self._receive_one()
         finally:
             inflight.discard(ident)
 
