@@ -14,10 +14,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Literal, TypeVar
+from typing import Literal
 
 from wintun_cffi import validate
-from wintun_cffi.backend import EnumCallback, LoggerCallback, PacketCalls
+from wintun_cffi.backend import EnumCallback, GenerationBound, LoggerCallback, PacketCalls
 from wintun_cffi.constants import (
     API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
@@ -35,7 +35,6 @@ from wintun_cffi.constants import (
 )
 from wintun_cffi.errors import (
     HandleClosedError,
-    NotSupportedError,
     SessionClosedError,
     WintunError,
     error_from_code,
@@ -62,9 +61,6 @@ _device_handles = itertools.count(0x1000, 4)
 #: kernel through a TUN interface (:class:`emulator.linux_tun.LinuxTunHost`, root only).
 HostKind = Literal["memory", "linux-tun"]
 HOST_KINDS: tuple[HostKind, ...] = ("memory", "linux-tun")
-
-_T = TypeVar("_T")
-
 
 @dataclass(eq=False)
 class EmulatedAdapter:
@@ -102,7 +98,7 @@ class EmulatedSession:
     ended: bool = False
 
 
-class Emulator:
+class Emulator(GenerationBound):
     """A pure-Python Wintun of API generation ``api`` (``"0.14"``, ``"pool"`` or ``"seed"``)."""
 
     def __init__(self, api: ApiGeneration = "0.14", *, host: HostKind = "memory") -> None:
@@ -117,19 +113,10 @@ class Emulator:
         self._luid_indexes = itertools.count(1)
         self._logger: LoggerCallback | None = None
 
-    @property
-    def api(self) -> ApiGeneration:
-        """The API generation this emulator speaks."""
-        return self._api
-
     def __repr__(self) -> str:
         return f"Emulator(api={self._api!r}, host={self._host_kind!r})"
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _require(self, function: str, *apis: ApiGeneration) -> None:
-        if self._api not in apis:
-            raise NotSupportedError.for_generation(function, self._api)
 
     def _log(self, level: int, message: str) -> None:
         logger = self._logger

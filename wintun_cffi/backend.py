@@ -26,6 +26,7 @@ import uuid
 from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from .constants import ApiGeneration
+from .errors import NotSupportedError
 
 #: ``logger(level, timestamp, message)``: ``level`` is ``LOG_INFO``/``LOG_WARN``/``LOG_ERR``;
 #: ``timestamp`` is in 100 ns units since 1601-01-01 UTC (0.14), or ``None`` where the API
@@ -61,6 +62,22 @@ class PacketCalls(NamedTuple):
     allocate_many: Callable[[Sequence[int]], Sequence[tuple[memoryview, object]]]
     #: Send several tokens; stops at the first refused one (those before are sent).
     send_many: Callable[[Iterable[object]], None]
+
+
+class GenerationBound:
+    """What both backends share: the API generation, and refusing what it lacks."""
+
+    _api: ApiGeneration
+
+    @property
+    def api(self) -> ApiGeneration:
+        """The API generation this backend speaks: ``"0.14"``, ``"pool"`` or ``"seed"``."""
+        return self._api
+
+    def _require(self, function: str, *apis: ApiGeneration) -> None:
+        """Raise NotSupportedError unless this generation is one of ``apis``."""
+        if self._api not in apis:
+            raise NotSupportedError.for_generation(function, self._api)
 
 
 @runtime_checkable

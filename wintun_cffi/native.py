@@ -16,11 +16,10 @@ from typing import Any, Iterable, Sequence
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import EnumCallback, LoggerCallback, PacketCalls
+from .backend import EnumCallback, GenerationBound, LoggerCallback, PacketCalls
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
-    NotSupportedError,
     SessionClosedError,
     WintunError,
     error_from_code,
@@ -69,7 +68,7 @@ class NativeSession:
         return f"<NativeSession {'ended' if self.ended else self.pointer}>"
 
 
-class NativeBackend:
+class NativeBackend(GenerationBound):
     """Wintun's C API from a loaded library (see :func:`wintun_cffi.loader.open_wintun`)."""
 
     def __init__(self, library: LoadedLibrary) -> None:
@@ -85,19 +84,10 @@ class NativeBackend:
         self._c_allocate = self._lib.WintunAllocateSendPacket
         self._c_send = self._lib.WintunSendPacket
 
-    @property
-    def api(self) -> ApiGeneration:
-        """The API generation detected from the library's exports."""
-        return self._api
-
     def __repr__(self) -> str:
         return f"NativeBackend(api={self._api!r}, path={self.path!r})"
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _require(self, function: str, *apis: ApiGeneration) -> None:
-        if self._api not in apis:
-            raise NotSupportedError.for_generation(function, self._api)
 
     def _error(self, function: str) -> WintunError:
         return error_from_code(platform.last_error(self._ffi), function)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import pytest
 
 from emulator import Emulator
 from tests.double.build import build_double, compiler_available

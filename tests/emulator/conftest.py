@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -44,16 +43,6 @@ def write_record(ring: Ring, offset: int, payload: bytes, size_field: int | None
     struct.pack_into("<I", ring.memory, 12 + offset, size)
     ring.memory[12 + offset + 4 : 12 + offset + 4 + len(payload)] = payload
     return (offset + rec(len(payload))) & MASK
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; the final value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return condition()
-        time.sleep(0.001)
-    return True
 
 
 def ipv4(tag: bytes, total: int = 28) -> bytes:

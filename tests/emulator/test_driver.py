@@ -9,6 +9,7 @@ import pytest
 
 from emulator.driver import AdapterStatistics, SessionDriver, is_deliverable_ip
 from emulator.ring import Ring
+from tests.support import wait_until
 from wintun_cffi.errors import NoMoreItemsError, SessionEndedError
 from wintun_cffi.fdevent import FdEvent
 
@@ -22,7 +23,6 @@ from .conftest import (
     ipv4,
     rec,
     u32,
-    wait_until,
     write_record,
 )
 

@@ -13,6 +13,7 @@ import pytest
 from emulator import Emulator, Host
 from emulator.client import SessionClient
 from emulator.ring import Ring
+from tests.support import wait_until
 from wintun_cffi import ip
 from wintun_cffi.errors import (
     AdapterNotFoundError,
@@ -22,7 +23,7 @@ from wintun_cffi.errors import (
 )
 from wintun_cffi.fdevent import FdEvent
 
-from .conftest import CAP, DEAD, ipv4, rec, wait_until
+from .conftest import CAP, DEAD, ipv4, rec
 
 
 @dataclass

@@ -8,12 +8,11 @@ are ended, its adapter handles released, the logger removed, then ``DoubleKernel
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cffi
 import pytest
@@ -233,16 +232,6 @@ def double(request: pytest.FixtureRequest, libraries: DoubleLibraries) -> Iterat
     state.reset()
     yield state
     state.reset()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; its final value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return condition()
-        time.sleep(0.001)
-    return True
 
 
 def run_in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 import wintun_cffi
 from emulator.host import Host
+from tests.support import wait_until
 from wintun_cffi.errors import (
     NoMoreItemsError,
     RingCorruptError,
@@ -25,7 +26,7 @@ from wintun_cffi.errors import (
 )
 from wintun_cffi.native import NativeSession
 
-from .conftest import CAPACITY, POOL, Double, wait_until
+from .conftest import CAPACITY, POOL, Double
 
 
 def record(size: int) -> int:

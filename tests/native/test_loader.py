@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import wintun_cffi
+from tests.double.build import compiler_available, compiler_command
 from wintun_cffi import loader, platform
 from wintun_cffi._exports import EXPORTS
 from wintun_cffi.errors import (
@@ -23,7 +24,6 @@ from wintun_cffi.errors import (
     UnknownGenerationError,
     WrongArchitectureError,
 )
-from tests.double.build import compiler_available, compiler_command
 
 from .conftest import GENERATIONS, NO_COMPILER, DoubleLibraries
 

@@ -20,6 +20,7 @@ import wintun_cffi
 from emulator.host import Host
 from tests.double.build import build_double, compiler_available
 from tests.double.kernel import DoubleKernel
+from tests.support import wait_until as _wait_until
 from wintun_cffi import ip
 from wintun_cffi.api import Adapter, Wintun
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
@@ -146,12 +147,5 @@ def open_rig(backend: str, capacity: int, builds: DoubleBuilds | None = None) ->
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; its final value."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return condition()
-        time.sleep(0.002)
-    return True
+    """:func:`tests.support.wait_until` with this package's longer default timeout."""
+    return _wait_until(condition, timeout)
