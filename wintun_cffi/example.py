@@ -107,9 +107,9 @@ def run_example(
             sender = threading.Thread(
                 target=_send_loop, args=(session, log, stop), name="sender", daemon=True
             )
+            log.info("Launching threads and mangling packets...")
             receiver.start()
             sender.start()
-            log.info("Launching threads and mangling packets...")
             try:
                 deadline_timer = None
                 if duration is not None:
