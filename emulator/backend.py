@@ -22,6 +22,8 @@ from wintun_cffi.constants import (
     API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
     ERROR_ALREADY_INITIALIZED,
+    ERROR_BUFFER_OVERFLOW,
+    ERROR_DUP_NAME,
     ERROR_FILE_NOT_FOUND,
     ERROR_INF_IN_USE_BY_DEVICES,
     ERROR_INVALID_PARAMETER,
@@ -29,6 +31,7 @@ from wintun_cffi.constants import (
     IF_TYPE_PROP_VIRTUAL,
     LOG_ERR,
     LOG_INFO,
+    MAX_ADAPTER_NAME,
     ApiGeneration,
     is_valid_capacity,
     ring_size,
@@ -56,6 +59,8 @@ DRIVER_VERSIONS: dict[ApiGeneration, tuple[int, int]] = {
 #: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
 _FILETIME_UNIX_EPOCH = 116444736000000000
 _device_handles = itertools.count(0x1000, 4)
+#: How many "Name N" suffixes the DLL tries before giving up with ERROR_DUP_NAME.
+_MAX_NAME_SUFFIX = 1000
 
 #: What plays the system side of each adapter: the in-memory :class:`Host`, or the Linux
 #: kernel through a TUN interface (:class:`emulator.linux_tun.LinuxTunHost`, root only).
@@ -156,25 +161,31 @@ class Emulator(GenerationBound):
         return session
 
     def _find(self, name: str) -> EmulatedAdapter | None:
-        folded = name.casefold()
+        key = validate.name_key(name)
         for adapter in self._adapters:
-            if adapter.name.casefold() == folded:
+            if validate.name_key(adapter.name) == key:
                 return adapter
         return None
 
-    def _free_name(self, name: str) -> str:
-        """``"Name N"`` for the smallest N >= 1 that no adapter holds."""
-        for number in itertools.count(1):
+    def _free_name(self, name: str, function: str) -> str:
+        """``"Name N"`` for the smallest N >= 1 that no adapter holds, as the DLL looks for
+        one: it must fit the name buffer, and the DLL gives up after 1000 tries."""
+        for number in range(1, _MAX_NAME_SUFFIX + 1):
             candidate = f"{name} {number}"
+            if validate.utf16_units(candidate) > MAX_ADAPTER_NAME - 1:
+                code = ERROR_BUFFER_OVERFLOW if self._api == "0.14" else ERROR_INVALID_PARAMETER
+                raise self._fail(code, function, "Adapter name too long")
             if self._find(candidate) is None:
                 return candidate
-        raise AssertionError("unreachable")
+        raise self._fail(ERROR_DUP_NAME, function, "Too many adapters of that name")
 
-    def _claim_name(self, name: str, keep: EmulatedAdapter | None = None) -> None:
+    def _claim_name(
+        self, name: str, function: str, keep: EmulatedAdapter | None = None
+    ) -> None:
         """Make ``name`` free: the adapter holding it is renamed to ``"Name N"``."""
         holder = self._find(name)
         if holder is not None and holder is not keep:
-            holder.name = self._free_name(name)
+            holder.name = self._free_name(name, function)
 
     def _new_host(self, name: str) -> Host:
         if self._host_kind == "linux-tun":
@@ -215,10 +226,11 @@ class Emulator(GenerationBound):
             if self._api == "0.14":
                 self._log(LOG_INFO, "Using existing driver 0.14" if self._adapters
                           else "Installing driver 0.14")
+            # Pool-era DLLs prefix the internal function's name (0.9: CreateAdapter).
             self._log(LOG_INFO, "Creating adapter" if self._api == "0.14"
-                      else f"{function}: Creating adapter")
+                      else "CreateAdapter: Creating adapter")
             host = self._new_host(name)  # may refuse the name (Linux): nothing renamed yet
-            self._claim_name(name)
+            self._claim_name(name, function)
             index = next(self._luid_indexes)
             adapter = EmulatedAdapter(
                 name=name, pool=pool, tunnel_type=tunnel_type,
@@ -264,11 +276,22 @@ class Emulator(GenerationBound):
         adapter.closed = True
 
     def delete_adapter(self, adapter: object, force_close_sessions: bool) -> bool:
-        """``WintunDeleteAdapter`` (pool era): the adapter and its session go away."""
+        """``WintunDeleteAdapter`` (pool era); returns reboot required.
+
+        With ``force_close_sessions`` the session dies with the adapter. Without it an open
+        session holds the device: the adapter leaves the list, the session keeps working until
+        it ends, and a reboot is reported as required (as Windows does).
+        """
         self._require("WintunDeleteAdapter", "pool", "seed")
         target = self._adapter(adapter, "WintunDeleteAdapter")
-        self._remove(target)  # an adapter that is already gone counts as deleted
-        return False
+        if force_close_sessions or target.session is None:
+            self._remove(target)  # an adapter that is already gone counts as deleted
+            return False
+        with self._lock:
+            if not target.removed:
+                target.removed = True
+                self._adapters.remove(target)
+        return True
 
     def enum_adapters(self, pool: str, callback: EnumCallback) -> None:
         """``WintunEnumAdapters`` (pool era); each handle is valid during its callback only."""
@@ -330,7 +353,7 @@ class Emulator(GenerationBound):
         validate.check_adapter_name(name)
         with self._lock:
             target = self._live_adapter(adapter, "WintunSetAdapterName")
-            self._claim_name(name, keep=target)
+            self._claim_name(name, "WintunSetAdapterName", keep=target)
             target.name = name
 
     def get_running_driver_version(self) -> int:
@@ -356,10 +379,10 @@ class Emulator(GenerationBound):
         function = "WintunStartSession"
         with self._lock:
             target = self._live_adapter(adapter, function)
+            if target.session is not None:  # the driver refuses a second session first
+                raise self._fail(ERROR_ALREADY_INITIALIZED, function, "Failed to register rings")
             if not isinstance(capacity, int) or not is_valid_capacity(capacity):
                 raise self._fail(ERROR_INVALID_PARAMETER, function, "Failed to register rings")
-            if target.session is not None:
-                raise self._fail(ERROR_ALREADY_INITIALIZED, function, "Failed to register rings")
             size = ring_size(capacity)
             region = memoryview(bytearray(2 * size))  # one zeroed region, two rings
             send_ring = Ring(region[:size], capacity)
@@ -383,7 +406,10 @@ class Emulator(GenerationBound):
             target.ended = True
             if target.adapter.session is target:
                 target.adapter.session = None
-                target.adapter.host.detach()
+                if target.adapter.removed:  # deleted while this session held it
+                    target.adapter.host.close()
+                else:
+                    target.adapter.host.detach()
         target.interrupt.set()
         target.client.end()
         target.read_wait_event.close()

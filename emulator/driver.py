@@ -46,7 +46,8 @@ class AdapterStatistics:
     in_packets: int = 0
     #: Packets from the application that were neither IPv4 nor IPv6, discarded.
     in_discards: int = 0
-    #: Corrupt Receive rings (the consumer stopped).
+    #: Packets the system handed back as failed (the real driver's ifInErrors); the emulated
+    #: system never fails one, and a corrupt Receive ring counts nowhere, as in wintun.sys.
     in_errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -106,25 +107,21 @@ class SessionDriver:
         """Write a batch into the Send ring, all or nothing; True if it was written.
 
         Packets above ``0xFFFF`` bytes are skipped (``out_errors``). If the rest does not fit,
-        or the ring is not in use, none of it is written (``out_discards``).
+        or the ring is not in use, none of the batch is written and every packet of it, the
+        oversized ones included, counts in ``out_discards`` (as the real driver counts).
         """
         stats = self.statistics
-        batch = []
-        for packet in packets:
-            if len(packet) > MAX_IP_PACKET_SIZE:
-                stats.out_errors += 1
-            else:
-                batch.append(packet)
+        offered = list(packets)
+        batch = [packet for packet in offered if len(packet) <= MAX_IP_PACKET_SIZE]
         needed = sum(record_size(len(packet)) for packet in batch)
         ring = self.send_ring
         with self._send_lock:
             head = ring.head
             tail = self._send_tail
             if self._stopped or head >= ring.capacity or ring.free(head, tail) < needed:
-                stats.out_discards += len(batch)
+                stats.out_discards += len(offered)
                 return False
-            if not batch:
-                return True
+            stats.out_errors += len(offered) - len(batch)
             data = ring.data
             mask = ring.mask
             octets = 0
@@ -138,7 +135,9 @@ class SessionDriver:
             U32.pack_into(ring.memory, TAIL_OFFSET, tail)
             stats.out_packets += len(batch)
             stats.out_octets += octets
-        self.read_wait_event.set()
+            # Signalled under the lock: stop() takes it, so the event is never set once the
+            # session's owner may have closed it.
+            self.read_wait_event.set()
         return True
 
     # -- consumer: the application's packets out of the Receive ring --------------------------
@@ -189,8 +188,7 @@ class SessionDriver:
                     return
                 # The system is done with these packets: give their space back.
                 U32.pack_into(memory, HEAD_OFFSET, head)
-        except RingCorruptError as error:
-            stats.in_errors += 1
+        except RingCorruptError as error:  # like wintun.sys, no counter: the ring just dies
             _log.warning("stopping the Receive ring: %s", error)
             U32.pack_into(memory, HEAD_OFFSET, RING_DEAD_MARKER)
 

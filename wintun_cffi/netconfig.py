@@ -70,10 +70,7 @@ def guid_from_name(name: str) -> uuid.UUID:
     the same GUID. It is a version-5 UUID in :data:`~wintun_cffi.netconfig.GUID_NAMESPACE`.
     """
     validate.check_adapter_name(name)
-    # One character to one character, like Windows' upcase table: str.upper() alone would
-    # turn "ß" into "SS" and make names that Windows keeps apart collide.
-    folded = "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in name)
-    return uuid.uuid5(GUID_NAMESPACE, folded)
+    return uuid.uuid5(GUID_NAMESPACE, validate.name_key(name))
 
 
 def add_address(adapter: Adapter, address: AddressLike) -> None:

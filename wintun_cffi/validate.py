@@ -30,10 +30,22 @@ def check_text(value: object, what: str, limit: int) -> str:
         raise ValueError(f"{what} must not be empty")
     if "\x00" in value:
         raise ValueError(f"{what} must not contain NUL characters: {value!r}")
-    units = len(value.encode("utf-16-le", "surrogatepass")) // 2
+    units = utf16_units(value)
     if units > limit - 1:
         raise ValueError(f"{what} is {units} UTF-16 code units long; at most {limit - 1} fit")
     return value
+
+
+def utf16_units(text: str) -> int:
+    """Length of ``text`` as Windows stores it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def name_key(name: str) -> str:
+    """``name`` as Windows compares adapter names: case-insensitively, one character to one
+    character (its upcase table), so "Straße" and "STRASSE" stay different, unlike
+    :meth:`str.upper` or :meth:`str.casefold`."""
+    return "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in name)
 
 
 def check_adapter_name(name: object) -> str:

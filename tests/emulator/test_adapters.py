@@ -517,3 +517,62 @@ def test_packets_round_trip_through_the_emulator(wintun: Emulator) -> None:
     assert ring.head == ring.tail == 44
     wintun.end_session(session)
     assert ring.tail == DEAD
+
+
+# -- details checked against the real DLL and driver ------------------------------------
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_second_session_is_refused_before_the_capacity_is_checked(api: ApiGeneration) -> None:
+    wintun = Emulator(api)
+    handle = create(wintun, "Busy")
+    wintun.start_session(handle, CAP)
+    with pytest.raises(WintunError) as caught:
+        wintun.start_session(handle, 0x12345)  # bad capacity too: the driver says busy first
+    assert caught.value.winerror == 1247
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_renamed_holder_must_still_fit_the_name_buffer(api: ApiGeneration) -> None:
+    wintun = Emulator(api)
+    longest = "n" * 127
+    create(wintun, longest)
+    with pytest.raises(WintunError) as caught:
+        create(wintun, longest)  # the holder would become "nnn... 1": 129 characters
+    assert caught.value.winerror == (111 if api == "0.14" else 87)
+    assert wintun.adapter_names() == [longest]  # nothing created, nothing renamed
+
+
+@pytest.mark.parametrize("api", POOL_ERA)
+def test_delete_without_force_leaves_the_open_session_working(api: ApiGeneration) -> None:
+    wintun = Emulator(api)
+    handle = create(wintun, "Held")
+    session = wintun.start_session(handle, CAP)
+    assert wintun.delete_adapter(handle, False) is True  # a reboot is required
+    assert "Held" not in wintun.adapter_names()
+    view, token = wintun.allocate_send_packet(session, 20)  # the session still works
+    view[:] = bytes([0x45]) + bytes(19)
+    wintun.send_packet(session, token)
+    assert wintun.host(handle).receive(timeout=5) == bytes([0x45]) + bytes(19)
+    wintun.end_session(session)
+    assert wintun.host(handle).driver is None
+
+
+@pytest.mark.parametrize("api", POOL_ERA)
+def test_delete_with_force_ends_the_session(api: ApiGeneration) -> None:
+    wintun = Emulator(api)
+    handle = create(wintun, "Forced")
+    session = wintun.start_session(handle, CAP)
+    assert wintun.delete_adapter(handle, True) is False
+    with pytest.raises(WintunError) as caught:
+        wintun.allocate_send_packet(session, 20)
+    assert caught.value.winerror == 38
+
+
+def test_names_compare_one_character_at_a_time() -> None:
+    wintun = Emulator("0.14")
+    create(wintun, "Straße")
+    create(wintun, "STRASSE")  # Windows keeps these apart: no rename
+    assert sorted(wintun.adapter_names()) == ["STRASSE", "Straße"]
+    create(wintun, "strasse")  # but this one takes "STRASSE"'s name, renaming the holder
+    assert sorted(wintun.adapter_names()) == ["Straße", "strasse", "strasse 1"]

@@ -238,7 +238,7 @@ def test_corrupt_record_in_the_receive_ring_kills_the_consumer(rig: Rig) -> None
     rig.host.corrupt_record("receive", 0, 0x10000 | 0x80000000)
     rig.client.send_packet(token)  # clears the flag: Size 0x10000 reaches the driver
     assert wait_until(lambda: rig.receive.head == DEAD)
-    assert rig.host.statistics.in_errors == 1
+    assert rig.host.statistics.in_errors == 0  # the ring dies uncounted, as in wintun.sys
     with pytest.raises(SessionEndedError):
         rig.client.allocate_send_packet(20)
 
