@@ -142,6 +142,23 @@ class PacketReleasedError(ValueError):
     """
 
 
+class PacketInUseError(ValueError):
+    """A packet cannot be given back yet: views derived from its data (slices,
+    ``memoryview(data)``, arrays) or exports of it still exist, and would outlive its memory.
+
+    Nothing changed: the packet still owns its ring space and its data stays readable. Drop
+    those views (copy what you need with ``bytes()``), then release or send again.
+    """
+
+    def __init__(self, message: str, token: object = None, view: memoryview | None = None):
+        super().__init__(message)
+        #: The token of the packet that was refused.
+        self.token = token
+        #: A fresh view of the packet's data (the one handed out before had to be released to
+        #: find the derived views), or None if the old one is still valid.
+        self.view = view
+
+
 class LibraryLoadError(OSError):
     """The Wintun library could not be loaded (the base of the loading errors)."""
 

@@ -87,6 +87,8 @@ class FdEvent:
 
         Raises :class:`WaitInterrupted` as soon as ``interrupt`` is set.
         """
+        if timeout == float("inf"):
+            timeout = None
         deadline = None if timeout is None else time.monotonic() + timeout
         fds = [self._fd] if interrupt is None else [self._fd, interrupt._fd]
         while True:

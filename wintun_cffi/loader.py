@@ -142,6 +142,8 @@ def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
         try:
             lib = platform.open_library(ffi, path)
         except OSError as error:  # not a loadable library (or a dependency is missing)
+            if best is not None:
+                best[2].dlclose(best[3])
             raise LibraryLoadError(f"{path} could not be loaded: {error}") from error
         names = EXPORTS[generation]
         missing = [name for name in names if not _resolvable(lib, name)]

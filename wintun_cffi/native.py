@@ -340,6 +340,8 @@ class NativeBackend(GenerationBound):
         sizes = threading.local()  # one DWORD out-parameter per thread, not one per call
 
         def receive() -> tuple[memoryview, object]:
+            if session.ended:  # the C session is freed: never pass its pointer again
+                raise HandleClosedError("WintunReceivePacket: the session has ended")
             try:
                 size = sizes.out
             except AttributeError:
@@ -359,6 +361,8 @@ class NativeBackend(GenerationBound):
         def allocate(size: int) -> tuple[memoryview, object]:
             if size.__class__ is not int or not 0 <= size <= 0xFFFF:
                 validate.check_packet_size(size)  # the DLL would write past the ring
+            if session.ended:
+                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
             packet = c_allocate(pointer, size)
             if not packet:
                 raise error("WintunAllocateSendPacket")

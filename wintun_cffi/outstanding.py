@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Optional, Tuple
 
-from .errors import PacketReleasedError
+from .errors import PacketInUseError
 
 # References to a packet's exporter inside take() when nothing else holds it: the local name
 # and getrefcount's own argument. A surviving derived view keeps one more (its buffer).
@@ -36,8 +36,9 @@ class Outstanding(dict[object, Entry]):
     def take(self, token: object, refusal: str) -> None:
         """Forget ``token`` and release its view; ValueError(refusal) if it is not here.
 
-        Raises :class:`~wintun_cffi.errors.PacketReleasedError`, and keeps the token, while
-        the view or views derived from it are still in use.
+        Raises :class:`~wintun_cffi.errors.PacketInUseError` and keeps the token while the
+        view is exported or views derived from it still exist; the error carries a fresh view
+        when the old one had to be released to find that out.
         """
         try:
             view, exporter = self.pop(token)
@@ -47,16 +48,20 @@ class Outstanding(dict[object, Entry]):
             view.release()
         except BufferError:
             self[token] = (view, exporter)
-            raise PacketReleasedError(
+            view = exporter = None  # type: ignore[assignment]  # a kept traceback must not hold them
+            raise PacketInUseError(
                 "the packet's data is still exported (a buffer or array made from it); "
-                "drop those first"
+                "drop those first", token,
             ) from None
         if exporter is not None and _getrefcount is not None:
             if _getrefcount(exporter) > _UNSHARED:
-                self[token] = (view, exporter)
-                raise PacketReleasedError(
+                fresh = memoryview(exporter)  # type: ignore[arg-type]
+                self[token] = (fresh, exporter)
+                exporter = None  # a kept traceback must not count as a derived view
+                raise PacketInUseError(
                     "views derived from the packet's data (slices, memoryview(), arrays) "
-                    "still exist and would outlive its memory; drop them, then try again"
+                    "still exist and would outlive its memory; drop them, then try again",
+                    token, fresh,
                 )
 
     def release_all(self) -> int:

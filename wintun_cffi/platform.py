@@ -9,8 +9,10 @@ Every Windows branch names the Windows API it relies on.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from typing import Any
 
 from .fdevent import FdEvent, WaitInterrupted
@@ -23,7 +25,7 @@ LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR = 0x00000100
 LOAD_LIBRARY_SEARCH_SYSTEM32 = 0x00000800
 _WAIT_OBJECT_0 = 0x00000000
 _WAIT_TIMEOUT = 0x00000102
-_INFINITE = 0xFFFFFFFF
+_WAIT_SLICE = 0.1  # seconds per wait on Windows, so Ctrl+C is seen
 
 _kernel32: Any = None
 _kernel32_ffi: Any = None
@@ -98,16 +100,23 @@ class ReadWaiter:
         """True when signalled (consumed), False on timeout; WaitInterrupted once interrupted."""
         if IS_WINDOWS:
             # WaitForMultipleObjects on [read-wait event, interrupt]; cffi releases the GIL.
-            kernel32, _ = _windows()
-            milliseconds = _INFINITE if timeout is None else min(int(timeout * 1000), _INFINITE - 1)
-            result = kernel32.WaitForMultipleObjects(2, self._handles, 0, milliseconds)
-            if result == _WAIT_OBJECT_0:
-                return True
-            if result == _WAIT_OBJECT_0 + 1:
-                raise WaitInterrupted
-            if result == _WAIT_TIMEOUT:
-                return False
-            raise OSError(None, "WaitForMultipleObjects failed", None, _windows()[1].getwinerror()[0])
+            # Waited in slices: Python sees Ctrl+C on Windows only between C calls.
+            kernel32, kffi = _windows()
+            deadline = None if timeout in (None, float("inf")) else time.monotonic() + timeout
+            while True:
+                left = _WAIT_SLICE if deadline is None else min(deadline - time.monotonic(),
+                                                                _WAIT_SLICE)
+                milliseconds = max(0, math.ceil(left * 1000))
+                result = kernel32.WaitForMultipleObjects(2, self._handles, 0, milliseconds)
+                if result == _WAIT_OBJECT_0:
+                    return True
+                if result == _WAIT_OBJECT_0 + 1:
+                    raise WaitInterrupted
+                if result != _WAIT_TIMEOUT:
+                    raise OSError(None, "WaitForMultipleObjects failed", None,
+                                  kffi.getwinerror()[0])
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
         return self._event.wait(timeout, interrupt=self._interrupt)
 
     def interrupt(self) -> None:
@@ -128,7 +137,13 @@ class ReadWaiter:
 def interpreter_architecture() -> str:
     """This Python's processor architecture: ``amd64``, ``x86``, ``arm64`` or ``arm``."""
     import platform
+    import sysconfig
 
+    if IS_WINDOWS:
+        # The interpreter's own build ("win32", "win-amd64", "win-arm64"), not the machine's:
+        # an x86 Python on ARM64 Windows needs the x86 DLL.
+        build = sysconfig.get_platform()
+        return {"win32": "x86", "win-amd64": "amd64", "win-arm64": "arm64"}.get(build, build)
     machine = platform.machine().lower()
     is_64 = sys.maxsize > 2**32
     if machine in ("amd64", "x86_64", "x64", "i386", "i686", "x86"):

@@ -18,9 +18,10 @@ import time
 import warnings
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Iterator, Literal, Union
 
-from .backend import Backend
+from .backend import Backend, PacketCalls
 from .errors import (
     NoMoreItemsError,
+    PacketInUseError,
     PacketReleasedError,
     RingFullError,
     SessionClosedError,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 BytesLike = Union[bytes, bytearray, memoryview]
 
 OnFull = Literal["raise", "drop", "wait"]
+#: How long an executor thread waits at a time for an await that may be cancelled (seconds).
+_WORKER_SLICE = 0.25
 _ON_FULL = ("raise", "drop", "wait")
 _get_ident = threading.get_ident
 
@@ -178,6 +181,18 @@ def _neutralise(view: memoryview) -> None:
         view[0] = 0  # IP version 0
 
 
+def _fill_and_send(calls: PacketCalls, view: memoryview, token: object, payload: memoryview) -> None:
+    """Copy and send an allocation; interrupted (Ctrl+C) or refused, it is still sent,
+    neutralised, so the ring never waits for a slot nobody will send."""
+    try:
+        view[:] = payload
+    except BaseException:
+        _neutralise(view)
+        calls.send(token)
+        raise
+    calls.send(token)
+
+
 class Session:
     """An active Wintun session on an adapter; see :meth:`wintun_cffi.api.Adapter.start_session`."""
 
@@ -192,6 +207,7 @@ class Session:
         self._calls = backend.packet_calls(handle)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._ended = threading.Event()
         # Threads inside a call (set.add/discard are atomic); close() waits for it to empty.
         self._inflight: set[int] = set()
         # Tokens of packets dropped without release/send; handled at the next call.
@@ -228,23 +244,34 @@ class Session:
             self._inflight.discard(_get_ident())
             raise SessionClosedError("the session is closed")
         if self._abandoned_receives or self._abandoned_sends:
-            self._settle_abandoned()
+            try:
+                self._settle_abandoned()
+            except BaseException:
+                self._inflight.discard(_get_ident())
+                raise
 
     def _exit(self) -> None:
         self._inflight.discard(_get_ident())
 
     def _settle_abandoned(self) -> None:
         # Another thread may settle at the same time: pop until empty, never check then pop.
+        # A packet whose derived views are still alive cannot go back yet: it waits for the
+        # next call (or the session's end), and the caller, who holds no part of it, carries on.
         for pending, settle in (
             (self._abandoned_sends, self._calls.send),
             (self._abandoned_receives, self._calls.release),
         ):
+            waiting = []
             while True:
                 try:
                     token = pending.pop(0)
                 except IndexError:
                     break
-                settle(token)
+                try:
+                    settle(token)
+                except PacketInUseError:
+                    waiting.append(token)
+            pending.extend(waiting)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -253,7 +280,11 @@ class Session:
             view, token = self._calls.receive()
         except NoMoreItemsError:
             return None
-        return ReceivedPacket(self, view, token)
+        try:
+            return ReceivedPacket(self, view, token)
+        except BaseException:  # e.g. KeyboardInterrupt: give the packet back, never strand it
+            self._calls.release(token)
+            raise
 
     def receive_packet(self) -> ReceivedPacket | None:
         """The next packet, or ``None`` if there is none now. Never blocks."""
@@ -331,10 +362,19 @@ class Session:
         self._enter()
         try:
             self._calls.release_many(packet._token for packet in batch)
+        except PacketInUseError as refused:
+            # The backend stops at the refused packet: the ones before it are released.
+            for packet in batch:
+                if packet._token == refused.token:
+                    if refused.view is not None:
+                        packet._view = refused.view
+                    break
+                packet._view = None
+            raise
+        else:
+            for packet in batch:
+                packet._view = None
         finally:
-            for packet in batch:  # the backend released the views of those it took
-                if packet._view is not None and _view_released(packet._view):
-                    packet._view = None
             self._exit()
 
     def _wait(self, deadline: float | None) -> bool:
@@ -366,7 +406,12 @@ class Session:
         try:
             if self._closed or self._abandoned_receives or self._abandoned_sends:
                 self._enter()
-            self._calls.release(packet._token)  # releases the view, or refuses if exported
+            try:
+                self._calls.release(packet._token)  # releases the view, or refuses if in use
+            except PacketInUseError as refused:
+                if refused.view is not None:
+                    packet._view = refused.view
+                raise
             packet._view = None
         finally:
             inflight.discard(ident)
@@ -402,7 +447,12 @@ class Session:
         try:
             if self._closed or self._abandoned_receives or self._abandoned_sends:
                 self._enter()
-            self._calls.send(buffer._token)  # releases the view
+            try:
+                self._calls.send(buffer._token)  # releases the view, or refuses if in use
+            except PacketInUseError as refused:
+                if refused.view is not None:
+                    buffer._view = refused.view
+                raise
             buffer._view = None
         finally:
             inflight.discard(ident)
@@ -440,8 +490,7 @@ class Session:
                     raise SessionClosedError("the session was closed while waiting for room")
                 time.sleep(pause)  # the driver gives no signal when it frees space
                 pause = min(pause * 2, 0.002)
-            view[:] = payload
-            self._calls.send(token)
+            _fill_and_send(self._calls, view, token, payload)
             return True
         finally:
             self._exit()
@@ -457,8 +506,14 @@ class Session:
                 allocated = self._calls.allocate_many([len(payload) for payload in payloads])
             except RingFullError:
                 return 0
-            for (view, _), payload in zip(allocated, payloads):
-                view[:] = payload
+            try:
+                for (view, _), payload in zip(allocated, payloads):
+                    view[:] = payload
+            except BaseException:  # e.g. KeyboardInterrupt: never leave slots unsent
+                for view, _ in allocated:
+                    _neutralise(view)
+                self._calls.send_many(token for _, token in allocated)
+                raise
             self._calls.send_many(token for _, token in allocated)
             return len(allocated)
         finally:
@@ -480,29 +535,38 @@ class Session:
                 return packet
             reader = self._async_reader(loop)
             if reader is None:  # no pollable event here: wait in a worker thread
-                await loop.run_in_executor(None, self._wait_in_worker)
+                cancelled = threading.Event()
+                try:
+                    await loop.run_in_executor(None, self._wait_in_worker, cancelled)
+                finally:
+                    cancelled.set()  # a cancelled await frees its worker within a slice
             else:
                 await reader.next_signal()
 
-    def _wait_in_worker(self) -> None:
+    def _wait_in_worker(self, cancelled: threading.Event) -> None:
         self._enter()
         try:
-            self._wait(None)
+            while not cancelled.is_set():
+                if self._backend.wait_read_event(self._handle, _WORKER_SLICE):
+                    return
         finally:
             self._exit()
 
     def _async_reader(self, loop: asyncio.AbstractEventLoop) -> _AsyncReader | None:
-        reader = self._async_readers.get(loop)
-        if reader is None:
-            fd = self._backend.read_wait_fd(self._handle)
-            if fd is None:
-                return None
-            try:
-                reader = _AsyncReader(loop, fd, self._consume_signal)
-            except NotImplementedError:  # e.g. the Proactor loop on Windows
-                return None
-            self._async_readers[loop] = reader
-        return reader
+        with self._close_lock:  # close() cannot miss a reader registered here
+            if self._closed:
+                raise SessionClosedError("the session is closed")
+            reader = self._async_readers.get(loop)
+            if reader is None:
+                fd = self._backend.read_wait_fd(self._handle)
+                if fd is None:
+                    return None
+                try:
+                    reader = _AsyncReader(loop, fd, self._consume_signal)
+                except NotImplementedError:  # e.g. the Proactor loop on Windows
+                    return None
+                self._async_readers[loop] = reader
+            return reader
 
     def _consume_signal(self) -> None:
         if self._closed:
@@ -523,11 +587,21 @@ class Session:
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End the session. Idempotent; see the module documentation for the order."""
+        """End the session. Idempotent: a second caller returns once the session has ended
+        (see the module documentation for the order)."""
         with self._close_lock:
-            if self._closed:
-                return
+            closing_elsewhere = self._closed
             self._closed = True
+        if closing_elsewhere:
+            if _get_ident() not in self._inflight:  # not from inside a call it waits for
+                self._ended.wait()
+            return
+        try:
+            self._close()
+        finally:
+            self._ended.set()
+
+    def _close(self) -> None:
         backend, handle = self._backend, self._handle
         backend.interrupt_waits(handle)
         with self._waiters:
@@ -566,16 +640,8 @@ class Session:
         return f"<Session {state}>"
 
 
-def _view_released(view: memoryview) -> bool:
-    try:
-        len(view)
-    except ValueError:  # "operation forbidden on released memoryview object"
-        return True
-    return False
-
-
 def _deadline(timeout: float | None) -> float | None:
-    if timeout is None:
+    if timeout is None or timeout == float("inf"):
         return None
     if timeout < 0:
         raise ValueError(f"timeout must not be negative, not {timeout}")

@@ -9,10 +9,13 @@ than free memory they still reach.
 from __future__ import annotations
 
 import gc
+import threading
 
 import pytest
 
-from wintun_cffi.errors import PacketReleasedError
+import wintun_cffi
+
+from wintun_cffi.errors import PacketInUseError
 
 from .conftest import Double
 
@@ -23,8 +26,10 @@ def test_release_is_refused_while_a_derived_view_exists(double: Double) -> None:
     assert host.deliver(bytes([0x45]) + bytes(39))
     view, token = backend.receive_packet(session)
     derived = view[4:]
-    with pytest.raises(PacketReleasedError, match="derived"):
+    with pytest.raises(PacketInUseError, match="derived") as refused:
         backend.release_receive_packet(session, token)
+    assert refused.value.token == token
+    assert refused.value.view is not None and bytes(refused.value.view[:1]) == b"\x45"
     assert derived[0] == 0  # the memory is still the ring's and still valid
     del derived
     gc.collect()
@@ -39,7 +44,7 @@ def test_send_is_refused_while_a_derived_view_exists(double: Double) -> None:
     view, token = backend.allocate_send_packet(session, 40)
     view[:] = bytes([0x45]) + bytes(39)
     kept = memoryview(view)
-    with pytest.raises(PacketReleasedError):
+    with pytest.raises(PacketInUseError):
         backend.send_packet(session, token)
     del kept
     backend.send_packet(session, token)
@@ -63,3 +68,48 @@ def test_session_end_keeps_rings_that_derived_views_reach(double: Double) -> Non
     host.detach()
     backend._lib.WintunEndSession(session.pointer)  # the test frees what the backend kept
     assert double.session_count() == before - 1
+
+
+def test_high_level_release_refused_keeps_the_packet_usable(double: Double) -> None:
+    wintun = wintun_cffi.load(double.path)
+    adapter = (wintun.create_adapter("HL", tunnel_type="T") if double.api == "0.14"
+               else wintun.create_adapter("HL", pool="P"))
+    with adapter, adapter.start_session(0x20000) as session:
+        host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
+        assert host.deliver_many([bytes([0x45]) + bytes(39), bytes([0x45, 1]) + bytes(38)])
+        first, second = session.receive_many(2, timeout=5)
+        header = second.data[:2]
+        with pytest.raises(PacketInUseError):
+            session.release_many([first, second])
+        assert first.released and not second.released  # stopped at the refused packet
+        assert bytes(second.data[:2]) == b"\x45\x01"  # still readable, nothing changed
+        del header
+        second.release()
+        assert second.released
+
+
+def test_a_dropped_packet_with_a_live_derived_view_does_not_break_the_session(
+    double: Double,
+) -> None:
+    wintun = wintun_cffi.load(double.path)
+    adapter = (wintun.create_adapter("Drop", tunnel_type="T") if double.api == "0.14"
+               else wintun.create_adapter("Drop", pool="P"))
+    with adapter:
+        session = adapter.start_session(0x20000)
+        host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
+        assert host.deliver(bytes([0x45]) + bytes(39))
+        packet = session.receive(timeout=5)
+        kept = packet.data[:4]
+        del packet  # abandoned: released at the next call, but the slice still reaches it
+        gc.collect()
+        assert session.receive_packet() is None  # the next call carries on; nothing stranded
+        waiter = threading.Thread(target=lambda: session.receive_packet())
+        waiter.start()
+        waiter.join(5)
+        assert not waiter.is_alive()
+        del kept
+        assert session.receive_packet() is None  # now the abandoned packet goes back
+        closer = threading.Thread(target=session.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive() and session.closed  # close() never hangs
