@@ -105,8 +105,9 @@ class ReceivedPacket(_RingPacket):
     def release(self) -> None:
         """Give the packet's ring space back. Releasing twice raises PacketReleasedError."""
         self._live_view()
-        assert self._session is not None
-        self._session._release(self)
+        session = self._session
+        assert session is not None
+        session._give_back(self, session._calls.release)
 
     def __enter__(self) -> ReceivedPacket:
         return self
@@ -148,8 +149,9 @@ class SendBuffer(_RingPacket):
     def send(self) -> None:
         """Hand the packet to the driver (it goes out in allocation order)."""
         self._live_view()
-        assert self._session is not None
-        self._session._send(self)
+        session = self._session
+        assert session is not None
+        session._give_back(self, session._calls.send)
 
     def abandon(self) -> None:
         """Give up the packet without sending its contents (it is neutralised and sent)."""
@@ -400,19 +402,21 @@ class Session:
                 self._leader = False
                 self._waiters.notify_all()
 
-    def _release(self, packet: ReceivedPacket) -> None:
+    def _give_back(self, item: _RingPacket, give: Callable[[object], None]) -> None:
+        """Release a received packet or send a buffer: ``give`` hands its token (and view) to
+        the backend, which refuses while views derived from it are alive."""
         inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
         inflight.add(ident)
         try:
             if self._closed or self._abandoned_receives or self._abandoned_sends:
                 self._enter()
             try:
-                self._calls.release(packet._token)  # releases the view, or refuses if in use
+                give(item._token)
             except PacketInUseError as refused:
                 if refused.view is not None:
-                    packet._view = refused.view
+                    item._view = refused.view
                 raise
-            packet._view = None
+            item._view = None
         finally:
             inflight.discard(ident)
 
@@ -438,22 +442,6 @@ class Session:
                 self._enter()
             view, token = self._calls.allocate(size)
             return SendBuffer(self, view, token)
-        finally:
-            inflight.discard(ident)
-
-    def _send(self, buffer: SendBuffer) -> None:
-        inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
-        inflight.add(ident)
-        try:
-            if self._closed or self._abandoned_receives or self._abandoned_sends:
-                self._enter()
-            try:
-                self._calls.send(buffer._token)  # releases the view, or refuses if in use
-            except PacketInUseError as refused:
-                if refused.view is not None:
-                    buffer._view = refused.view
-                raise
-            buffer._view = None
         finally:
             inflight.discard(ident)
 
