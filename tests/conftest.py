@@ -11,7 +11,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--wintun-backend", action="store", default=None, metavar="NAME[,NAME...]",
         help="run the conformance suite (tests/conformance) on these backends only: "
         "emulator-0.14, emulator-pool, emulator-seed, double-0.14, double-pool, double-seed, "
-        "windows-native (default: all; unavailable ones are skipped with the reason)",
+        "windows-native, linux-tun-0.14, linux-tun-pool (default: all; unavailable ones are "
+        "skipped with the reason)",
     )
 
 

@@ -17,7 +17,9 @@ Conventions shared by every implementation:
 * A function the backend's API generation lacks raises
   :class:`~wintun_cffi.errors.NotSupportedError` naming the generation.
 * Arguments are checked before any call: a packet size outside ``0..0xFFFF``, a name that is
-  empty, contains NUL or is too long, raise :class:`ValueError` and change nothing.
+  empty, contains NUL or is too long, raise :class:`ValueError`; an argument of the wrong
+  type, or a tunnel type / pool the generation does not take (or lacks), :class:`TypeError`.
+  Nothing changes.
 """
 
 from __future__ import annotations

@@ -37,7 +37,10 @@ def main(backend: str, dll: str | None, api: str, pool: str, out: TextIO = sys.s
     """The ``info`` command."""
     from . import emulated, load
 
-    wintun = load(dll) if backend == "native" else emulated(api)  # type: ignore[arg-type]
+    if backend == "native":
+        wintun = load(dll)
+    else:  # no adapter is created: the linux-tun host would show the same
+        wintun = emulated(api)  # type: ignore[arg-type]
     wintun.set_logger(None)
     describe(wintun, pool, out)
     return 0

@@ -412,7 +412,7 @@ class NativeBackend(GenerationBound):
         )
 
     def packet_calls(self, session: object) -> PacketCalls:
-        """The four packet functions bound to ``session``."""
+        """The packet functions (single and batch) bound to ``session``."""
         return self._session(session, "packet_calls").calls
 
     def receive_packet(self, session: object) -> tuple[memoryview, object]:
