@@ -9,7 +9,10 @@ from .constants import API_GENERATIONS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wintun_cffi", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m wintun_cffi",
+        description="Wintun's example program, library information and benchmarks.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def backend_options(command: argparse.ArgumentParser) -> None:
