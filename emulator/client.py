@@ -22,7 +22,8 @@ from wintun_cffi.constants import (
     ERROR_NO_MORE_ITEMS,
     MAX_IP_PACKET_SIZE,
 )
-from wintun_cffi.errors import HandleClosedError, WintunError, error_from_code
+from wintun_cffi.backend import as_many_as_possible
+from wintun_cffi.errors import HandleClosedError, error_from_code
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.outstanding import Outstanding
 from wintun_cffi.validate import check_packet_size
@@ -80,15 +81,8 @@ class SessionClient:
 
     def receive_packets(self, limit: int) -> list[tuple[memoryview, int]]:
         """Up to ``limit`` packets under one lock; raises only if there is not even one."""
-        packets: list[tuple[memoryview, int]] = []
         with self._read_lock:
-            try:
-                for _ in range(limit):
-                    packets.append(self._receive_locked())
-            except WintunError:
-                if not packets:
-                    raise
-        return packets
+            return as_many_as_possible(lambda _: self._receive_locked(), range(limit))
 
     def _receive_locked(self) -> tuple[memoryview, int]:
         if self.ended:
@@ -167,15 +161,8 @@ class SessionClient:
         """Allocate in order under one lock until one does not fit; raises only if none fit."""
         for size in sizes:
             check_packet_size(size)
-        packets: list[tuple[memoryview, int]] = []
         with self._write_lock:
-            try:
-                for size in sizes:
-                    packets.append(self._allocate_locked(size))
-            except WintunError:
-                if not packets:
-                    raise
-        return packets
+            return as_many_as_possible(self._allocate_locked, sizes)
 
     def _allocate_locked(self, size: int) -> tuple[memoryview, int]:
         if self.ended:

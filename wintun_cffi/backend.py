@@ -25,10 +25,10 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, TypeVar, runtime_checkable
 
 from .constants import ApiGeneration
-from .errors import NotSupportedError
+from .errors import NotSupportedError, WintunError
 
 #: ``logger(level, timestamp, message)``: ``level`` is ``LOG_INFO``/``LOG_WARN``/``LOG_ERR``;
 #: ``timestamp`` is in 100 ns units since 1601-01-01 UTC (0.14), or ``None`` where the API
@@ -37,6 +37,25 @@ LoggerCallback = Callable[[int, "int | None", str], None]
 
 #: ``callback(adapter_handle) -> continue?``; the handle is valid only during the call.
 EnumCallback = Callable[[object], bool]
+
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def as_many_as_possible(
+    step: Callable[[_Item], _Result], items: Iterable[_Item]
+) -> list[_Result]:
+    """``step`` over ``items`` until one fails: the batch forms' rule. The results so far are
+    returned; the failure is raised only if there is none (e.g. an empty ring)."""
+    results: list[_Result] = []
+    try:
+        for item in items:
+            results.append(step(item))
+    except WintunError:
+        if not results:
+            raise
+    return results
 
 
 class PacketCalls(NamedTuple):

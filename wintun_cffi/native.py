@@ -16,7 +16,13 @@ from typing import Any, Iterable, Sequence
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import EnumCallback, GenerationBound, LoggerCallback, PacketCalls
+from .backend import (
+    EnumCallback,
+    GenerationBound,
+    LoggerCallback,
+    PacketCalls,
+    as_many_as_possible,
+)
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
@@ -378,14 +384,7 @@ class NativeBackend(GenerationBound):
         # The C API has no batch calls: the batch forms loop here, saving the Python layers
         # above one call per packet.
         def receive_many(limit: int) -> list[tuple[memoryview, object]]:
-            packets: list[tuple[memoryview, object]] = []
-            try:
-                for _ in range(limit):
-                    packets.append(receive())
-            except WintunError:
-                if not packets:
-                    raise
-            return packets
+            return as_many_as_possible(lambda _: receive(), range(limit))
 
         def release_many(tokens: Iterable[object]) -> None:
             for token in tokens:
@@ -394,14 +393,7 @@ class NativeBackend(GenerationBound):
         def allocate_many(sizes: Sequence[int]) -> list[tuple[memoryview, object]]:
             for size in sizes:
                 validate.check_packet_size(size)
-            packets: list[tuple[memoryview, object]] = []
-            try:
-                for size in sizes:
-                    packets.append(allocate(size))
-            except WintunError:
-                if not packets:
-                    raise
-            return packets
+            return as_many_as_possible(allocate, sizes)
 
         def send_many(tokens: Iterable[object]) -> None:
             for token in tokens:
