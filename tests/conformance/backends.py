@@ -28,7 +28,7 @@ from typing import Literal
 
 
 from emulator import Emulator
-from tests.double.build import build_double, compiler_available
+from tests.double.build import build_double, double_available, double_unavailable
 from tests.double.kernel import DoubleKernel
 from wintun_cffi import Adapter, Session, load, netconfig
 from wintun_cffi.constants import ApiGeneration
@@ -94,8 +94,9 @@ class DoubleLibraries:
 
     def get(self, api: str) -> tuple[str, DoubleKernel]:
         if api not in self._loaded:
-            if not compiler_available():
-                raise Unavailable("no C compiler (cc or $CC) to build the Wintun test double")
+            reason = double_unavailable()
+            if reason is not None:
+                raise Unavailable(reason)
             path = str(build_double(api, self._directory))
             self._loaded[api] = (path, DoubleKernel(path))
         return self._loaded[api]
