@@ -344,7 +344,7 @@ def test_mtu_bounds_are_accepted(
 
 def test_mtu_bad_family_and_type(emulated_adapter: Adapter) -> None:
     with pytest.raises(ValueError):
-        netconfig.set_mtu(emulated_adapter, 1500, socket.AF_UNIX)
+        netconfig.set_mtu(emulated_adapter, 1500, socket.AF_UNSPEC)
     with pytest.raises(TypeError):
         netconfig.set_mtu(emulated_adapter, 1500.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError):

@@ -54,6 +54,18 @@ def last_error(ffi: Any) -> int:
     return int(ffi.getwinerror()[0]) & 0xFFFFFFFF
 
 
+def windows_error(message: str, code: int, filename: str | None = None) -> OSError:
+    """An :class:`OSError` for a failed Win32 call whose ``winerror`` is the DWORD ``code``.
+
+    ``OSError(..., winerror)`` itself takes only codes that fit a signed 32-bit int on Windows,
+    so the code is set afterwards and named in the message.
+    """
+    text = f"{message} (Win32 error {code}, {code:#010x})"
+    error = OSError(text) if filename is None else OSError(None, text, filename)
+    setattr(error, "winerror", code)  # noqa: B010 - typeshed declares it on Windows only
+    return error
+
+
 class Win32Event:
     """A Win32 event (``CreateEventW``), or an adopted event ``HANDLE`` this object will not
     close; :meth:`wait` consumes the signal of an auto-reset event, as Windows does."""
@@ -69,7 +81,7 @@ class Win32Event:
             return
         self.handle = lib.CreateEventW(ffi.NULL, int(manual_reset), 0, ffi.NULL)
         if self.handle == ffi.NULL:
-            raise OSError(None, "CreateEventW failed", None, last_error(ffi))
+            raise windows_error("CreateEventW failed", last_error(ffi))
 
     def set(self) -> None:
         """``SetEvent``."""
@@ -107,7 +119,7 @@ class Win32Event:
                 raise WaitInterrupted
             if result != WAIT_TIMEOUT:
                 _, ffi = kernel32()
-                raise OSError(None, "WaitForMultipleObjects failed", None, last_error(ffi))
+                raise windows_error("WaitForMultipleObjects failed", last_error(ffi))
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 

@@ -9,7 +9,6 @@ return codes, the error reading — also runs where there is no Windows.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import cffi
@@ -51,8 +50,8 @@ class FakeFFI:
 
 
 def winerror_of(error: OSError, expected: int) -> bool:
-    """True if ``error`` carries the Win32 code ``expected`` (only Windows' OSError keeps it)."""
-    return sys.platform != "win32" or getattr(error, "winerror", None) == expected
+    """True if ``error`` carries the Win32 code ``expected``, as a DWORD, and names it."""
+    return getattr(error, "winerror", None) == expected and f"{expected:#010x}" in str(error)
 
 
 class FakeKernel32:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -105,23 +106,38 @@ def test_a_dependency_beside_the_dll_is_found(doubles: Path) -> None:
     assert platform.open_library(ffi, str(dependent)).WintunTestDependent() == 43
 
 
+#: Loads a library in a process of its own: a DLL already loaded in a process satisfies any
+#: later import of its name, so a missing dependency only shows in a fresh process.
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+from wintun_cffi import loader
+try:
+    loader.open_wintun(sys.argv[1])
+except Exception as error:
+    print(type(error).__name__, getattr(error.__cause__, "winerror", None), error)
+"""
+
+
 @pytest.mark.parametrize("elsewhere", ["nowhere", "current directory", "PATH"])
 def test_a_dependency_missing_beside_the_dll_is_named(
-    doubles: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-    elsewhere: str,
+    doubles: Path, tmp_path_factory: pytest.TempPathFactory, elsewhere: str
 ) -> None:
     dependent, dependency = build_dependent(doubles)
     lonely = tmp_path_factory.mktemp("lonely") / "wintun.dll"
     copy_file(dependent, lonely)
-    if elsewhere != "nowhere":  # where a plain LoadLibrary would look, and this loader never
-        monkeypatch.chdir(dependency.parent)
-        if elsewhere == "PATH":
-            monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
-            monkeypatch.setenv("PATH", f"{dependency.parent}{os.pathsep}{os.environ['PATH']}")
-    with pytest.raises(LibraryLoadError) as caught:
-        loader.open_wintun(str(lonely))
-    assert str(lonely) in str(caught.value)
-    assert getattr(caught.value.__cause__, "winerror", None) == ERROR_MOD_NOT_FOUND
+    cwd, env = tmp_path_factory.mktemp("cwd"), dict(os.environ)
+    # Where a plain LoadLibrary would also look; this loader never does.
+    if elsewhere == "current directory":
+        cwd = dependency.parent
+    elif elsewhere == "PATH":
+        env["PATH"] = f"{dependency.parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(lonely)], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.stdout.startswith(f"LibraryLoadError {ERROR_MOD_NOT_FOUND} "), result
+    assert str(lonely) in result.stdout
 
 
 @pytest.mark.parametrize("place", ["current directory", "PATH"])
