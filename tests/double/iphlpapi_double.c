@@ -252,7 +252,7 @@ EXPORT NETIO_STATUS WINAPI CreateUnicastIpAddressEntry(const MIB_UNICASTIPADDRES
         ;
     else if (g_access_denied)
         status = ERROR_ACCESS_DENIED;
-    else if (!f)
+    else if (!f || f->polls_until_up)
         status = ERROR_NOT_FOUND;
     else if (f->address_count == MAX_ADDRESSES)
         status = ERROR_NOT_ENOUGH_MEMORY;
@@ -279,7 +279,7 @@ EXPORT NETIO_STATUS WINAPI DeleteUnicastIpAddressEntry(const MIB_UNICASTIPADDRES
         ;
     else if (g_access_denied)
         status = ERROR_ACCESS_DENIED;
-    else if (!f)
+    else if (!f || f->polls_until_up)
         status = ERROR_NOT_FOUND;
     else {
         status = ERROR_NOT_FOUND; /* keyed by LUID and address; the prefix is ignored */
