@@ -70,7 +70,7 @@ class Win32Event:
     """A Win32 event (``CreateEventW``), or an adopted event ``HANDLE`` this object will not
     close; :meth:`wait` consumes the signal of an auto-reset event, as Windows does."""
 
-    __slots__ = ("manual_reset", "handle", "_owned")
+    __slots__ = ("_owned", "handle", "manual_reset")
 
     def __init__(self, *, manual_reset: bool = False, adopt_handle: int | None = None) -> None:
         lib, ffi = kernel32()

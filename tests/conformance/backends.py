@@ -29,7 +29,7 @@ from typing import Literal
 
 
 from emulator import Emulator
-from tests.double.build import build_double, double_available, double_unavailable
+from tests.double.build import build_double, double_unavailable
 from tests.double.kernel import DoubleKernel
 from wintun_cffi import Adapter, Session, load, netconfig
 from wintun_cffi.constants import ApiGeneration

@@ -1029,7 +1029,7 @@ print("SCENARIO-OK")
 def test_no_memory_errors_under_asan(double_dir: Path) -> None:
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime) to preload")
+        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
     path = build_double("0.14", double_dir, sanitize=True)
     assert path.name == "libwintun_double_0_14_asan.so"
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_SCENARIO
@@ -1063,7 +1063,7 @@ def test_asan_harness_catches_an_overflow(double_dir: Path) -> None:
     """Positive control: the sanitized build in this harness does report a bad access."""
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime) to preload")
+        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
     path = build_double("0.14", double_dir, sanitize=True)
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_PROBE
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")

@@ -24,7 +24,7 @@ import wintun_cffi
 from tests.double.build import build_dependent, build_double, copy_file, double_unavailable
 from wintun_cffi import _win32, loader, platform
 from wintun_cffi.constants import ERROR_INF_IN_USE_BY_DEVICES, ERROR_INVALID_HANDLE
-from wintun_cffi.errors import ChecksumMismatchError, LibraryLoadError, WrongArchitectureError
+from wintun_cffi.errors import ChecksumMismatchError, WrongArchitectureError
 from wintun_cffi.fdevent import WaitInterrupted
 
 pytestmark = pytest.mark.skipif(

@@ -157,7 +157,7 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], subpr
         pytest.skip(NO_DOUBLE)
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime)")
+        pytest.skip("no AddressSanitizer runtime (libasan.so): Linux builds with one only")
     path = build_double("0.14", tmp_path_factory.mktemp("asan-double"), sanitize=True)
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
 
