@@ -89,7 +89,9 @@ class SessionDriver:
         self._send_lock = threading.Lock()
         # The driver's own copy of the Send ring's Tail: it never trusts the shared field.
         self._send_tail = send_ring.tail
-        self._stopping = FdEvent(manual_reset=True)
+        # Of the same kind as the event it interrupts (a Win32 event for the Windows C double),
+        # so that one wait covers both.
+        self._stopping = type(receive_tail_moved)(manual_reset=True)
         self._stopped = False
         self._consumer = threading.Thread(
             target=self._consume, name=f"wintun-driver-{name}", daemon=True

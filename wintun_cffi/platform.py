@@ -4,18 +4,19 @@ Three things differ between Windows and the rest: loading the library (Windows: 
 search), reading the last error of a failed call (Windows: ``GetLastError``, saved by cffi;
 elsewhere ``errno``, which the C test double sets to the Win32 code) and waiting on the
 read-wait event (Windows: an event HANDLE; elsewhere a descriptor readable while signalled).
-Every Windows branch names the Windows API it relies on.
+Every Windows branch names the Windows API it relies on; the read-wait waiter is one class per
+OS (:class:`WindowsReadWaiter`, :class:`PosixReadWaiter`), chosen once as :data:`ReadWaiter`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from .fdevent import FdEvent, WaitInterrupted
+from . import _win32
+from ._win32 import Win32Event
+from .fdevent import FdEvent
 
 IS_WINDOWS = sys.platform == "win32"
 
@@ -23,34 +24,6 @@ IS_WINDOWS = sys.platform == "win32"
 # directory or PATH.
 LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR = 0x00000100
 LOAD_LIBRARY_SEARCH_SYSTEM32 = 0x00000800
-_WAIT_OBJECT_0 = 0x00000000
-_WAIT_TIMEOUT = 0x00000102
-_WAIT_SLICE = 0.1  # seconds per wait on Windows, so Ctrl+C is seen
-
-_kernel32: Any = None
-_kernel32_ffi: Any = None
-
-
-def _windows() -> tuple[Any, Any]:
-    """kernel32 through cffi (declared on first use; Windows only)."""
-    global _kernel32, _kernel32_ffi
-    if _kernel32 is None:
-        import cffi
-
-        ffi = cffi.FFI()
-        ffi.cdef(
-            """
-            typedef void *HANDLE;
-            HANDLE WINAPI LoadLibraryExW(const wchar_t *, HANDLE, uint32_t);
-            HANDLE WINAPI CreateEventW(void *, int, int, const wchar_t *);
-            int WINAPI SetEvent(HANDLE);
-            int WINAPI CloseHandle(HANDLE);
-            uint32_t WINAPI WaitForMultipleObjects(uint32_t, const HANDLE *, int, uint32_t);
-            """
-        )
-        _kernel32 = ffi.dlopen("kernel32.dll")
-        _kernel32_ffi = ffi
-    return _kernel32, _kernel32_ffi
 
 
 def open_library(ffi: Any, path: str) -> Any:
@@ -58,80 +31,73 @@ def open_library(ffi: Any, path: str) -> Any:
     if IS_WINDOWS:
         # LoadLibraryExW with LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32:
         # wintun.dll and its dependencies come from its folder or System32 only.
-        kernel32, kffi = _windows()
+        kernel32, kffi = _win32.kernel32()
         module = kernel32.LoadLibraryExW(
             path, kffi.NULL, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32
         )
         if module == kffi.NULL:
-            code = kffi.getwinerror()[0]
-            raise OSError(None, f"LoadLibraryExW failed for {path}", path, code)
+            raise _win32.windows_error(f"LoadLibraryExW failed for {path}",
+                                       _win32.last_error(kffi), path)
         return ffi.dlopen(ffi.cast("void *", int(kffi.cast("uintptr_t", module))))
     return ffi.dlopen(path)  # a path with a slash: dlopen searches nothing
 
 
 def last_error(ffi: Any) -> int:
-    """The Win32 error code of the call that just failed on this thread."""
+    """The Win32 error code (a DWORD) of the call that just failed on this thread."""
     if IS_WINDOWS:
-        # GetLastError, as cffi saved it right after the call.
-        return int(ffi.getwinerror()[0])
+        return _win32.last_error(ffi)  # GetLastError, as cffi saved it right after the call
     return int(ffi.errno) & 0xFFFFFFFF  # codes like 0xE000023D arrive as negative ints
 
 
-class ReadWaiter:
-    """Waits on a session's read-wait event, until an interrupt (session closing)."""
+_Event = TypeVar("_Event", FdEvent, Win32Event)
 
-    def __init__(self, ffi: Any, event: Any) -> None:
-        self._ffi = ffi
-        if IS_WINDOWS:
-            # CreateEventW: a manual-reset event that close() sets to wake every waiter.
-            kernel32, kffi = _windows()
-            interrupt = kernel32.CreateEventW(kffi.NULL, 1, 0, kffi.NULL)
-            if interrupt == kffi.NULL:
-                raise OSError(None, "CreateEventW failed", None, kffi.getwinerror()[0])
-            self._handles = kffi.new("HANDLE[2]", [kffi.cast("HANDLE", event), interrupt])
-            self._interrupt_handle = interrupt
-            self.fd: int | None = None
-        else:
-            self.fd = int(ffi.cast("intptr_t", event))
-            self._event = FdEvent(adopt_eventfd=self.fd)
-            self._interrupt = FdEvent(manual_reset=True)
+
+class _ReadWaiter(Generic[_Event]):
+    """Waits on a session's read-wait event until interrupted (the session closing)."""
+
+    def __init__(self, event: _Event, interrupt: _Event, fd: int | None) -> None:
+        self._event: _Event = event
+        self._interrupt: _Event = interrupt
+        #: The read-wait descriptor an event loop can poll; None where it is a HANDLE.
+        self.fd = fd
 
     def wait(self, timeout: float | None) -> bool:
         """True when signalled (consumed), False on timeout; WaitInterrupted once interrupted."""
-        if IS_WINDOWS:
-            # WaitForMultipleObjects on [read-wait event, interrupt]; cffi releases the GIL.
-            # Waited in slices: Python sees Ctrl+C on Windows only between C calls.
-            kernel32, kffi = _windows()
-            deadline = None if timeout in (None, float("inf")) else time.monotonic() + timeout
-            while True:
-                left = _WAIT_SLICE if deadline is None else min(deadline - time.monotonic(),
-                                                                _WAIT_SLICE)
-                milliseconds = max(0, math.ceil(left * 1000))
-                result = kernel32.WaitForMultipleObjects(2, self._handles, 0, milliseconds)
-                if result == _WAIT_OBJECT_0:
-                    return True
-                if result == _WAIT_OBJECT_0 + 1:
-                    raise WaitInterrupted
-                if result != _WAIT_TIMEOUT:
-                    raise OSError(None, "WaitForMultipleObjects failed", None,
-                                  kffi.getwinerror()[0])
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
         return self._event.wait(timeout, interrupt=self._interrupt)
 
     def interrupt(self) -> None:
         """Wake every waiter, now and later."""
-        if IS_WINDOWS:
-            _windows()[0].SetEvent(self._interrupt_handle)  # SetEvent
-        else:
-            self._interrupt.set()
+        self._interrupt.set()
 
     def close(self) -> None:
         """Free the interrupt (the read-wait event belongs to Wintun)."""
-        if IS_WINDOWS:
-            _windows()[0].CloseHandle(self._interrupt_handle)  # CloseHandle
-        else:
-            self._interrupt.close()
+        self._interrupt.close()
+
+
+class PosixReadWaiter(_ReadWaiter[FdEvent]):
+    """The read-wait event is a descriptor readable while signalled (the C test double's
+    eventfd); the interrupt a manual-reset :class:`~wintun_cffi.fdevent.FdEvent`."""
+
+    def __init__(self, ffi: Any, event: Any) -> None:
+        fd = int(ffi.cast("intptr_t", event))
+        super().__init__(FdEvent(adopt_eventfd=fd), FdEvent(manual_reset=True), fd)
+
+
+class WindowsReadWaiter(_ReadWaiter[Win32Event]):
+    """The read-wait event is an auto-reset event HANDLE; the interrupt a manual-reset event
+    (``CreateEventW``). Waits are ``WaitForMultipleObjects`` in slices, so Ctrl+C gets
+    through."""
+
+    def __init__(self, ffi: Any, event: Any) -> None:
+        handle = int(ffi.cast("uintptr_t", event))
+        super().__init__(Win32Event(adopt_handle=handle), Win32Event(manual_reset=True), None)
+
+
+#: The waiter of this OS, chosen once.
+if sys.platform == "win32":
+    ReadWaiter = WindowsReadWaiter
+else:
+    ReadWaiter = PosixReadWaiter
 
 
 def interpreter_architecture() -> str:

@@ -8,7 +8,8 @@
   side (a UDP socket), through a TUN interface per adapter. Root only, and only in a network
   namespace of its own with nothing but ``lo`` (``unshare --net``); see .ci/run.
 * ``windows-native``: :func:`wintun_cffi.load` on the real ``wintun.dll`` (Windows, as
-  administrator); its far side is a UDP socket.
+  administrator); its far side is a UDP socket. Under Wine the Windows build of the 0.14 C
+  double stands in for wintun.dll, and the tests that need the far side skip.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Literal
 
 
 from emulator import Emulator
-from tests.double.build import build_double, compiler_available
+from tests.double.build import build_double, double_unavailable
 from tests.double.kernel import DoubleKernel
 from wintun_cffi import Adapter, Session, load, netconfig
 from wintun_cffi.constants import ApiGeneration
@@ -70,17 +71,39 @@ class Unavailable(Exception):
     """The backend cannot run here; the message is the skip reason."""
 
 
-def windows_library() -> str:
-    """The path of wintun.dll if the windows-native backend can run; else :class:`Unavailable`."""
+#: Why the windows-native backend's far side cannot run under Wine.
+WINE_NETWORK_REASON = (
+    "needs the Windows network stack as the far side (IP Helper, a UDP socket through the "
+    "adapter): Wine has none; the Windows workflow runs it on real Windows"
+)
+
+
+@functools.cache
+def under_wine() -> bool:
+    """True if this Windows Python runs under Wine (ntdll exports wine_get_version)."""
+    if sys.platform != "win32":
+        return False
+    return hasattr(getattr(ctypes, "windll").ntdll, "wine_get_version")
+
+
+def windows_library(doubles: DoubleLibraries) -> tuple[str, DoubleKernel | None]:
+    """wintun.dll's path if the windows-native backend can run (else :class:`Unavailable`),
+    with the kernel of the C double when the double stands in for it.
+
+    Under Wine, which has no Wintun driver, the Windows build of the 0.14 C double stands in
+    for wintun.dll (with the emulator's driver as kernel) unless ``$WINTUN_DLL`` names one.
+    """
     if sys.platform != "win32":
         raise Unavailable(f"{WINDOWS_REASON} (this is not Windows)")
     windll = getattr(ctypes, "windll")
     if not windll.shell32.IsUserAnAdmin():
         raise Unavailable(f"{WINDOWS_REASON} (not running as administrator)")
-    from wintun_cffi.loader import find_library
+    from wintun_cffi.loader import ENV_VAR, find_library
 
+    if under_wine() and not os.environ.get(ENV_VAR):
+        return doubles.get("0.14")
     try:
-        return find_library()
+        return find_library(), None
     except FileNotFoundError as error:
         raise Unavailable(f"{WINDOWS_REASON} ({error})") from None
 
@@ -94,8 +117,9 @@ class DoubleLibraries:
 
     def get(self, api: str) -> tuple[str, DoubleKernel]:
         if api not in self._loaded:
-            if not compiler_available():
-                raise Unavailable("no C compiler (cc or $CC) to build the Wintun test double")
+            reason = double_unavailable()
+            if reason is not None:
+                raise Unavailable(reason)
             path = str(build_double(api, self._directory))
             self._loaded[api] = (path, DoubleKernel(path))
         return self._loaded[api]
@@ -157,6 +181,8 @@ class BackendCase:
             session.adapter.host.add_address(FAR_INTERFACE)
             far = SocketFarSide()
         else:
+            if under_wine():
+                raise Unavailable(WINE_NETWORK_REASON)
             assign_windows_address(session.adapter)
             far = SocketFarSide()
         self._far_sides.append(far)
@@ -204,7 +230,8 @@ def make_case(name: str, doubles: DoubleLibraries, windows_prefix: str) -> Backe
         assert api is not None
         path, kernel = doubles.get(api)
         return BackendCase(name, kind, TrackingWintun.adopt(load(path)), kernel)
-    return BackendCase(name, kind, TrackingWintun.adopt(load(windows_library())),
+    library, stand_in = windows_library(doubles)
+    return BackendCase(name, kind, TrackingWintun.adopt(load(library)), stand_in,
                        _prefix=windows_prefix)
 
 

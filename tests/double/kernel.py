@@ -2,14 +2,17 @@
 
 The double implements the client side of the rings (what ``wintun.dll`` does); this module
 attaches an :class:`emulator.Host` (and so an emulator driver) to every session the double
-starts, on the double's own ring memory and eventfds, and stops it before the double frees
-them. A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
+starts, on the double's own ring memory and events, and stops it before the double frees
+them. The events are eventfds on Linux and auto-reset Win32 events on Windows, waited on the
+way each OS waits (:class:`~wintun_cffi.fdevent.FdEvent`,
+:class:`~wintun_cffi._win32.Win32Event`). A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
 emulator driver <- emulator host, which checks the emulator's byte layout against an
 independent C implementation.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -18,11 +21,12 @@ import cffi
 from emulator.host import Host
 from emulator.ring import Ring
 from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.platform import IS_WINDOWS
 
 _HELPERS = """
     int WintunDoubleGetSessionRings(void *Session, void **SendRing, void **ReceiveRing,
                                     uint32_t *RingSize, uint32_t *Capacity,
-                                    int *ReadWaitFd, int *ReceiveTailMovedFd);
+                                    void **ReadWaitEvent, void **ReceiveTailMovedEvent);
     void WintunDoubleSetSessionHooks(void (*OnStart)(void *), void (*OnEnd)(void *));
     int WintunDoubleReset(void);
     void WintunDoubleLog(int Level, const char16_t *Message);
@@ -30,6 +34,20 @@ _HELPERS = """
     uint32_t WintunDoubleSessionCount(void);
     const char *WintunDoubleApi(void);
 """
+
+
+if sys.platform == "win32":
+    from wintun_cffi._win32 import Win32Event
+
+    def adopt_event(value: int) -> Win32Event:
+        """The double's event HANDLE ``value`` as an event the emulator's driver waits on."""
+        return Win32Event(adopt_handle=value)
+
+else:
+
+    def adopt_event(value: int) -> FdEvent:
+        """The double's eventfd ``value`` as an event the emulator's driver waits on."""
+        return FdEvent(adopt_eventfd=value)
 
 
 class DoubleKernel:
@@ -57,21 +75,25 @@ class DoubleKernel:
         ffi = self.ffi
         send, receive = ffi.new("void **"), ffi.new("void **")
         size, capacity = ffi.new("uint32_t *"), ffi.new("uint32_t *")
-        read_fd, tail_fd = ffi.new("int *"), ffi.new("int *")
+        read_wait, tail_moved = ffi.new("void **"), ffi.new("void **")
         if not self.lib.WintunDoubleGetSessionRings(
-            session, send, receive, size, capacity, read_fd, tail_fd
+            session, send, receive, size, capacity, read_wait, tail_moved
         ):
             raise RuntimeError("WintunDoubleGetSessionRings failed")
         send_ring = Ring(memoryview(ffi.buffer(send[0], size[0])), capacity[0])
         receive_ring = Ring(memoryview(ffi.buffer(receive[0], size[0])), capacity[0])
         host = Host(f"double-{int(ffi.cast('uintptr_t', session)):x}")
         host.attach(
-            send_ring, receive_ring, FdEvent(adopt_eventfd=read_fd[0]),
-            FdEvent(adopt_eventfd=tail_fd[0]),
+            send_ring, receive_ring, adopt_event(self._value(read_wait[0])),
+            adopt_event(self._value(tail_moved[0])),
         )
         with self._lock:
             self._hosts[int(ffi.cast("uintptr_t", session))] = host
             self.last_host = host
+
+    def _value(self, handle: Any) -> int:
+        """A HANDLE's value: the event HANDLE on Windows, the descriptor elsewhere."""
+        return int(self.ffi.cast("uintptr_t" if IS_WINDOWS else "intptr_t", handle))
 
     def _ended(self, session: Any) -> None:
         with self._lock:

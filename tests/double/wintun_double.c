@@ -1,30 +1,41 @@
 /*
- * wintun_double.c: a Linux test double that exports the Wintun C ABI.
+ * wintun_double.c: a test double that exports the Wintun C ABI, for Linux and
+ * for Windows (MinGW).
  *
  * Written for wintun-cffi from the project's own specification
  * (shared/spec/wintun-protocol.md) and research notes; it contains no code
- * from Wintun. Its purpose is to let the project's cffi native backend run on
- * Linux: the session functions implement the client side of the ring protocol
- * (spec section 3) over real memory, while the kernel side of the same rings
- * is played by the project's Python emulator driver (or by a test by hand),
- * reached through the WintunDouble* helper exports.
+ * from Wintun. Its purpose is to let the project's cffi native backend run
+ * without the Wintun driver: the session functions implement the client side
+ * of the ring protocol (spec section 3) over real memory, while the kernel
+ * side of the same rings is played by the project's Python emulator driver
+ * (or by a test by hand), reached through the WintunDouble* helper exports.
  *
  * One source, three builds; choose with -DWINTUN_DOUBLE_API=...:
  *   WINTUN_DOUBLE_API_0_14  Wintun 0.14 / 0.14.1 export set
  *   WINTUN_DOUBLE_API_POOL  Wintun 0.10 - 0.13 (pool era) export set
  *   WINTUN_DOUBLE_API_SEED  the 2020-11 snapshot before 0.9
  *
- * Platform mapping: the Win32 "last error" is errno; a HANDLE event is a
- * non-blocking eventfd carried in the pointer value; WINAPI/CALLBACK are the
- * plain C calling convention. Only symbols marked EXPORT are visible (the
- * library is built with -fvisibility=hidden), so each build exports exactly
+ * The operating system is behind the small platform layer below. On Windows
+ * the double behaves as Windows code: its last error is SetLastError, its
+ * events are auto-reset Win32 events, its locks SRW locks and a critical
+ * section, and only __declspec(dllexport) names are exported. On Linux the
+ * last error is errno, a HANDLE event is a non-blocking eventfd carried in
+ * the pointer value, and only symbols marked EXPORT are visible (the library
+ * is built with -fvisibility=hidden). Either way each build exports exactly
  * its generation's names plus the WintunDouble* helpers.
  */
 
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#endif
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -32,9 +43,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #define WINTUN_DOUBLE_API_0_14 1
 #define WINTUN_DOUBLE_API_POOL 2
@@ -61,9 +70,63 @@
 #error "unknown WINTUN_DOUBLE_API"
 #endif
 
-#define EXPORT __attribute__((visibility("default")))
+/* ---- platform layer: types, exports, last error, locks, events ---------- */
 
-/* ---- Win32 types with fixed widths ------------------------------------- */
+#ifdef _WIN32
+
+#define EXPORT __declspec(dllexport)
+#define CALLBACK_ABI CALLBACK
+
+typedef HANDLE event_t; /* an auto-reset Win32 event */
+typedef SRWLOCK lock_t;
+
+static inline void set_last_error(DWORD code) { SetLastError(code); }
+static inline DWORD last_error(void) { return GetLastError(); }
+
+static inline event_t event_create(void) { return CreateEventW(NULL, FALSE, FALSE, NULL); }
+static inline bool event_valid(event_t e) { return e != NULL; }
+static inline void event_signal(event_t e) { SetEvent(e); }
+static inline void event_close(event_t e) { CloseHandle(e); }
+static inline HANDLE event_handle(event_t e) { return e; }
+
+static inline void lock_init(lock_t *l) { InitializeSRWLock(l); }
+static inline void lock_acquire(lock_t *l) { AcquireSRWLockExclusive(l); }
+static inline void lock_release(lock_t *l) { ReleaseSRWLockExclusive(l); }
+static inline void lock_free(lock_t *l) { (void)l; }
+
+/* Recursive: loggers, enum callbacks and hooks may call back into the API. */
+static CRITICAL_SECTION g_lock;
+static inline void global_lock(void) { EnterCriticalSection(&g_lock); }
+static inline void global_unlock(void) { LeaveCriticalSection(&g_lock); }
+
+/* 100 ns ticks since 1601-01-01 UTC. */
+static inline uint64_t filetime_now(void)
+{
+    FILETIME ft;
+    GetSystemTimePreciseAsFileTime(&ft);
+    return ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime;
+}
+
+/* The seed's device object: a real handle (to NUL), closed with CloseHandle. */
+static inline HANDLE device_object_open(void)
+{
+    return CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                       NULL, OPEN_EXISTING, 0, NULL);
+}
+
+BOOL WINAPI DllMain(HINSTANCE Instance, DWORD Reason, LPVOID Reserved)
+{
+    (void)Instance;
+    (void)Reserved;
+    if (Reason == DLL_PROCESS_ATTACH)
+        InitializeCriticalSection(&g_lock);
+    return TRUE;
+}
+
+#else /* Linux */
+
+#define EXPORT __attribute__((visibility("default")))
+#define CALLBACK_ABI
 
 typedef uint16_t WCHAR;
 typedef const WCHAR *LPCWSTR;
@@ -79,36 +142,17 @@ typedef struct {
     uint16_t Data3;
     uint8_t Data4[8];
 } GUID;
-typedef union {
-    uint64_t Value;
-} NET_LUID;
-typedef int WINTUN_LOGGER_LEVEL;
-typedef struct handle *WINTUN_ADAPTER_HANDLE;
-typedef struct session *WINTUN_SESSION_HANDLE;
 
 #define TRUE 1
 #define FALSE 0
 #define INVALID_HANDLE_VALUE ((HANDLE)(intptr_t)-1)
-
-enum { WINTUN_LOG_INFO = 0, WINTUN_LOG_WARN = 1, WINTUN_LOG_ERR = 2 };
-
-#if defined(API_0_14)
-typedef void (*WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, DWORD64, LPCWSTR);
-#elif defined(API_SEED)
-typedef BOOL (*WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR);
-#else
-typedef void (*WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR);
-#endif
-typedef BOOL (*WINTUN_ENUM_CALLBACK)(WINTUN_ADAPTER_HANDLE, LPARAM);
-typedef void (*WINTUN_DOUBLE_SESSION_HOOK)(WINTUN_SESSION_HANDLE);
-
-/* ---- constants (spec section 1) ----------------------------------------- */
 
 enum {
     ERROR_FILE_NOT_FOUND = 2,
     ERROR_NOT_ENOUGH_MEMORY = 8,
     ERROR_INVALID_DATA = 13,
     ERROR_HANDLE_EOF = 38,
+    ERROR_DUP_NAME = 52,
     ERROR_INVALID_PARAMETER = 87,
     ERROR_BUFFER_OVERFLOW = 111,
     ERROR_BUSY = 170,
@@ -117,8 +161,82 @@ enum {
     ERROR_NOT_FOUND = 1168,
     ERROR_ALREADY_INITIALIZED = 1247,
 };
-/* SetupAPI's ERROR_INF_IN_USE_BY_DEVICES; as an int errno it is negative. */
-#define ERROR_INF_IN_USE_BY_DEVICES ((int)0xE000023Du)
+
+typedef int event_t; /* a non-blocking eventfd */
+typedef pthread_mutex_t lock_t;
+
+/* errno is an int: codes of 0x80000000 and above are stored as negative ints. */
+static inline void set_last_error(DWORD code) { errno = (int)code; }
+static inline DWORD last_error(void) { return (DWORD)errno; }
+
+static inline event_t event_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+static inline bool event_valid(event_t e) { return e >= 0; }
+static inline void event_signal(event_t e)
+{
+    uint64_t one = 1;
+    ssize_t w = write(e, &one, sizeof one);
+    (void)w; /* EAGAIN only when the counter is saturated: still signalled */
+}
+static inline void event_close(event_t e) { close(e); }
+static inline HANDLE event_handle(event_t e) { return (HANDLE)(intptr_t)e; }
+
+static inline void lock_init(lock_t *l) { pthread_mutex_init(l, NULL); }
+static inline void lock_acquire(lock_t *l) { pthread_mutex_lock(l); }
+static inline void lock_release(lock_t *l) { pthread_mutex_unlock(l); }
+static inline void lock_free(lock_t *l) { pthread_mutex_destroy(l); }
+
+/* Recursive: loggers, enum callbacks and hooks may call back into the API. */
+static pthread_mutex_t g_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static inline void global_lock(void) { pthread_mutex_lock(&g_lock); }
+static inline void global_unlock(void) { pthread_mutex_unlock(&g_lock); }
+
+/* 100 ns ticks since 1601-01-01 UTC, like NtQuerySystemTime. */
+static inline uint64_t filetime_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec + 11644473600ull) * 10000000ull + (uint64_t)ts.tv_nsec / 100u;
+}
+
+/* The seed's device object: a real descriptor (of /dev/null), closed with close(). */
+static inline HANDLE device_object_open(void)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        set_last_error(ERROR_NOT_ENOUGH_MEMORY);
+        return INVALID_HANDLE_VALUE;
+    }
+    return (HANDLE)(intptr_t)fd;
+}
+
+#endif
+
+/* SetupAPI's ERROR_INF_IN_USE_BY_DEVICES (APPLICATION_ERROR_MASK |
+ * ERROR_SEVERITY_ERROR | 0x23D): above 0x7FFFFFFF, like an HRESULT. */
+#define INF_IN_USE_BY_DEVICES 0xE000023Du
+
+/* ---- Wintun types ---------------------------------------------------------- */
+
+typedef union {
+    uint64_t Value;
+} WINTUN_NET_LUID; /* NET_LUID */
+typedef int WINTUN_LOGGER_LEVEL;
+typedef struct handle *WINTUN_ADAPTER_HANDLE;
+typedef struct session *WINTUN_SESSION_HANDLE;
+
+enum { WINTUN_LOG_INFO = 0, WINTUN_LOG_WARN = 1, WINTUN_LOG_ERR = 2 };
+
+#if defined(API_0_14)
+typedef void(CALLBACK_ABI *WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, DWORD64, LPCWSTR);
+#elif defined(API_SEED)
+typedef BOOL(CALLBACK_ABI *WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR);
+#else
+typedef void(CALLBACK_ABI *WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR);
+#endif
+typedef BOOL(CALLBACK_ABI *WINTUN_ENUM_CALLBACK)(WINTUN_ADAPTER_HANDLE, LPARAM);
+typedef void (*WINTUN_DOUBLE_SESSION_HOOK)(WINTUN_SESSION_HANDLE);
+
+/* ---- constants (spec section 1) ----------------------------------------- */
 
 #define MAX_IP_PACKET_SIZE 0xFFFFu
 #define MIN_RING_CAPACITY 0x20000u
@@ -175,21 +293,19 @@ struct session {
     uint8_t *region;
     struct ring *send;    /* driver -> application */
     struct ring *receive; /* application -> driver */
-    int read_wait_fd;     /* Send ring TailMoved */
-    int receive_tail_moved_fd;
+    event_t read_wait;    /* Send ring TailMoved */
+    event_t receive_tail_moved;
     bool ended_hook_called;
     struct {
-        pthread_mutex_t lock;
+        lock_t lock;
         uint32_t head, head_release, to_release;
     } rx;
     struct {
-        pthread_mutex_t lock;
+        lock_t lock;
         uint32_t tail, tail_release, to_release;
     } tx;
 };
 
-/* Recursive: loggers, enum callbacks and hooks may call back into the API. */
-static pthread_mutex_t g_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static struct adapter *g_adapters;
 static unsigned g_adapter_count;
 static unsigned g_session_count;
@@ -259,28 +375,18 @@ static void wb_putu(struct wbuf *b, unsigned v)
 
 /* ---- logging --------------------------------------------------------------- */
 
-#ifdef API_0_14
-static uint64_t filetime_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    /* 100 ns ticks since 1601-01-01 UTC, like NtQuerySystemTime. */
-    return ((uint64_t)ts.tv_sec + 11644473600ull) * 10000000ull + (uint64_t)ts.tv_nsec / 100u;
-}
-#endif
-
 static void emit(int level, LPCWSTR message)
 {
     WINTUN_LOGGER_CALLBACK cb = g_logger;
     if (!cb)
         return;
-    int saved = errno; /* the DLL preserves the last error across logging */
+    DWORD saved = last_error(); /* the DLL preserves the last error across logging */
 #if defined(API_0_14)
     cb(level, filetime_now(), message);
 #else
     (void)cb(level, message); /* seed: BOOL result is ignored */
 #endif
-    errno = saved;
+    set_last_error(saved);
 }
 
 /* Pool-era DLLs prefix messages with the function name; 0.14 does not.
@@ -311,10 +417,10 @@ static void logf_(int level, const char *func, const char *parts, ...)
 }
 
 /* Set the last error and log it at ERR level, with the code in decimal. */
-static void fail_log(int code, const char *func, const char *what)
+static void fail_log(DWORD code, const char *func, const char *what)
 {
     logf_(WINTUN_LOG_ERR, func, "ssus", what, " (Code ", (unsigned)code, ")");
-    errno = code;
+    set_last_error(code);
 }
 
 /* ---- adapter bookkeeping -------------------------------------------------- */
@@ -377,7 +483,7 @@ static int assign_name(struct adapter *target, LPCWSTR name)
         struct adapter *renamed = holder;
         for (unsigned i = 1;; ++i) {
             if (i > 1000)
-                return 52; /* ERROR_DUP_NAME */
+                return ERROR_DUP_NAME;
             if (!numbered_name(candidate, name, i))
                 return NAME_TOO_LONG;
             if (!find_by_name(candidate, target) && !wieq(candidate, target->name))
@@ -404,7 +510,7 @@ static struct handle *new_handle(struct adapter *a, bool creator)
 {
     struct handle *h = calloc(1, sizeof *h);
     if (!h) {
-        errno = ERROR_NOT_ENOUGH_MEMORY;
+        set_last_error(ERROR_NOT_ENOUGH_MEMORY);
         return NULL;
     }
     h->magic = HANDLE_MAGIC;
@@ -431,9 +537,9 @@ static void session_terminate(struct session *s)
     s->ended_hook_called = true;
     WINTUN_DOUBLE_SESSION_HOOK hook = g_on_end;
     if (hook) {
-        int saved = errno;
+        DWORD saved = last_error();
         hook(s);
-        errno = saved;
+        set_last_error(saved);
     }
 }
 
@@ -459,7 +565,7 @@ static struct adapter *create_adapter(LPCWSTR name, const GUID *requested, const
 {
     struct adapter *a = calloc(1, sizeof *a);
     if (!a) {
-        errno = ERROR_NOT_ENOUGH_MEMORY;
+        set_last_error(ERROR_NOT_ENOUGH_MEMORY);
         return NULL;
     }
     if (requested) {
@@ -513,17 +619,17 @@ EXPORT WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Name, LPCWSTR TunnelTyp
                                                  const GUID *RequestedGUID)
 {
     if (!Name || !TunnelType) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return NULL;
     }
     /* "<TunnelType> Tunnel" must fit WCHAR[MAX_ADAPTER_NAME + 8] with its NUL,
      * so 128 characters pass and 129 fail, silently (research notes Q10). */
     size_t tl = wlen(TunnelType, MAX_ADAPTER_NAME + 8);
     if (tl + 7 >= MAX_ADAPTER_NAME + 8) {
-        errno = ERROR_BUFFER_OVERFLOW;
+        set_last_error(ERROR_BUFFER_OVERFLOW);
         return NULL;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     log_driver("CreateAdapter");
     logf_(WINTUN_LOG_INFO, "CreateAdapter", "s", "Creating adapter");
     struct handle *h = NULL;
@@ -536,24 +642,24 @@ EXPORT WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Name, LPCWSTR TunnelTyp
         if (!h)
             remove_adapter(a);
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return h;
 }
 
 EXPORT WINTUN_ADAPTER_HANDLE WintunOpenAdapter(LPCWSTR Name)
 {
     if (!Name) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return NULL;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     struct handle *h = NULL;
     struct adapter *a = find_by_name(Name, NULL);
     if (a)
         h = new_handle(a, false);
     else
         fail_log(ERROR_NOT_FOUND, "OpenAdapter", "Failed to find matching adapter name");
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return h;
 }
 
@@ -561,23 +667,23 @@ EXPORT void WintunCloseAdapter(WINTUN_ADAPTER_HANDLE Adapter)
 {
     if (!Adapter)
         return; /* _In_opt_ */
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     if (Adapter->creator)
         remove_adapter(Adapter->adapter); /* SwDevice lifetime ends with its creator */
     free_handle(Adapter);
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
 }
 
 EXPORT BOOL WintunDeleteDriver(void)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     BOOL ok = TRUE;
     /* Uninstalling the package fails while any adapter still uses it. */
     if (g_adapter_count) {
-        fail_log(ERROR_INF_IN_USE_BY_DEVICES, "DeleteDriver", "Failed to remove driver");
+        fail_log(INF_IN_USE_BY_DEVICES, "DeleteDriver", "Failed to remove driver");
         ok = FALSE;
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return ok;
 }
 
@@ -595,10 +701,10 @@ EXPORT WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Pool, LPCWSTR Name,
     if (RebootRequired)
         *RebootRequired = FALSE;
     if (!Name || !pool_ok(Pool)) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return NULL;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     logf_(WINTUN_LOG_INFO, "CreateAdapter", "s", "Creating adapter");
     log_driver("CreateAdapter");
     struct handle *h = NULL;
@@ -609,26 +715,26 @@ EXPORT WINTUN_ADAPTER_HANDLE WintunCreateAdapter(LPCWSTR Pool, LPCWSTR Name,
         if (!h)
             remove_adapter(a);
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return h;
 }
 
 static WINTUN_ADAPTER_HANDLE open_in_pool(LPCWSTR Pool, LPCWSTR Name, const char *func)
 {
     if (!Name || !pool_ok(Pool)) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return NULL;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     struct handle *h = NULL;
     struct adapter *a = find_by_name(Name, NULL);
     if (!a)
-        errno = ERROR_FILE_NOT_FOUND; /* the DLL does not log a miss */
+        set_last_error(ERROR_FILE_NOT_FOUND); /* the DLL does not log a miss */
     else if (!wieq(a->pool, Pool))
         fail_log(ERROR_ALREADY_EXISTS, func, "Adapter exists in another pool");
     else
         h = new_handle(a, false);
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return h;
 }
 
@@ -638,20 +744,15 @@ EXPORT WINTUN_ADAPTER_HANDLE WintunGetAdapter(LPCWSTR Pool, LPCWSTR Name)
     return open_in_pool(Pool, Name, "GetAdapter");
 }
 
-/* A real file descriptor stands in for the device object; close() it. */
+/* A real handle stands in for the device object (see device_object_open). */
 EXPORT HANDLE WintunOpenAdapterDeviceObject(WINTUN_ADAPTER_HANDLE Adapter)
 {
     struct adapter *a = adapter_of(Adapter);
     if (!a || !a->listed) {
-        errno = a ? ERROR_FILE_NOT_FOUND : ERROR_INVALID_PARAMETER;
+        set_last_error(a ? ERROR_FILE_NOT_FOUND : ERROR_INVALID_PARAMETER);
         return INVALID_HANDLE_VALUE;
     }
-    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        errno = ERROR_NOT_ENOUGH_MEMORY;
-        return INVALID_HANDLE_VALUE;
-    }
-    return (HANDLE)(intptr_t)fd;
+    return device_object_open();
 }
 #else
 EXPORT WINTUN_ADAPTER_HANDLE WintunOpenAdapter(LPCWSTR Pool, LPCWSTR Name)
@@ -664,9 +765,9 @@ EXPORT void WintunFreeAdapter(WINTUN_ADAPTER_HANDLE Adapter)
 {
     if (!Adapter)
         return;
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     free_handle(Adapter);
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
 }
 
 /* Semantics chosen for the double (research notes Q3): the handle is not
@@ -682,10 +783,10 @@ EXPORT BOOL WintunDeleteAdapter(WINTUN_ADAPTER_HANDLE Adapter, BOOL ForceCloseSe
         *RebootRequired = FALSE;
     struct adapter *a = adapter_of(Adapter);
     if (!a) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     if (a->listed) {
         logf_(WINTUN_LOG_INFO, "DeleteAdapter", "s", "Removing adapter");
         struct session *s = a->session;
@@ -699,23 +800,23 @@ EXPORT BOOL WintunDeleteAdapter(WINTUN_ADAPTER_HANDLE Adapter, BOOL ForceCloseSe
             remove_adapter(a);
         }
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return TRUE;
 }
 
 EXPORT BOOL WintunEnumAdapters(LPCWSTR Pool, WINTUN_ENUM_CALLBACK Callback, LPARAM Param)
 {
     if (!pool_ok(Pool) || !Callback) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     /* Snapshot first: the callback may create or delete adapters. */
     size_t n = 0;
     struct adapter **list = calloc(g_adapter_count + 1, sizeof *list);
     if (!list) {
-        pthread_mutex_unlock(&g_lock);
-        errno = ERROR_NOT_ENOUGH_MEMORY;
+        global_unlock();
+        set_last_error(ERROR_NOT_ENOUGH_MEMORY);
         return FALSE;
     }
     for (struct adapter *a = g_adapters; a; a = a->next)
@@ -736,8 +837,8 @@ EXPORT BOOL WintunEnumAdapters(LPCWSTR Pool, WINTUN_ENUM_CALLBACK Callback, LPAR
         adapter_unref(list[i]);
     }
     free(list);
-    pthread_mutex_unlock(&g_lock);
-    errno = 0;
+    global_unlock();
+    set_last_error(0);
     return TRUE;
 }
 
@@ -748,10 +849,10 @@ EXPORT BOOL WintunDeletePoolDriver(LPCWSTR Pool, BOOL *RebootRequired)
     if (RebootRequired)
         *RebootRequired = FALSE;
     if (!pool_ok(Pool)) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     struct adapter *a = g_adapters;
     while (a) {
         struct adapter *next = a->next;
@@ -761,10 +862,10 @@ EXPORT BOOL WintunDeletePoolDriver(LPCWSTR Pool, BOOL *RebootRequired)
     }
     BOOL ok = TRUE;
     if (g_adapter_count) {
-        fail_log(ERROR_INF_IN_USE_BY_DEVICES, "DeletePoolDriver", "Failed to remove driver");
+        fail_log(INF_IN_USE_BY_DEVICES, "DeletePoolDriver", "Failed to remove driver");
         ok = FALSE;
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return ok;
 }
 
@@ -772,16 +873,16 @@ EXPORT BOOL WintunGetAdapterName(WINTUN_ADAPTER_HANDLE Adapter, WCHAR *Name)
 {
     struct adapter *a = adapter_of(Adapter);
     if (!a || !Name) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     BOOL ok = a->listed;
     if (ok)
         memcpy(Name, a->name, (wlen(a->name, MAX_ADAPTER_NAME) + 1) * sizeof(WCHAR));
     else
         fail_log(ERROR_FILE_NOT_FOUND, "GetAdapterName", "Failed to get name");
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return ok;
 }
 
@@ -789,10 +890,10 @@ EXPORT BOOL WintunSetAdapterName(WINTUN_ADAPTER_HANDLE Adapter, LPCWSTR Name)
 {
     struct adapter *a = adapter_of(Adapter);
     if (!a || !Name) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     BOOL ok = FALSE;
     if (!a->listed) {
         fail_log(ERROR_FILE_NOT_FOUND, "SetAdapterName", "Failed to set adapter name");
@@ -804,13 +905,13 @@ EXPORT BOOL WintunSetAdapterName(WINTUN_ADAPTER_HANDLE Adapter, LPCWSTR Name)
                                                     : "Failed to set adapter name");
         ok = err == 0;
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return ok;
 }
 
 #endif /* generation-specific adapter API */
 
-EXPORT void WintunGetAdapterLUID(WINTUN_ADAPTER_HANDLE Adapter, NET_LUID *Luid)
+EXPORT void WintunGetAdapterLUID(WINTUN_ADAPTER_HANDLE Adapter, WINTUN_NET_LUID *Luid)
 {
     struct adapter *a = adapter_of(Adapter);
     if (a && Luid)
@@ -819,11 +920,11 @@ EXPORT void WintunGetAdapterLUID(WINTUN_ADAPTER_HANDLE Adapter, NET_LUID *Luid)
 
 EXPORT DWORD WintunGetRunningDriverVersion(void)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     DWORD v = g_adapter_count ? g_driver_version : 0;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     if (!v)
-        errno = ERROR_FILE_NOT_FOUND; /* wintun.sys not loaded */
+        set_last_error(ERROR_FILE_NOT_FOUND); /* wintun.sys not loaded */
     return v;
 }
 
@@ -843,10 +944,10 @@ EXPORT WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE Adapter, D
 {
     struct adapter *a = adapter_of(Adapter);
     if (!a) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return NULL;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     struct session *s = NULL;
     int err = 0;
     /* Order follows the real path: device open, then the driver's checks. */
@@ -859,7 +960,7 @@ EXPORT WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE Adapter, D
     else if (!(s = calloc(1, sizeof *s)))
         err = ERROR_NOT_ENOUGH_MEMORY;
     if (err) {
-        pthread_mutex_unlock(&g_lock);
+        global_unlock();
         fail_log(err, "StartSession", "Failed to register rings");
         return NULL;
     }
@@ -867,23 +968,23 @@ EXPORT WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE Adapter, D
     s->capacity = Capacity;
     s->ring_size = (uint32_t)sizeof(struct ring) + Capacity + RING_TRAILER;
     s->region = calloc(2, s->ring_size);
-    s->read_wait_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    s->receive_tail_moved_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!s->region || s->read_wait_fd < 0 || s->receive_tail_moved_fd < 0) {
-        if (s->read_wait_fd >= 0)
-            close(s->read_wait_fd);
-        if (s->receive_tail_moved_fd >= 0)
-            close(s->receive_tail_moved_fd);
+    s->read_wait = event_create();
+    s->receive_tail_moved = event_create();
+    if (!s->region || !event_valid(s->read_wait) || !event_valid(s->receive_tail_moved)) {
+        if (event_valid(s->read_wait))
+            event_close(s->read_wait);
+        if (event_valid(s->receive_tail_moved))
+            event_close(s->receive_tail_moved);
         free(s->region);
         free(s);
-        pthread_mutex_unlock(&g_lock);
+        global_unlock();
         fail_log(ERROR_NOT_ENOUGH_MEMORY, "StartSession", "Failed to allocate ring memory");
         return NULL;
     }
     s->send = (struct ring *)s->region;
     s->receive = (struct ring *)(s->region + s->ring_size);
-    pthread_mutex_init(&s->rx.lock, NULL);
-    pthread_mutex_init(&s->tx.lock, NULL);
+    lock_init(&s->rx.lock);
+    lock_init(&s->tx.lock);
     s->adapter = a;
     ++a->refs;
     a->session = s;
@@ -891,7 +992,7 @@ EXPORT WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE Adapter, D
     WINTUN_DOUBLE_SESSION_HOOK hook = g_on_start;
     if (hook)
         hook(s);
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return s;
 }
 
@@ -899,18 +1000,18 @@ EXPORT void WintunEndSession(WINTUN_SESSION_HANDLE Session)
 {
     if (!Session)
         return;
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     session_terminate(Session);
     struct adapter *a = Session->adapter;
     if (a->session == Session)
         a->session = NULL;
     --g_session_count;
     adapter_unref(a);
-    pthread_mutex_unlock(&g_lock);
-    close(Session->read_wait_fd);
-    close(Session->receive_tail_moved_fd);
-    pthread_mutex_destroy(&Session->rx.lock);
-    pthread_mutex_destroy(&Session->tx.lock);
+    global_unlock();
+    event_close(Session->read_wait);
+    event_close(Session->receive_tail_moved);
+    lock_free(&Session->rx.lock);
+    lock_free(&Session->tx.lock);
     free(Session->region);
     Session->magic = 0;
     free(Session);
@@ -918,7 +1019,7 @@ EXPORT void WintunEndSession(WINTUN_SESSION_HANDLE Session)
 
 EXPORT HANDLE WintunGetReadWaitEvent(WINTUN_SESSION_HANDLE Session)
 {
-    return (HANDLE)(intptr_t)Session->read_wait_fd;
+    return event_handle(Session->read_wait);
 }
 
 static inline uint32_t *size_at(struct ring *r, uint32_t offset)
@@ -932,7 +1033,7 @@ EXPORT BYTE *WintunReceivePacket(WINTUN_SESSION_HANDLE Session, DWORD *PacketSiz
     const uint32_t mask = s->capacity - 1;
     BYTE *packet = NULL;
     int err = 0;
-    pthread_mutex_lock(&s->rx.lock);
+    lock_acquire(&s->rx.lock);
     uint32_t head = s->rx.head;
     uint32_t tail;
     if (head >= s->capacity)
@@ -953,9 +1054,9 @@ EXPORT BYTE *WintunReceivePacket(WINTUN_SESSION_HANDLE Session, DWORD *PacketSiz
             ++s->rx.to_release;
         }
     }
-    pthread_mutex_unlock(&s->rx.lock);
+    lock_release(&s->rx.lock);
     if (err)
-        errno = err;
+        set_last_error(err);
     return packet;
 }
 
@@ -963,7 +1064,7 @@ static void release_receive(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
 {
     struct session *s = Session;
     const uint32_t mask = s->capacity - 1;
-    pthread_mutex_lock(&s->rx.lock);
+    lock_acquire(&s->rx.lock);
     uint32_t *record = (uint32_t *)(void *)(Packet - 4);
     *record |= RELEASE_FLAG;
     /* Space returns to the driver only up to the first unreleased packet. */
@@ -976,7 +1077,7 @@ static void release_receive(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
         --s->rx.to_release;
     }
     atomic_store_explicit(&s->send->head, s->rx.head_release, memory_order_release);
-    pthread_mutex_unlock(&s->rx.lock);
+    lock_release(&s->rx.lock);
 }
 
 #ifdef API_SEED
@@ -1000,7 +1101,7 @@ EXPORT BYTE *WintunAllocateSendPacket(WINTUN_SESSION_HANDLE Session, DWORD Packe
     const uint32_t mask = s->capacity - 1;
     BYTE *packet = NULL;
     int err = 0;
-    pthread_mutex_lock(&s->tx.lock);
+    lock_acquire(&s->tx.lock);
     uint32_t tail = s->tx.tail;
     uint32_t head;
     uint32_t aligned = ALIGN4(4u + PacketSize);
@@ -1016,9 +1117,9 @@ EXPORT BYTE *WintunAllocateSendPacket(WINTUN_SESSION_HANDLE Session, DWORD Packe
         s->tx.tail = (tail + aligned) & mask;
         ++s->tx.to_release;
     }
-    pthread_mutex_unlock(&s->tx.lock);
+    lock_release(&s->tx.lock);
     if (err)
-        errno = err;
+        set_last_error(err);
     return packet;
 }
 
@@ -1026,7 +1127,7 @@ EXPORT void WintunSendPacket(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
 {
     struct session *s = Session;
     const uint32_t mask = s->capacity - 1;
-    pthread_mutex_lock(&s->tx.lock);
+    lock_acquire(&s->tx.lock);
     uint32_t *record = (uint32_t *)(void *)(Packet - 4);
     *record &= ~RELEASE_FLAG;
     /* Publish in allocation order: stop at the first packet not yet sent. */
@@ -1042,23 +1143,20 @@ EXPORT void WintunSendPacket(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
         /* Pairs with the driver's fence between setting Alertable and
          * re-reading Tail, so one of the two always sees the other. */
         atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&s->receive->alertable, memory_order_relaxed)) {
-            uint64_t one = 1;
-            ssize_t w = write(s->receive_tail_moved_fd, &one, sizeof one);
-            (void)w; /* EAGAIN only when the counter is saturated: still signalled */
-        }
+        if (atomic_load_explicit(&s->receive->alertable, memory_order_relaxed))
+            event_signal(s->receive_tail_moved);
     }
-    pthread_mutex_unlock(&s->tx.lock);
+    lock_release(&s->tx.lock);
 }
 
 /* ---- WintunDouble* helpers for tests -------------------------------------- */
 
 EXPORT BOOL WintunDoubleGetSessionRings(WINTUN_SESSION_HANDLE Session, void **SendRing,
                                         void **ReceiveRing, DWORD *RingSize, DWORD *Capacity,
-                                        int *ReadWaitFd, int *ReceiveTailMovedFd)
+                                        HANDLE *ReadWaitEvent, HANDLE *ReceiveTailMovedEvent)
 {
     if (!Session || Session->magic != SESSION_MAGIC) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
     if (SendRing)
@@ -1069,20 +1167,20 @@ EXPORT BOOL WintunDoubleGetSessionRings(WINTUN_SESSION_HANDLE Session, void **Se
         *RingSize = Session->ring_size;
     if (Capacity)
         *Capacity = Session->capacity;
-    if (ReadWaitFd)
-        *ReadWaitFd = Session->read_wait_fd;
-    if (ReceiveTailMovedFd)
-        *ReceiveTailMovedFd = Session->receive_tail_moved_fd;
+    if (ReadWaitEvent)
+        *ReadWaitEvent = event_handle(Session->read_wait);
+    if (ReceiveTailMovedEvent)
+        *ReceiveTailMovedEvent = event_handle(Session->receive_tail_moved);
     return TRUE;
 }
 
 EXPORT void WintunDoubleSetSessionHooks(WINTUN_DOUBLE_SESSION_HOOK OnStart,
                                         WINTUN_DOUBLE_SESSION_HOOK OnEnd)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     g_on_start = OnStart;
     g_on_end = OnEnd;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
 }
 
 /* What the driver does when it stops using a session's rings (spec section
@@ -1091,9 +1189,7 @@ EXPORT void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE Session)
 {
     atomic_store_explicit(&Session->receive->head, 0xFFFFFFFFu, memory_order_release);
     atomic_store_explicit(&Session->send->tail, 0xFFFFFFFFu, memory_order_release);
-    uint64_t one = 1;
-    ssize_t w = write(Session->read_wait_fd, &one, sizeof one);
-    (void)w;
+    event_signal(Session->read_wait);
 }
 
 /* Removes every adapter and restores the defaults (driver version, LUID and
@@ -1101,7 +1197,7 @@ EXPORT void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE Session)
  * ERROR_BUSY while a session is open. Handles still open become stale. */
 EXPORT BOOL WintunDoubleReset(void)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     BOOL ok = g_session_count == 0;
     if (ok) {
         while (g_adapters)
@@ -1110,9 +1206,9 @@ EXPORT BOOL WintunDoubleReset(void)
         g_guid_counter = 0;
         g_driver_version = DEFAULT_DRIVER_VERSION;
     }
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     if (!ok)
-        errno = ERROR_BUSY;
+        set_last_error(ERROR_BUSY);
     return ok;
 }
 
@@ -1124,17 +1220,17 @@ EXPORT void WintunDoubleLog(int Level, LPCWSTR Message)
 
 EXPORT DWORD WintunDoubleAdapterCount(void)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     DWORD n = g_adapter_count;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return n;
 }
 
 EXPORT DWORD WintunDoubleSessionCount(void)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     DWORD n = g_session_count;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return n;
 }
 
@@ -1145,9 +1241,9 @@ EXPORT const char *WintunDoubleApi(void)
 
 EXPORT void WintunDoubleSetDriverVersion(DWORD Version)
 {
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     g_driver_version = Version ? Version : DEFAULT_DRIVER_VERSION;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
 }
 
 /* The adapter's current name, GUID and whether it is still in the system
@@ -1157,16 +1253,16 @@ EXPORT BOOL WintunDoubleGetAdapterInfo(WINTUN_ADAPTER_HANDLE Adapter, WCHAR *Nam
 {
     struct adapter *a = adapter_of(Adapter);
     if (!a) {
-        errno = ERROR_INVALID_PARAMETER;
+        set_last_error(ERROR_INVALID_PARAMETER);
         return FALSE;
     }
-    pthread_mutex_lock(&g_lock);
+    global_lock();
     if (Name)
         memcpy(Name, a->name, (wlen(a->name, MAX_ADAPTER_NAME) + 1) * sizeof(WCHAR));
     if (Guid)
         *Guid = a->guid;
     if (Present)
         *Present = a->listed;
-    pthread_mutex_unlock(&g_lock);
+    global_unlock();
     return TRUE;
 }

@@ -7,14 +7,19 @@ inside a network namespace made for it; the rest is pure validation.
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
-from emulator import Emulator, Host, linux_tun
-from emulator.host import check_mtu
-from emulator.linux_tun import LinuxTunHost, check_interface_name
+if not sys.platform.startswith("linux"):
+    pytest.skip("TUN interfaces and network namespaces are Linux only (emulator.linux_tun "
+                "drives /dev/net/tun with fcntl/ioctl)", allow_module_level=True)
 
-from .netns import run_scenario, unavailable_reason
+from emulator import Emulator, Host, linux_tun  # noqa: E402 - after the skip above
+from emulator.host import check_mtu  # noqa: E402
+from emulator.linux_tun import LinuxTunHost, check_interface_name  # noqa: E402
+
+from .netns import run_scenario, unavailable_reason  # noqa: E402
 
 
 def assert_scenario(name: str, prefix: tuple[str, ...] = ()) -> None:

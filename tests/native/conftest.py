@@ -19,14 +19,15 @@ import pytest
 
 from emulator.host import Host
 from emulator.ring import Ring
-from tests.double.build import build_double, compiler_available
+from tests.double.build import build_double, double_available, double_unavailable
 from tests.double.kernel import DoubleKernel
 from wintun_cffi.constants import ApiGeneration
 from wintun_cffi.loader import LoadedLibrary, open_wintun
 from wintun_cffi.native import NativeAdapter, NativeBackend, NativeSession
 
 GENERATIONS: tuple[ApiGeneration, ...] = ("0.14", "pool", "seed")
-NO_COMPILER = "no C compiler (cc / $CC) to build the Wintun test double"
+#: Why the C test double cannot be had here (empty when it can).
+NO_DOUBLE = double_unavailable() or ""
 CAPACITY = 0x20000
 POOL = "NativeTests"
 
@@ -129,8 +130,8 @@ class DoubleLibraries:
 
 @pytest.fixture(scope="session")
 def libraries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoubleLibraries]:
-    if not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if not double_available():
+        pytest.skip(NO_DOUBLE)
     libraries = DoubleLibraries(tmp_path_factory.mktemp("double"))
     yield libraries
     libraries.close()

@@ -11,12 +11,15 @@ import gc
 import logging
 import os
 import stat
+import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.double.kernel import adopt_event
+from wintun_cffi import _win32
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -333,11 +336,15 @@ def test_open_adapter_device_object(double: Double) -> None:
     if double.api != "seed":
         pytest.skip("WintunOpenAdapterDeviceObject is seed only")
     adapter = double.create("Device")
-    fd = double.backend.open_adapter_device_object(adapter)
-    try:
-        assert stat.S_ISCHR(os.fstat(fd).st_mode)  # the double hands out /dev/null
-    finally:
-        os.close(fd)
+    handle = double.backend.open_adapter_device_object(adapter)
+    if sys.platform == "win32":
+        kernel32, kffi = _win32.kernel32()
+        assert kernel32.CloseHandle(kffi.cast("HANDLE", handle))  # a real handle (to NUL)
+    else:
+        try:
+            assert stat.S_ISCHR(os.fstat(handle).st_mode)  # the double hands out /dev/null
+        finally:
+            os.close(handle)
     double.backend.delete_adapter(adapter, True)
     with pytest.raises(AdapterNotFoundError) as caught:
         double.backend.open_adapter_device_object(adapter)
@@ -483,13 +490,15 @@ def test_start_session_on_a_removed_adapter(double: Double) -> None:
     assert caught.value.winerror == 2
 
 
-def test_read_wait_event_is_the_sessions_eventfd(double: Double) -> None:
+def test_read_wait_event_is_the_sessions_event(double: Double) -> None:
     session, host = double.session()
     event = double.backend.get_read_wait_event(session)
-    assert double.backend.read_wait_fd(session) == event
-    assert event >= 0
+    # A descriptor an event loop can poll; on Windows a HANDLE, which it cannot.
+    assert double.backend.read_wait_fd(session) == (None if sys.platform == "win32" else event)
+    assert event > 0
+    assert not adopt_event(event).consume()
     assert host.deliver(IPV4)
-    assert os.eventfd_read(event) >= 1  # the driver signalled exactly this descriptor
+    assert adopt_event(event).consume()  # the driver signalled exactly this event
 
 
 # -- packet tokens ----------------------------------------------------------------------------

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.double.build import compiler_available
+from tests.double.build import double_available
 
-from .traffic import BACKENDS, NO_COMPILER, DoubleBuilds, Rig, open_rig
+from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, Rig, open_rig
 
 SMALL_RING = 0x20000  # the smallest ring: full often, so the waiting paths run
 
@@ -31,7 +31,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoubleBuilds]:
 @pytest.fixture(params=BACKENDS)
 def rig(request: pytest.FixtureRequest, builds: DoubleBuilds) -> Iterator[Rig]:
     """A fresh adapter and session (small ring) on the emulator, then on the native double."""
-    if request.param == "double" and not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if request.param == "double" and not double_available():
+        pytest.skip(NO_DOUBLE)
     with open_rig(request.param, SMALL_RING, builds) as opened:
         yield opened

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.double.build import compiler_available
+from tests.double.build import double_available
 
 from .engine import run_stress
-from .traffic import BACKENDS, NO_COMPILER, DoubleBuilds, open_rig
+from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, open_rig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         for backend in backends:
-            if backend == "double" and not compiler_available():
-                print(f"{backend}: skipped ({NO_COMPILER})")
+            if backend == "double" and not double_available():
+                print(f"{backend}: skipped ({NO_DOUBLE})")
                 continue
             with open_rig(backend, args.capacity, builds) as rig:
                 figures = run_stress(rig, args.packets, args.senders, args.receivers,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from tests.double.build import compiler_available
+from tests.double.build import double_available
 from wintun_cffi.api import Wintun
 from wintun_cffi.errors import (
     PacketReleasedError,
@@ -20,7 +20,7 @@ from wintun_cffi.errors import (
     WintunError,
 )
 
-from .traffic import HEADER_SIZE, NO_COMPILER, DoubleBuilds, Rig, make_packet, wait_until
+from .traffic import HEADER_SIZE, NO_DOUBLE, DoubleBuilds, Rig, make_packet, wait_until
 
 # -- corrupt rings -----------------------------------------------------------------------
 
@@ -87,8 +87,8 @@ def _raising_logger(*args: object) -> None:
 def test_raising_logger_on_native_never_crosses_into_c(
     builds: DoubleBuilds, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if not double_available():
+        pytest.skip(NO_DOUBLE)
     kernel, wintun = builds.get("0.14")
     try:
         wintun.backend.set_logger(_raising_logger)  # straight into the C library
@@ -121,7 +121,7 @@ def test_raising_logger_on_emulator(caplog: pytest.LogCaptureFixture) -> None:
 
 def _pool_wintuns(builds: DoubleBuilds) -> Iterator[Wintun]:
     yield wintun_cffi.emulated("pool")
-    if compiler_available():
+    if double_available():
         yield builds.get("pool")[1]
 
 
@@ -194,8 +194,8 @@ def test_gc_of_emulated_session_and_adapter() -> None:
 
 
 def test_gc_of_native_session_and_adapter(builds: DoubleBuilds) -> None:
-    if not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if not double_available():
+        pytest.skip(NO_DOUBLE)
     kernel, wintun = builds.get("0.14")
     counts = kernel.lib.WintunDoubleSessionCount, kernel.lib.WintunDoubleAdapterCount
     assert (counts[0](), counts[1]()) == (0, 0)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import build_ffi
 from build_ffi import HeaderParseError
-from tests.double.build import asan_runtime, build_double, compiler_available
+from tests.double.build import asan_runtime, build_double, double_available
 
 from .ringfuzz import (
     CORPUS,
@@ -26,7 +26,7 @@ from .ringfuzz import (
     corpus_cases,
     ring_cases,
 )
-from .traffic import NO_COMPILER
+from .traffic import NO_DOUBLE
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_HEADERS = sorted((ROOT / "wintun_cffi" / "include").glob("*.h"))
@@ -136,8 +136,8 @@ def test_corpus_is_there() -> None:
 
 @pytest.fixture(scope="module")
 def native_reader(tmp_path_factory: pytest.TempPathFactory) -> NativeReader:
-    if not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if not double_available():
+        pytest.skip(NO_DOUBLE)
     # A library of its own: no DoubleKernel hooks, so no emulated driver touches the ring.
     path = build_double("0.14", tmp_path_factory.mktemp("fuzz-double"))
     return NativeReader(str(path))
@@ -153,11 +153,11 @@ def test_native_reader_survives_any_ring(native_reader: NativeReader, case: Ring
 @pytest.fixture(scope="module")
 def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], subprocess.CompletedProcess[str]]:
     """Runs ``python -m tests.reliability.ringfuzz <asan double> ARG`` under AddressSanitizer."""
-    if not compiler_available():
-        pytest.skip(NO_COMPILER)
+    if not double_available():
+        pytest.skip(NO_DOUBLE)
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime)")
+        pytest.skip("no AddressSanitizer runtime (libasan.so): Linux builds with one only")
     path = build_double("0.14", tmp_path_factory.mktemp("asan-double"), sanitize=True)
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import wintun_cffi
 from emulator.host import Host
-from tests.double.build import build_double, compiler_available
+from tests.double.build import build_double, double_available, double_unavailable
 from tests.double.kernel import DoubleKernel
 from tests.support import wait_until as _wait_until
 from wintun_cffi import ip
@@ -34,7 +34,8 @@ _DESTINATION = ipaddress.IPv4Address("192.0.2.2")
 _PROTOCOL = 253  # RFC 3692 experimental
 # Filler: a fixed pseudo-random block; a packet's filler starts at an offset given by its ids.
 _FILL = random.Random(6).randbytes(2 * MAX_IP_PACKET_SIZE)
-NO_COMPILER = "no C compiler (cc / $CC) to build the Wintun test double"
+#: Why the C test double cannot be had here (empty when it can).
+NO_DOUBLE = double_unavailable() or ""
 
 
 def _filler_offset(producer: int, sequence: int) -> int:
@@ -130,8 +131,8 @@ def open_rig(backend: str, capacity: int, builds: DoubleBuilds | None = None) ->
         session = adapter.start_session(capacity)
         rig = Rig(backend, wintun, adapter, session, adapter.host)
     elif backend == "double":
-        if builds is None or not compiler_available():
-            raise RuntimeError(NO_COMPILER)
+        if builds is None or not double_available():
+            raise RuntimeError(NO_DOUBLE)
         kernel, wintun = builds.get("0.14")
         adapter = wintun.create_adapter("Stress", tunnel_type="Reliability")
         session = adapter.start_session(capacity)

@@ -1,8 +1,11 @@
 """The C test double (tests/double/wintun_double.c), driven directly through cffi ABI mode.
 
 The test plays the kernel by hand: it reaches the session's ring memory through
-``WintunDoubleGetSessionRings`` + ``ffi.buffer`` and reads/writes exact little-endian bytes.
-The cdefs below are this test's own, minimal ones (not the project's generated declarations).
+``WintunDoubleGetSessionRings`` + ``ffi.buffer`` and reads and writes it with the emulator's
+ring layout (:class:`emulator.ring.Ring`). The cdefs below are this test's own, minimal ones
+(not the project's generated declarations). It runs against the build of the running Python's
+OS: the Linux library (last error in ``errno``, eventfd events) or the Windows DLL (last error
+through ``GetLastError``, auto-reset Win32 events).
 """
 
 from __future__ import annotations
@@ -21,10 +24,41 @@ from typing import Any
 
 import pytest
 
-from tests.double.build import asan_runtime, build_double, compiler_available, library_name
+from emulator.ring import DATA_OFFSET, Ring
+from tests.double.build import (
+    WINDOWS,
+    asan_runtime,
+    build_double,
+    compiler_available,
+    compiler_command,
+    double_unavailable,
+    host_target,
+    library_name,
+)
+from tests.double.kernel import adopt_event
+from wintun_cffi import _win32, platform
+from wintun_cffi.constants import (
+    ERROR_ALREADY_EXISTS,
+    ERROR_ALREADY_INITIALIZED,
+    ERROR_BUFFER_OVERFLOW,
+    ERROR_FILE_NOT_FOUND,
+    ERROR_HANDLE_EOF,
+    ERROR_INF_IN_USE_BY_DEVICES,
+    ERROR_INVALID_DATA,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NO_MORE_ITEMS,
+    ERROR_NOT_FOUND,
+    MAX_IP_PACKET_SIZE,
+    MIN_RING_CAPACITY,
+    PACKET_RELEASE_FLAG,
+    RING_DEAD_MARKER,
+    record_size,
+    ring_size,
+)
 
-if not compiler_available():
-    pytest.skip("no C compiler (cc / $CC) to build the Wintun test double", allow_module_level=True)
+_UNAVAILABLE = double_unavailable()
+if _UNAVAILABLE is not None:
+    pytest.skip(_UNAVAILABLE, allow_module_level=True)
 
 cffi = pytest.importorskip("cffi")
 
@@ -63,22 +97,10 @@ HELPERS = frozenset({
     "WintunDoubleGetAdapterInfo",
 })
 
-ERROR_FILE_NOT_FOUND = 2
-ERROR_INVALID_DATA = 13
-ERROR_HANDLE_EOF = 38
-ERROR_INVALID_PARAMETER = 87
-ERROR_BUFFER_OVERFLOW = 111
+#: The double's own refusal (WintunDoubleReset with a session open); no Wintun call uses it.
 ERROR_BUSY = 170
-ERROR_ALREADY_EXISTS = 183
-ERROR_NO_MORE_ITEMS = 259
-ERROR_NOT_FOUND = 1168
-ERROR_ALREADY_INITIALIZED = 1247
-ERROR_INF_IN_USE_BY_DEVICES = 0xE000023D
 
-CAP = 0x20000
-TRAILER = 0x10000
-FLAG = 0x80000000
-DEAD = 0xFFFFFFFF
+CAP = MIN_RING_CAPACITY
 
 TYPES = """
 typedef uint16_t WCHAR;
@@ -103,7 +125,7 @@ BYTE *WintunReceivePacket(WINTUN_SESSION_HANDLE, DWORD *);
 BYTE *WintunAllocateSendPacket(WINTUN_SESSION_HANDLE, DWORD);
 void WintunSendPacket(WINTUN_SESSION_HANDLE, const BYTE *);
 BOOL WintunDoubleGetSessionRings(WINTUN_SESSION_HANDLE, void **, void **, DWORD *, DWORD *,
-                                 int *, int *);
+                                 HANDLE *, HANDLE *);
 void WintunDoubleSetSessionHooks(void (*)(WINTUN_SESSION_HANDLE), void (*)(WINTUN_SESSION_HANDLE));
 void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE);
 BOOL WintunDoubleReset(void);
@@ -158,10 +180,6 @@ def cdef_for(api: str) -> str:
     return TYPES + COMMON + PER_GENERATION[api] + stubs
 
 
-def align(n: int) -> int:
-    return (n + 3) & ~3
-
-
 class Double:
     """One loaded build of the double plus small conveniences for the tests."""
 
@@ -186,17 +204,27 @@ class Double:
             units.append(ptr[i])
         return struct.pack(f"<{len(units)}H", *units).decode("utf-16-le")
 
+    def last_error(self) -> int:
+        """The double's last error: GetLastError on Windows, errno elsewhere (as a DWORD)."""
+        return platform.last_error(self.ffi)
+
+    def clear_last_error(self) -> None:
+        if platform.IS_WINDOWS:
+            _win32.kernel32()[0].SetLastError(0)  # cffi keeps it per thread, for every library
+        else:
+            self.ffi.errno = 0
+
     def fails(self, result: Any, code: int) -> None:
         if isinstance(result, self.ffi.CData):
             assert result == self.ffi.NULL
         else:
             assert not result
-        assert self.ffi.errno & 0xFFFFFFFF == code
+        assert self.last_error() == code
 
     def call_err(self, func: Any, *args: Any) -> tuple[Any, int]:
-        self.ffi.errno = 0
+        self.clear_last_error()
         result = func(*args)
-        return result, self.ffi.errno & 0xFFFFFFFF
+        return result, self.last_error()
 
     # -- adapters, in each generation's own terms
 
@@ -256,57 +284,61 @@ class Kernel:
         ffi = d.ffi
         send, receive = ffi.new("void **"), ffi.new("void **")
         size, cap = ffi.new("DWORD *"), ffi.new("DWORD *")
-        rfd, tfd = ffi.new("int *"), ffi.new("int *")
-        assert d.lib.WintunDoubleGetSessionRings(session, send, receive, size, cap, rfd, tfd)
+        read_wait, tail_moved = ffi.new("HANDLE *"), ffi.new("HANDLE *")
+        assert d.lib.WintunDoubleGetSessionRings(
+            session, send, receive, size, cap, read_wait, tail_moved
+        )
         self.ring_size, self.capacity = int(size[0]), int(cap[0])
         self.send_addr = int(ffi.cast("uintptr_t", send[0]))
         self.receive_addr = int(ffi.cast("uintptr_t", receive[0]))
-        self.send = ffi.buffer(send[0], self.ring_size)
-        self.receive = ffi.buffer(receive[0], self.ring_size)
-        self.read_wait_fd, self.receive_tail_moved_fd = int(rfd[0]), int(tfd[0])
+        self.send = Ring(memoryview(ffi.buffer(send[0], self.ring_size)), self.capacity)
+        self.receive = Ring(memoryview(ffi.buffer(receive[0], self.ring_size)), self.capacity)
+        self.read_wait_value = handle_value(ffi, read_wait[0])
+        self.tail_moved_value = handle_value(ffi, tail_moved[0])
+        #: The Send ring's TailMoved (read-wait) and the Receive ring's TailMoved events.
+        self.read_wait = adopt_event(self.read_wait_value)
+        self.tail_moved = adopt_event(self.tail_moved_value)
         self.ffi = ffi
-
-    @staticmethod
-    def get(buf: Any, offset: int) -> int:
-        return int(struct.unpack_from("<I", buf, offset)[0])
-
-    @staticmethod
-    def put(buf: Any, offset: int, value: int) -> None:
-        struct.pack_into("<I", buf, offset, value)
-
-    def wrap(self, v: int) -> int:
-        return v & (self.capacity - 1)
 
     # Send ring (kernel produces)
     def produce(self, payload: bytes) -> int:
-        tail = self.get(self.send, 4)
-        offset = 12 + tail
-        self.put(self.send, offset, len(payload))
-        self.send[offset + 4:offset + 4 + len(payload)] = payload
-        self.put(self.send, 4, self.wrap(tail + align(4 + len(payload))))
+        ring = self.send
+        tail = ring.tail
+        ring.set_record_size_field(tail, len(payload))
+        ring.payload(tail, len(payload))[:] = payload
+        ring.tail = ring.wrap(tail + record_size(len(payload)))
         return tail
 
     # Receive ring (kernel consumes)
     def consume(self) -> bytes | None:
-        head, tail = self.get(self.receive, 0), self.get(self.receive, 4)
+        ring = self.receive
+        head, tail = ring.head, ring.tail
         if head == tail:
             return None
-        size = self.get(self.receive, 12 + head)
-        assert size & FLAG == 0 and size <= 0xFFFF
-        data = bytes(self.receive[12 + head + 4:12 + head + 4 + size])
-        self.put(self.receive, 0, self.wrap(head + align(4 + size)))
+        size = ring.record_size_field(head)
+        assert size & PACKET_RELEASE_FLAG == 0 and size <= MAX_IP_PACKET_SIZE
+        data = bytes(ring.payload(head, size))
+        ring.head = ring.wrap(head + record_size(size))
         return data
 
     def pointer_offset(self, ring: str, ptr: Any) -> int:
+        """The data offset of ``ptr`` in the ``"send"`` or ``"receive"`` ring."""
         base = self.send_addr if ring == "send" else self.receive_addr
-        return int(self.ffi.cast("uintptr_t", ptr)) - base - 12
+        return int(self.ffi.cast("uintptr_t", ptr)) - base - DATA_OFFSET
 
 
-def read_eventfd(fd: int) -> int:
-    try:
-        return int.from_bytes(os.read(fd, 8), "little")
-    except BlockingIOError:
-        return 0
+def handle_value(ffi: Any, handle: Any) -> int:
+    """A HANDLE's value: an event HANDLE on Windows, a descriptor elsewhere."""
+    return int(ffi.cast("uintptr_t" if platform.IS_WINDOWS else "intptr_t", handle))
+
+
+def close_device_object(value: int) -> None:
+    """Close the seed's device object the way its OS does (CloseHandle or close)."""
+    if platform.IS_WINDOWS:
+        lib, ffi = _win32.kernel32()
+        assert lib.CloseHandle(ffi.cast("HANDLE", value))
+    else:
+        os.close(value)
 
 
 # ---- fixtures -------------------------------------------------------------------------------
@@ -375,7 +407,8 @@ def test_exports_exactly_the_generation_names(api: str, double_dir: Path) -> Non
     assert dbl.ffi.string(dbl.lib.WintunDoubleApi()).decode() == api
 
 
-@pytest.mark.skipif(shutil.which("nm") is None, reason="binutils nm not installed")
+@pytest.mark.skipif(shutil.which("nm") is None or platform.IS_WINDOWS,
+                    reason="needs binutils nm and the Linux build (ELF)")
 @pytest.mark.parametrize("api", GENERATIONS)
 def test_dynamic_symbol_table_has_nothing_else(api: str, double_dir: Path) -> None:
     path = build_double(api, double_dir)
@@ -386,9 +419,39 @@ def test_dynamic_symbol_table_has_nothing_else(api: str, double_dir: Path) -> No
     assert len(EXPORTS[api]) == {"0.14": 14, "pool": 18, "seed": 19}[api]
 
 
+def pe_exports(objdump: str, path: Path) -> tuple[set[str], set[str]]:
+    """(exported names, imported DLLs) of a PE file, read with MinGW's objdump."""
+    out = subprocess.run([objdump, "-p", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    table = out[out.index("[Ordinal/Name Pointer] Table"):]
+    names = {line.split("]", 1)[1].strip() for line in table.splitlines()[1:]
+             if line.strip().startswith("[") and "]" in line and "reloc" not in line}
+    names = {name for name in names if name and " " not in name}
+    dlls = {line.split(":", 1)[1].strip().lower() for line in out.splitlines()
+            if "DLL Name:" in line}
+    return names, dlls
+
+
+@pytest.mark.skipif(not compiler_available(WINDOWS) or platform.IS_WINDOWS,
+                    reason="needs MinGW-w64 (x86_64-w64-mingw32-gcc) on a non-Windows host")
+@pytest.mark.parametrize("api", GENERATIONS)
+def test_windows_build_exports_the_same_names_and_needs_no_other_dll(
+    api: str, double_dir: Path
+) -> None:
+    path = build_double(api, double_dir / "windows", target=WINDOWS)
+    assert path.name == f"wintun_double_{api.replace('.', '_')}.dll"
+    objdump = compiler_command(WINDOWS)[0].replace("gcc", "objdump")
+    if shutil.which(objdump) is None:
+        pytest.skip(f"{objdump} not installed")
+    names, dlls = pe_exports(objdump, path)
+    assert names == EXPORTS[api] | HELPERS  # dllexport only: nothing else leaks out
+    assert dlls == {"kernel32.dll", "msvcrt.dll"}  # statically linked: no MinGW runtime DLLs
+
+
 def test_build_is_cached_and_named(double_dir: Path) -> None:
     path = build_double("pool", double_dir)
-    assert path.name == library_name("pool") == "libwintun_double_pool.so"
+    expected = {"linux": "libwintun_double_pool.so", "windows": "wintun_double_pool.dll"}
+    assert path.name == library_name("pool") == expected[host_target().name]
     before = path.stat().st_mtime_ns
     assert build_double("pool", double_dir) == path
     assert path.stat().st_mtime_ns == before
@@ -420,7 +483,7 @@ def test_luid_and_guid(d: Double) -> None:
     assert d.info(a) == ("One", wanted, True)
     assert d.info(b)[1] != wanted
     # The same GUID again is refused by the system.
-    d.ffi.errno = 0
+    d.clear_last_error()
     d.fails(d.create("Three", guid=wanted), ERROR_ALREADY_EXISTS)
     opened = d.open("ONE")
     assert opened != d.ffi.NULL and d.luid(opened) == la
@@ -539,8 +602,8 @@ def test_0_14_closing_the_creator_terminates_the_session(d14: Double) -> None:
     assert ended == [s]
     # The rings are still mapped; marking them dead is the driver side's job.
     d.lib.WintunDoubleMarkDead(s)
-    assert k.get(k.send, 4) == DEAD and k.get(k.receive, 0) == DEAD
-    assert read_eventfd(k.read_wait_fd) == 1
+    assert k.send.tail == RING_DEAD_MARKER and k.receive.head == RING_DEAD_MARKER
+    assert k.read_wait.consume()
     d.fails(d.lib.WintunReceivePacket(s, d.ffi.new("DWORD *")), ERROR_HANDLE_EOF)
     d.fails(d.lib.WintunAllocateSendPacket(s, 20), ERROR_HANDLE_EOF)
     d.lib.WintunEndSession(s)
@@ -657,9 +720,9 @@ def test_seed_device_object(double_dir: Path) -> None:
     for d in _fresh(load("seed", double_dir)):
         a = d.create("Dev")
         handle = d.lib.WintunOpenAdapterDeviceObject(a)
-        fd = int(d.ffi.cast("intptr_t", handle))
-        assert fd >= 0
-        os.close(fd)
+        value = int(d.ffi.cast("intptr_t", handle))
+        assert value not in (-1, 0)  # INVALID_HANDLE_VALUE, NULL
+        close_device_object(value)
         reboot = d.ffi.new("BOOL *")
         assert d.lib.WintunDeleteAdapter(a, 0, reboot)
         handle, err = d.call_err(d.lib.WintunOpenAdapterDeviceObject, a)
@@ -700,12 +763,12 @@ def test_one_session_per_adapter_and_hooks(d: Double) -> None:
 
 def test_session_memory_layout(session: tuple[Double, Any, Kernel]) -> None:
     d, s, k = session
-    assert k.capacity == CAP and k.ring_size == 12 + CAP + TRAILER
+    assert k.capacity == CAP and k.ring_size == ring_size(CAP)
     assert k.receive_addr == k.send_addr + k.ring_size  # one region, two rings
-    assert bytes(k.send) == bytes(k.ring_size) and bytes(k.receive) == bytes(k.ring_size)
-    assert int(d.ffi.cast("intptr_t", d.lib.WintunGetReadWaitEvent(s))) == k.read_wait_fd
-    assert k.read_wait_fd != k.receive_tail_moved_fd
-    assert read_eventfd(k.read_wait_fd) == 0
+    assert bytes(k.send.memory) == bytes(k.ring_size) == bytes(k.receive.memory)
+    assert handle_value(d.ffi, d.lib.WintunGetReadWaitEvent(s)) == k.read_wait_value
+    assert k.read_wait_value != k.tail_moved_value
+    assert not k.read_wait.consume()
 
 
 def test_receive_round_trip(session: tuple[Double, Any, Kernel]) -> None:
@@ -717,11 +780,11 @@ def test_receive_round_trip(session: tuple[Double, Any, Kernel]) -> None:
     p = d.lib.WintunReceivePacket(s, size)
     assert size[0] == 21 and bytes(d.ffi.buffer(p, 21)) == payload
     assert k.pointer_offset("send", p) == 4
-    assert k.get(k.send, 0) == 0  # Head moves only on release
+    assert k.send.head == 0  # Head moves only on release
     d.fails(d.lib.WintunReceivePacket(s, size), ERROR_NO_MORE_ITEMS)
     d.release(s, p)
-    assert k.get(k.send, 12) == 21 | FLAG  # the release flag marks the record
-    assert k.get(k.send, 0) == 28
+    assert k.send.record_size_field(0) == 21 | PACKET_RELEASE_FLAG  # the release flag marks the record
+    assert k.send.head == 28
 
 
 def test_receive_out_of_order_release(session: tuple[Double, Any, Kernel]) -> None:
@@ -731,34 +794,34 @@ def test_receive_out_of_order_release(session: tuple[Double, Any, Kernel]) -> No
         k.produce(bytes([n]) * n)
     packets = [d.lib.WintunReceivePacket(s, size) for _ in range(3)]
     d.release(s, packets[1])
-    assert k.get(k.send, 0) == 0  # the first one still holds the space
+    assert k.send.head == 0  # the first one still holds the space
     d.release(s, packets[2])
-    assert k.get(k.send, 0) == 0
+    assert k.send.head == 0
     d.release(s, packets[0])
-    assert k.get(k.send, 0) == 24 + 44 + 64
+    assert k.send.head == 24 + 44 + 64
 
 
 def test_receive_errors(session: tuple[Double, Any, Kernel]) -> None:
     d, s, k = session
     size = d.ffi.new("DWORD *")
     # Size above 0xFFFF: corrupt, and it stays corrupt (no state change).
-    k.put(k.send, 12, 0x10000)
-    k.put(k.send, 4, 0x10004 + 8)
+    k.send.set_record_size_field(0, 0x10000)
+    k.send.tail = 0x10004 + 8
     for _ in range(2):
         d.fails(d.lib.WintunReceivePacket(s, size), ERROR_INVALID_DATA)
     # Record longer than the published content.
-    k.put(k.send, 12, 100)
-    k.put(k.send, 4, 8)
+    k.send.set_record_size_field(0, 100)
+    k.send.tail = 8
     d.fails(d.lib.WintunReceivePacket(s, size), ERROR_INVALID_DATA)
     # Content shorter than a header cannot occur with 4-aligned offsets; a Tail past capacity
     # is the driver's dead marker.
-    k.put(k.send, 4, DEAD)
+    k.send.tail = RING_DEAD_MARKER
     d.fails(d.lib.WintunReceivePacket(s, size), ERROR_HANDLE_EOF)
-    k.put(k.send, 4, CAP)
+    k.send.tail = CAP
     d.fails(d.lib.WintunReceivePacket(s, size), ERROR_HANDLE_EOF)
     # Back to sane: a valid record is delivered.
-    k.put(k.send, 12, 4)
-    k.put(k.send, 4, 8)
+    k.send.set_record_size_field(0, 4)
+    k.send.tail = 8
     p = d.lib.WintunReceivePacket(s, size)
     assert p != d.ffi.NULL and size[0] == 4
     d.release(s, p)
@@ -776,7 +839,7 @@ def test_receive_wraps_through_the_trailer(session: tuple[Double, Any, Kernel]) 
         assert size[0] == len(payload) and bytes(d.ffi.buffer(p, size[0])) == payload
         assert k.pointer_offset("send", p) == start + 4
         d.release(s, p)
-        assert k.get(k.send, 0) == k.get(k.send, 4)
+        assert k.send.head == k.send.tail
     assert wrapped
 
 
@@ -786,33 +849,33 @@ def test_send_round_trip_and_allocation_order(session: tuple[Double, Any, Kernel
     second = d.lib.WintunAllocateSendPacket(s, 40)
     assert k.pointer_offset("receive", first) == 4
     assert k.pointer_offset("receive", second) == 28 + 4
-    assert k.get(k.receive, 12) == 21 | FLAG and k.get(k.receive, 12 + 28) == 40 | FLAG
+    assert k.receive.record_size_field(0) == 21 | PACKET_RELEASE_FLAG and k.receive.record_size_field(28) == 40 | PACKET_RELEASE_FLAG
     d.ffi.buffer(first, 21)[:] = b"\x45" + bytes(range(1, 21))
     d.ffi.buffer(second, 40)[:] = b"\x60" * 40
     d.lib.WintunSendPacket(s, second)
-    assert k.get(k.receive, 4) == 0  # blocked behind the first allocation
-    assert k.get(k.receive, 12 + 28) == 40  # but its flag is cleared
+    assert k.receive.tail == 0  # blocked behind the first allocation
+    assert k.receive.record_size_field(28) == 40  # but its flag is cleared
     d.lib.WintunSendPacket(s, first)
-    assert k.get(k.receive, 4) == 28 + 44
+    assert k.receive.tail == 28 + 44
     record = struct.pack("<I", 21) + b"\x45" + bytes(range(1, 21)) + b"\0" * 3
-    assert bytes(k.receive[12:12 + 28]) == record
+    assert bytes(k.receive.data[:28]) == record
     assert k.consume() == b"\x45" + bytes(range(1, 21))
     assert k.consume() == b"\x60" * 40
     assert k.consume() is None
-    assert read_eventfd(k.receive_tail_moved_fd) == 0  # Alertable was 0
+    assert not k.tail_moved.consume()  # Alertable was 0
 
 
 def test_send_signals_only_when_alertable(session: tuple[Double, Any, Kernel]) -> None:
     d, s, k = session
-    struct.pack_into("<i", k.receive, 8, 1)
+    k.receive.alertable = 1
     p = d.lib.WintunAllocateSendPacket(s, 20)
     d.lib.WintunSendPacket(s, p)
-    assert read_eventfd(k.receive_tail_moved_fd) == 1
-    struct.pack_into("<i", k.receive, 8, 0)
+    assert k.tail_moved.consume()
+    k.receive.alertable = 0
     p = d.lib.WintunAllocateSendPacket(s, 20)
     d.lib.WintunSendPacket(s, p)
-    assert read_eventfd(k.receive_tail_moved_fd) == 0
-    assert k.get(k.receive, 4) == 48
+    assert not k.tail_moved.consume()
+    assert k.receive.tail == 48
 
 
 def test_send_ring_full_and_dead(session: tuple[Double, Any, Kernel]) -> None:
@@ -825,7 +888,7 @@ def test_send_ring_full_and_dead(session: tuple[Double, Any, Kernel]) -> None:
             break
         d.lib.WintunSendPacket(s, p)
         count += 1
-    assert count == 1 and d.ffi.errno == ERROR_BUFFER_OVERFLOW
+    assert count == 1 and d.last_error() == ERROR_BUFFER_OVERFLOW
     p = d.lib.WintunAllocateSendPacket(s, CAP - 0x10000 - 8)  # exactly the rest, minus one slot
     assert p != d.ffi.NULL
     d.lib.WintunSendPacket(s, p)
@@ -834,7 +897,7 @@ def test_send_ring_full_and_dead(session: tuple[Double, Any, Kernel]) -> None:
     p = d.lib.WintunAllocateSendPacket(s, 0)
     assert p != d.ffi.NULL
     d.lib.WintunSendPacket(s, p)
-    k.put(k.receive, 0, DEAD)
+    k.receive.head = RING_DEAD_MARKER
     d.fails(d.lib.WintunAllocateSendPacket(s, 20), ERROR_HANDLE_EOF)
 
 
@@ -872,7 +935,7 @@ def test_concurrent_senders_publish_every_packet_intact(
             d.lib.WintunSendPacket(s, p)
 
     def kernel() -> None:
-        while not done.is_set() or k.get(k.receive, 0) != k.get(k.receive, 4):
+        while not done.is_set() or k.receive.head != k.receive.tail:
             data = k.consume()
             if data is None:
                 time.sleep(0)
@@ -925,7 +988,7 @@ assert lib.WintunCreateAdapter(w("n" * 200), w("T"), ffi.NULL) == ffi.NULL
 s = lib.WintunStartSession(a, CAP)
 assert lib.WintunStartSession(a, CAP) == ffi.NULL
 rings = [ffi.new("void **"), ffi.new("void **"), ffi.new("DWORD *"), ffi.new("DWORD *"),
-         ffi.new("int *"), ffi.new("int *")]
+         ffi.new("HANDLE *"), ffi.new("HANDLE *")]
 assert lib.WintunDoubleGetSessionRings(s, *rings)
 size = rings[2][0]
 send = ffi.buffer(rings[0][0], size)
@@ -966,7 +1029,7 @@ print("SCENARIO-OK")
 def test_no_memory_errors_under_asan(double_dir: Path) -> None:
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime) to preload")
+        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
     path = build_double("0.14", double_dir, sanitize=True)
     assert path.name == "libwintun_double_0_14_asan.so"
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_SCENARIO
@@ -988,7 +1051,7 @@ name = ffi.new("WCHAR[]", [65, 0])
 a = lib.WintunCreateAdapter(name, name, ffi.NULL)
 s = lib.WintunStartSession(a, 0x20000)
 r = [ffi.new("void **"), ffi.new("void **"), ffi.new("DWORD *"), ffi.new("DWORD *"),
-     ffi.new("int *"), ffi.new("int *")]
+     ffi.new("HANDLE *"), ffi.new("HANDLE *")]
 lib.WintunDoubleGetSessionRings(s, *r)
 # A "packet" just past the end of the region: the release writes its flag out of bounds.
 lib.WintunReleaseReceivePacket(s, ffi.cast("BYTE *", r[1][0]) + r[2][0] + 64)
@@ -1000,7 +1063,7 @@ def test_asan_harness_catches_an_overflow(double_dir: Path) -> None:
     """Positive control: the sanitized build in this harness does report a bad access."""
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("the C compiler has no libasan.so (AddressSanitizer runtime) to preload")
+        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
     path = build_double("0.14", double_dir, sanitize=True)
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_PROBE
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
