@@ -4,9 +4,11 @@
    integer ``#define``\\ s and drops ``__cplusplus`` blocks. It is deliberately not a C
    preprocessor: other conditionals are read through, so every declaration in the file is seen
    whatever the compiler would pick.
-2. SAL annotations and calling conventions, which pycparser does not know, are blanked.
-3. pycparser parses the rest behind a prelude of the Windows types, and every ``typedef`` of its
-   AST becomes a model object. Anything else is a :class:`HeaderParseError` naming file and line.
+2. SAL annotations and calling conventions, which pycparser does not know, are blanked, and the
+   text is cut into top-level declarations (brackets must balance and nest at most 32 deep).
+3. pycparser parses each declaration, told which of its words are type names so far, and
+   :class:`_Reader` turns every ``typedef`` of its AST into a model object. Anything else is a
+   :class:`HeaderParseError` naming file, line and declaration.
 """
 
 from __future__ import annotations
