@@ -1,10 +1,13 @@
-"""Tests of build_ffi.py: the wintun.h parser, the cdef it produces and the generated modules."""
+"""Tests of wintun_header.py and build_ffi.py: the wintun.h parser, the cdef it produces and
+the generated modules."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import cffi
@@ -13,7 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import build_ffi
-from build_ffi import Callback, Function, HeaderParseError, Param, parse_header
+import wintun_header
+from wintun_cffi.constants import API_GENERATIONS, GENERATIONS, ApiGeneration
+
+HEADERS: dict[str, str] = {g.name: g.header for g in GENERATIONS}
+from wintun_header import Callback, Function, HeaderParseError, Param, parse_header
 
 ROOT = Path(build_ffi.__file__).resolve().parent
 INCLUDE = ROOT / "wintun_cffi" / "include"
@@ -137,7 +144,7 @@ EXPECTED_STYLE_FUNCTIONS = (
     ],
 )
 def test_export_name(typedef: str, export: str) -> None:
-    assert build_ffi.export_name(typedef) == export
+    assert wintun_header.export_name(typedef) == export
 
 
 @pytest.mark.parametrize(
@@ -145,7 +152,7 @@ def test_export_name(typedef: str, export: str) -> None:
 )
 def test_export_name_rejects_other_names(bad: str) -> None:
     with pytest.raises(ValueError):
-        build_ffi.export_name(bad)
+        wintun_header.export_name(bad)
 
 
 def test_luid_export_in_a_header() -> None:
@@ -202,7 +209,7 @@ def test_annotations_are_ignored_everywhere(note: str) -> None:
 
 
 def test_strip_annotations_keeps_declarators() -> None:
-    stripped = build_ffi.strip_annotations("_A_(x (y)) BYTE *_B_ (WINAPI *F)(_C_ int a)")
+    stripped = wintun_header.strip_annotations("_A_(x (y)) BYTE *_B_ (WINAPI *F)(_C_ int a)")
     assert " ".join(stripped.split()) == "BYTE * (WINAPI *F)( int a)"
 
 
@@ -276,7 +283,7 @@ def test_integer_defines() -> None:
     ],
 )
 def test_eval_int(expr: str, value: int | None) -> None:
-    assert build_ffi.eval_int(expr, {"A": 5}) == value
+    assert wintun_header.eval_int(expr, {"A": 5}) == value
 
 
 def test_enums_handles_callbacks_structs() -> None:
@@ -372,9 +379,9 @@ def test_comments_and_crlf() -> None:
 # Our headers and the generated modules
 
 
-@pytest.mark.parametrize("generation", list(build_ffi.GENERATIONS))
+@pytest.mark.parametrize("generation", API_GENERATIONS)
 def test_our_headers(generation: str) -> None:
-    header = build_ffi.parse_header_file(INCLUDE / build_ffi.GENERATIONS[generation][0])
+    header = build_ffi.parse_header_file(INCLUDE / HEADERS[generation])
     assert set(header.exports) == EXPECTED_EXPORTS[generation]
     assert len(header.exports) == len(EXPECTED_EXPORTS[generation])
     ffi = build_ffi.make_ffi(header)  # cffi accepts the cdef
@@ -403,7 +410,7 @@ def test_our_headers(generation: str) -> None:
         assert len(logger.args) == 2
         assert logger.result is ffi.typeof("BOOL" if generation == "seed" else "void")
         name = header.function("WintunGetAdapterName")
-        assert name is not None and build_ffi.canonical_type(name.params[1].type) == "WCHAR *"
+        assert name is not None and wintun_header.canonical_type(name.params[1].type) == "WCHAR *"
         assert ffi.typeof("WINTUN_ENUM_CALLBACK").result is ffi.typeof("BOOL")
     if generation == "seed":
         dev = header.function("WintunOpenAdapterDeviceObject")
@@ -412,7 +419,7 @@ def test_our_headers(generation: str) -> None:
 
 def test_our_headers_have_their_style() -> None:
     def text(g: str) -> str:
-        return (INCLUDE / build_ffi.GENERATIONS[g][0]).read_text()
+        return (INCLUDE / HEADERS[g]).read_text()
 
     assert "(WINAPI WINTUN_CREATE_ADAPTER_FUNC)" in text("0.14")
     assert "typedef WINTUN_CREATE_ADAPTER_FUNC_IMPL *WINTUN_CREATE_ADAPTER_FUNC;" in text("pool")
@@ -430,7 +437,7 @@ def test_generation_is_deterministic() -> None:
 
 def test_check_reports_stale_files(tmp_path: Path) -> None:
     (tmp_path / "wintun_cffi" / "include").mkdir(parents=True)
-    for h, _m in build_ffi.GENERATIONS.values():
+    for h in HEADERS.values():
         (tmp_path / "wintun_cffi" / "include" / h).write_bytes((INCLUDE / h).read_bytes())
     assert len(build_ffi.check_generated(tmp_path)) == 7  # 3 .py + 3 .pyi + _exports.py
     assert len(build_ffi.write_generated(tmp_path)) == 7
@@ -453,20 +460,38 @@ def test_generated_modules() -> None:
         "pool": "WINTUN_ENUM_CALLBACK",
         "seed": "WINTUN_ENUM_CALLBACK",
     }
-    for generation, ffi in (("0.14", ffi_0_14), ("pool", ffi_pool), ("seed", ffi_seed)):
-        assert _exports.FFI_MODULES[generation].endswith(build_ffi.GENERATIONS[generation][1])
+    for generation, ffi in zip(GENERATIONS, (ffi_0_14, ffi_pool, ffi_seed), strict=True):
+        assert importlib.import_module(generation.module).ffi is ffi
+        declared = _exports.DECLARED[generation.name]
+        assert declared.exports == _exports.EXPORTS[generation.name]
+        assert {generation.open_function, generation.release_function} <= set(declared.exports)
         assert ffi.integer_const("WINTUN_MAX_IP_PACKET_SIZE") == 0xFFFF
-        assert ffi.typeof(_exports.LOGGER_CALLBACK[generation]).kind == "function"
+        assert ffi.typeof(declared.logger_callback).kind == "function"
     for path in (ROOT / "wintun_cffi").glob("_ffi_*.py"):
         assert path.read_text().startswith("# Generated by build_ffi.py")
         assert path.with_suffix(".pyi").exists()
+
+
+def test_one_table_of_generations() -> None:
+    assert API_GENERATIONS == typing.get_args(ApiGeneration)
+    assert [g.name for g in GENERATIONS] == list(API_GENERATIONS)
+    assert sorted(p.name for p in INCLUDE.glob("*.h")) == sorted(HEADERS.values())
+
+
+def test_the_table_is_checked_against_its_header() -> None:
+    seed = GENERATIONS[-1]
+    header = build_ffi.parse_header_file(INCLUDE / seed.header)
+    build_ffi.check_table(seed, header)
+    drifted = seed._replace(release_function="WintunReleaseReceivePacket")
+    with pytest.raises(ValueError, match="does not declare .*WintunReleaseReceivePacket"):
+        build_ffi.check_table(drifted, header)
 
 
 def test_importing_generated_modules_never_parses_c() -> None:
     code = (
         "import sys\n"
         "import wintun_cffi._ffi_0_14, wintun_cffi._ffi_pool, wintun_cffi._ffi_seed, wintun_cffi._exports\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('build_ffi', 'pycparser')]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('build_ffi', 'wintun_header', 'pycparser')]\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
@@ -480,11 +505,11 @@ def test_importing_generated_modules_never_parses_c() -> None:
 # Command line
 
 
-@pytest.mark.parametrize("generation", list(build_ffi.GENERATIONS))
+@pytest.mark.parametrize("generation", API_GENERATIONS)
 def test_cli_header_on_our_header_matches(
     generation: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = INCLUDE / build_ffi.GENERATIONS[generation][0]
+    path = INCLUDE / HEADERS[generation]
     assert build_ffi.main(["--header", str(path)]) == 0
     out = capsys.readouterr().out
     assert "result: everything matches" in out
@@ -567,7 +592,18 @@ def test_cli_header_parse_error(tmp_path: Path, capsys: pytest.CaptureFixture[st
         ("/* doc */\ntypedef BOOL(WINAPI *WINTUN_X_FUNC)(WIDGET w);\n", 2, "unknown type 'WIDGET'"),
         ("typedef BOOL(WINAPI WINTUN_X_FUNC_IMPL)(void);\n", 1, "no pointer typedef"),
         ("typedef BOOL(WINAPI SOMETHING)(void);\n", 1, "must be named"),
-        ("typedef BOOL(WINAPI *WINTUN_X_FUNC)(DWORD a, (b));\n", 1, "cannot read parameter"),
+        ("typedef BOOL(WINAPI *WINTUN_X_FUNC)(DWORD a, (b));\n", 1, "C syntax"),
+        ("typedef BOOL(WINAPI *WINTUN_X_FUNC)(DWORD a, ...);\n", 1, "cannot read parameter"),
+        ("typedef void(WINAPI *WINTUN_X_FUNC)(void (*f)(int));\n", 1, "cannot read parameter"),
+        ("typedef struct { DWORD a : 3; } S;\n", 1, "unsupported struct field"),
+        ("#define N 4\ntypedef struct { BYTE b[N + M]; } S;\n", 2, "array size"),
+        ("typedef enum { A = sizeof(DWORD) } E;\n", 1, "not an integer constant"),
+        ("typedef void *A;\ntypedef void(WINAPI *WINTUN_X_FUNC)(\n  WIDGET w);\n", 3, "unknown type"),
+        ("typedef void *A;\ntypedef void(WINAPI *WINTUN_X_FUNC)(\n  A a,\n  WIDGET w);\n", 2, "C syntax"),
+        ("typedef BOOL (*WINTUN_X_FUNC)(void);\n", 1, "needs WINAPI or CALLBACK"),
+        ("typedef BOOL(WINAPI *WINTUN_X_FUNC)(void);\ntypedef void(WINAPI *F)(WINTUN_X_FUNC f);\n", 2, "unknown type 'WINTUN_X_FUNC'"),
+        ("typedef void *A;\n\n" + "typedef enum { X = " + "-" * 2000 + "1 } E;\n", 3, "nested too deep"),
+        ("typedef void *A;\n" + "(" * 40 + ")" * 40 + ";\n", 2, "nested too deep"),
         ("#endif\n", 1, "#endif without #if"),
         ("\n#ifdef X\n", 2, "#if without #endif"),
         ("\n\n#frobnicate\n", 3, "unknown preprocessor directive"),
@@ -589,7 +625,7 @@ def test_malformed_headers(text: str, line: int, reason: str) -> None:
 
 
 def test_parse_error_names_the_offending_text() -> None:
-    with pytest.raises(HeaderParseError, match=r"x\.h:2: not a typedef: 'int garbage here'"):
+    with pytest.raises(HeaderParseError, match=r"x\.h:2: not a typedef: 'int garbage here;'"):
         parse_header("typedef void *A;\nint garbage here;\n", "x.h")
 
 

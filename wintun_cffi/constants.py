@@ -5,7 +5,7 @@ Everything here is shared by the binding and the emulator; nothing else defines 
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 #: Largest payload of one packet, in bytes.
 MAX_IP_PACKET_SIZE: Final = 0xFFFF
@@ -47,7 +47,43 @@ LOG_ERR: Final = 2
 #: 0.13 (adapters belong to pools). ``"seed"``: the 2020-11 snapshot, the pool API under its
 #: first names (``WintunGetAdapter``, ``WintunReceiveRelease``, ``WintunOpenAdapterDeviceObject``).
 ApiGeneration = Literal["0.14", "pool", "seed"]
-API_GENERATIONS: Final[tuple[ApiGeneration, ...]] = ("0.14", "pool", "seed")
+
+
+class Generation(NamedTuple):
+    """One API generation: the files it is built from and the names that differ between them.
+
+    What its header declares (exported functions, callback types) is generated from that header
+    into ``wintun_cffi/_exports.py``.
+    """
+
+    #: The generation's name.
+    name: ApiGeneration
+    #: Our header in ``wintun_cffi/include``, which ``build_ffi.py`` reads.
+    header: str
+    #: The out-of-line cffi module ``build_ffi.py`` generates from it.
+    module: str
+    #: The export that opens an existing adapter.
+    open_function: str
+    #: The export that gives a received packet back.
+    release_function: str
+
+
+#: Every generation, newest first (the loader tries them in this order).
+GENERATIONS: Final[tuple[Generation, ...]] = (
+    Generation(
+        "0.14", "wintun-0.14.h", "wintun_cffi._ffi_0_14",
+        open_function="WintunOpenAdapter", release_function="WintunReleaseReceivePacket",
+    ),
+    Generation(
+        "pool", "wintun-pool.h", "wintun_cffi._ffi_pool",
+        open_function="WintunOpenAdapter", release_function="WintunReleaseReceivePacket",
+    ),
+    Generation(
+        "seed", "wintun-seed.h", "wintun_cffi._ffi_seed",
+        open_function="WintunGetAdapter", release_function="WintunReceiveRelease",
+    ),
+)
+API_GENERATIONS: Final[tuple[ApiGeneration, ...]] = tuple(g.name for g in GENERATIONS)
 
 # Win32 error codes that Wintun reports.
 ERROR_SUCCESS: Final = 0

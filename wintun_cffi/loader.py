@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import platform
-from ._exports import EXPORTS, FFI_MODULES, GENERATIONS
-from .constants import ApiGeneration
+from ._exports import DECLARED
+from .constants import API_GENERATIONS, GENERATIONS, ApiGeneration
 from .errors import (
     ChecksumMismatchError,
     LibraryLoadError,
@@ -131,27 +131,37 @@ def _resolvable(lib: Any, name: str) -> bool:
     return True
 
 
+class _Candidate(NamedTuple):
+    """The generation whose exports a library matches best so far, loaded."""
+
+    score: float
+    api: ApiGeneration
+    ffi: Any
+    lib: Any
+    missing: list[str]
+
+
 def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
     """Verify, load and identify the library at absolute ``path``."""
     if sha256 is not None:
         verify_sha256(path, sha256)
     check_architecture(path)
-    best: tuple[float, ApiGeneration, Any, Any, list[str]] | None = None
+    best: _Candidate | None = None
     for generation in GENERATIONS:
-        ffi = importlib.import_module(FFI_MODULES[generation]).ffi
+        ffi = importlib.import_module(generation.module).ffi
         try:
             lib = platform.open_library(ffi, path)
         except OSError as error:  # not a loadable library (or a dependency is missing)
             if best is not None:
-                best[2].dlclose(best[3])
+                best.ffi.dlclose(best.lib)
             raise LibraryLoadError(f"{path} could not be loaded: {error}") from error
-        names = EXPORTS[generation]
+        names = DECLARED[generation.name].exports
         missing = [name for name in names if not _resolvable(lib, name)]
         score = 1 - len(missing) / len(names)
-        if best is None or score > best[0]:
+        if best is None or score > best.score:
             if best is not None:
-                best[2].dlclose(best[3])
-            best = (score, generation, ffi, lib, missing)  # type: ignore[assignment]
+                best.ffi.dlclose(best.lib)
+            best = _Candidate(score, generation.name, ffi, lib, missing)
         else:
             ffi.dlclose(lib)
     assert best is not None
@@ -160,7 +170,7 @@ def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
         ffi.dlclose(lib)
         raise UnknownGenerationError(
             f"{path} does not export the Wintun API of any known generation "
-            f"({', '.join(GENERATIONS)})"
+            f"({', '.join(API_GENERATIONS)})"
         )
     if missing:
         ffi.dlclose(lib)

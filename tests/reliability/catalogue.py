@@ -26,6 +26,7 @@ from typing import Any
 
 import build_ffi
 import wintun_cffi
+import wintun_header
 from emulator.backend import EmulatedSession
 from wintun_cffi.api import Wintun
 from wintun_cffi.errors import (
@@ -407,14 +408,14 @@ CASES: tuple[Case, ...] = (
     Case("MTU", "``host.set_mtu(1500.0)``", TypeError, host_state,
          lambda f: f.emulator.host.set_mtu(1500.0)),  # type: ignore[arg-type]
     # header files
-    Case("header", "``int x;`` (not a typedef)", build_ffi.HeaderParseError, generated_state,
-         lambda f: build_ffi.parse_header("int x;")),
-    Case("header", "an unterminated comment", build_ffi.HeaderParseError, generated_state,
-         lambda f: build_ffi.parse_header("/* no end\ntypedef int X;")),
-    Case("header", "an unbalanced ``{``", build_ffi.HeaderParseError, generated_state,
-         lambda f: build_ffi.parse_header("typedef struct { DWORD Value;")),
-    Case("header", "a declaration without ``;``", build_ffi.HeaderParseError, generated_state,
-         lambda f: build_ffi.parse_header("typedef int X")),
+    Case("header", "``int x;`` (not a typedef)", wintun_header.HeaderParseError, generated_state,
+         lambda f: wintun_header.parse_header("int x;")),
+    Case("header", "an unterminated comment", wintun_header.HeaderParseError, generated_state,
+         lambda f: wintun_header.parse_header("/* no end\ntypedef int X;")),
+    Case("header", "an unbalanced ``{``", wintun_header.HeaderParseError, generated_state,
+         lambda f: wintun_header.parse_header("typedef struct { DWORD Value;")),
+    Case("header", "a declaration without ``;``", wintun_header.HeaderParseError, generated_state,
+         lambda f: wintun_header.parse_header("typedef int X")),
     # library files
     Case("library", "``load()`` of a path where no file is", FileNotFoundError, library_state,
          _load("missing")),

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import build_ffi
-from build_ffi import HeaderParseError
+import wintun_header
 from tests.double.build import asan_runtime, build_double, double_available
+from wintun_header import HeaderParseError
 
 from .ringfuzz import (
     CORPUS,
@@ -42,7 +42,7 @@ FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck
 
 def _parse(text: str) -> None:
     try:
-        build_ffi.parse_header(text, "fuzzed.h")
+        wintun_header.parse_header(text, "fuzzed.h")
     except HeaderParseError:
         pass  # the one failure a header may cause
 
@@ -104,7 +104,7 @@ def test_seed_headers(path: Path) -> None:
 
 @pytest.mark.parametrize("path", OUR_HEADERS, ids=lambda p: p.name)
 def test_our_headers_still_parse(path: Path) -> None:
-    assert build_ffi.parse_header(path.read_text(), path.name).functions
+    assert wintun_header.parse_header(path.read_text(), path.name).functions
 
 
 # -- the emulator's ring reader ------------------------------------------------------------
