@@ -11,8 +11,14 @@
  *
  * One source, three builds; choose with -DWINTUN_DOUBLE_API=...:
  *   WINTUN_DOUBLE_API_0_14  Wintun 0.14 / 0.14.1 export set
- *   WINTUN_DOUBLE_API_POOL  Wintun 0.10 - 0.13 (pool era) export set
+ *   WINTUN_DOUBLE_API_POOL  Wintun 0.9 - 0.13 (pool era) export set
  *   WINTUN_DOUBLE_API_SEED  the 2020-11 snapshot before 0.9
+ *
+ * Each build behaves as its generation's newest release (0.14.1, 0.13, the
+ * snapshot). The rules that changed inside a generation are set at run time by
+ * the tests (emulator/releases.py holds the table): the driver version with
+ * WintunDoubleSetDriverVersion, the send signal with
+ * WintunDoubleSetSignalUnmovedTail. WintunDoubleReset restores both.
  *
  * Platform mapping: the Win32 "last error" is errno; a HANDLE event is a
  * non-blocking eventfd carried in the pointer value; WINAPI/CALLBACK are the
@@ -48,15 +54,18 @@
 #define API_0_14 1
 #define API_NAME "0.14"
 #define DEFAULT_DRIVER_VERSION 0x0000000Eu /* (0 << 16) | 14 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL false
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_POOL
 #define API_POOL_ERA 1
 #define API_NAME "pool"
 #define DEFAULT_DRIVER_VERSION 0x0000000Du /* 0.13 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL false /* 0.9.2 on */
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_SEED
 #define API_POOL_ERA 1
 #define API_SEED 1
 #define API_NAME "seed"
-#define DEFAULT_DRIVER_VERSION 0x00000009u /* the snapshot became 0.9 */
+#define DEFAULT_DRIVER_VERSION 0x00000008u /* the snapshot's driver was still 0.8 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL true
 #else
 #error "unknown WINTUN_DOUBLE_API"
 #endif
@@ -196,6 +205,9 @@ static unsigned g_session_count;
 static uint32_t g_next_luid_index = 1;
 static uint32_t g_guid_counter;
 static DWORD g_driver_version = DEFAULT_DRIVER_VERSION;
+/* SendPacket signals an alertable driver even if Tail did not move (the
+ * snapshot, 0.9 and 0.9.1); later releases signal only when it moved. */
+static _Atomic bool g_signal_unmoved_tail = DEFAULT_SIGNAL_UNMOVED_TAIL;
 static WINTUN_LOGGER_CALLBACK g_logger;
 static WINTUN_DOUBLE_SESSION_HOOK g_on_start, g_on_end;
 
@@ -1037,7 +1049,8 @@ EXPORT void WintunSendPacket(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
         s->tx.tail_release = (s->tx.tail_release + ALIGN4(4 + size)) & mask;
         --s->tx.to_release;
     }
-    if (atomic_load_explicit(&s->receive->tail, memory_order_relaxed) != s->tx.tail_release) {
+    if (atomic_load_explicit(&g_signal_unmoved_tail, memory_order_relaxed) ||
+        atomic_load_explicit(&s->receive->tail, memory_order_relaxed) != s->tx.tail_release) {
         atomic_store_explicit(&s->receive->tail, s->tx.tail_release, memory_order_release);
         /* Pairs with the driver's fence between setting Alertable and
          * re-reading Tail, so one of the two always sees the other. */
@@ -1096,8 +1109,8 @@ EXPORT void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE Session)
     (void)w;
 }
 
-/* Removes every adapter and restores the defaults (driver version, LUID and
- * GUID counters); keeps the logger and the session hooks. Refused with
+/* Removes every adapter and restores the defaults (driver version, send
+ * signal rule, LUID and GUID counters); keeps the logger and the session hooks. Refused with
  * ERROR_BUSY while a session is open. Handles still open become stale. */
 EXPORT BOOL WintunDoubleReset(void)
 {
@@ -1109,6 +1122,7 @@ EXPORT BOOL WintunDoubleReset(void)
         g_next_luid_index = 1;
         g_guid_counter = 0;
         g_driver_version = DEFAULT_DRIVER_VERSION;
+        atomic_store(&g_signal_unmoved_tail, DEFAULT_SIGNAL_UNMOVED_TAIL);
     }
     pthread_mutex_unlock(&g_lock);
     if (!ok)
@@ -1148,6 +1162,11 @@ EXPORT void WintunDoubleSetDriverVersion(DWORD Version)
     pthread_mutex_lock(&g_lock);
     g_driver_version = Version ? Version : DEFAULT_DRIVER_VERSION;
     pthread_mutex_unlock(&g_lock);
+}
+
+EXPORT void WintunDoubleSetSignalUnmovedTail(BOOL Signal)
+{
+    atomic_store(&g_signal_unmoved_tail, Signal != FALSE);
 }
 
 /* The adapter's current name, GUID and whether it is still in the system

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from emulator.driver import AdapterStatistics, SessionDriver, is_deliverable_ip
+from emulator.driver import AdapterStatistics, SessionDriver
+from wintun_cffi.send_rules import is_deliverable_ip
 from emulator.ring import Ring
 from tests.support import wait_until
 from wintun_cffi.errors import NoMoreItemsError, SessionEndedError
@@ -229,7 +230,7 @@ def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
     read_wait, tail_moved = FdEvent(), FdEvent()
     entered, release = threading.Event(), threading.Event()
 
-    def slow_system(batch: list[bytes]) -> None:
+    def slow_system(packet: bytes) -> None:
         entered.set()
         release.wait(10.0)
 
@@ -252,10 +253,10 @@ def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
 def test_a_failing_system_does_not_kill_the_consumer() -> None:
     send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
-    calls: list[list[bytes]] = []
+    calls: list[bytes] = []
 
-    def flaky(batch: list[bytes]) -> None:
-        calls.append(batch)
+    def flaky(packet: bytes) -> None:
+        calls.append(packet)
         if len(calls) == 1:
             raise RuntimeError("the system hiccups")
 
@@ -301,7 +302,7 @@ def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
     holder: list[SessionDriver] = []
     done = threading.Event()
 
-    def system(batch: list[bytes]) -> None:  # e.g. the host terminates on a packet
+    def system(packet: bytes) -> None:  # e.g. the host terminates on a packet
         holder[0].stop()
         done.set()
 
