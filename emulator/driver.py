@@ -167,7 +167,7 @@ class SessionDriver:
         mask = ring.mask
         capacity = ring.capacity
         stats = self.statistics
-        hand_over = self._hand_over
+        to_system = self._to_system
         stops_at_non_ip = self._stops_at_non_ip
         head = ring.head
         try:
@@ -190,7 +190,12 @@ class SessionDriver:
                     if is_deliverable_ip(packet):
                         stats.in_packets += 1
                         stats.in_octets += size
-                        hand_over(packet)
+                        if self._allowance is not None:  # the system is paused
+                            self._wait_for_the_system(packet)
+                        try:
+                            to_system(packet)
+                        except Exception:  # the system's trouble must not kill the driver
+                            _log.exception("the emulated system failed to take a packet")
                         if self._stopped:  # stop() writes the dead marker; never overwrite it
                             return
                     elif stops_at_non_ip:
@@ -205,20 +210,15 @@ class SessionDriver:
             _log.warning("stopping the Receive ring: %s", error)
             U32.pack_into(memory, HEAD_OFFSET, RING_DEAD_MARKER)
 
-    def _hand_over(self, packet: bytes) -> None:
-        """Give one packet to the system, waiting first while the system is paused."""
-        if self._allowance is not None:
-            with self._system_gate:
-                while self._allowance == 0 and not self._stopped:
-                    self._held = packet
-                    self._system_gate.wait()
-                self._held = None
-                if self._allowance:
-                    self._allowance -= 1
-        try:
-            self._to_system(packet)
-        except Exception:  # the system's trouble must not kill the driver
-            _log.exception("the emulated system failed to take a packet")
+    def _wait_for_the_system(self, packet: bytes) -> None:
+        """Hold ``packet`` while the system is paused; count it against what it may take."""
+        with self._system_gate:
+            while self._allowance == 0 and not self._stopped:
+                self._held = packet
+                self._system_gate.wait()
+            self._held = None
+            if self._allowance:
+                self._allowance -= 1
 
     # -- pausing the system (fault injection) -------------------------------------------------
 

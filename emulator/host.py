@@ -55,8 +55,11 @@ class Host:
         self._interfaces: list[Interface] = []
         # A Wintun adapter reports the largest packet it carries until the system sets an MTU.
         self._mtu: dict[Family, int] = {4: MAX_IP_PACKET_SIZE, 6: MAX_IP_PACKET_SIZE}
+        # Appended by the driver's consumer without a lock (deque operations are atomic);
+        # the condition is taken only while someone waits for a packet.
         self._captured: collections.deque[bytes] = collections.deque()
-        self._arrived = threading.Condition()
+        self._arrived = threading.Condition(threading.Lock())
+        self._waiting = 0
         self._driver: SessionDriver | None = None
         self._registration_faults: list[tuple[RingName, RingField, int]] = []
         self._on_terminate: Callable[[], None] | None = None
@@ -163,30 +166,45 @@ class Host:
     def receive(self, timeout: float | None = None) -> bytes:
         """The next packet the application sent; :class:`TimeoutError` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        captured = self._captured
         with self._arrived:
-            while not self._captured:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no packet from the application within {timeout} s")
-                self._arrived.wait(remaining)
-            return self._captured.popleft()
+            self._waiting += 1  # before looking: a packet appended after is announced
+            try:
+                while True:
+                    try:
+                        return captured.popleft()
+                    except IndexError:
+                        pass
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"no packet from the application within {timeout} s")
+                    self._arrived.wait(remaining)
+            finally:
+                self._waiting -= 1
 
     def collect(self) -> list[bytes]:
         """Every packet the application sent that is waiting now, oldest first."""
-        with self._arrived:
-            packets = list(self._captured)
-            self._captured.clear()
-        return packets
+        captured = self._captured
+        packets = []
+        while True:
+            try:
+                packets.append(captured.popleft())
+            except IndexError:
+                return packets
 
     def _from_application(self, packet: bytes) -> None:
         """The driver's consumer hands over an accepted packet (runs on its thread)."""
-        with self._arrived:
-            captured = self._captured
-            captured.append(packet)
-            if len(captured) > self._capture_limit:
+        captured = self._captured
+        captured.append(packet)
+        if len(captured) > self._capture_limit:
+            try:
                 captured.popleft()
                 self.capture_overflow += 1
-            self._arrived.notify_all()
+            except IndexError:  # a reader took them meanwhile
+                pass
+        if self._waiting:
+            with self._arrived:
+                self._arrived.notify_all()
         if self.echo_responder and self._interfaces:
             reply = self._answer(packet)
             if reply is not None:
