@@ -4,5 +4,6 @@ the real DLL and driver, byte layout included. See :class:`Emulator`."""
 from .backend import Emulator
 from .driver import AdapterStatistics
 from .host import Host
+from .releases import RELEASES, Release
 
-__all__ = ["AdapterStatistics", "Emulator", "Host"]
+__all__ = ["RELEASES", "AdapterStatistics", "Emulator", "Host", "Release"]

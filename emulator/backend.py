@@ -45,17 +45,13 @@ from wintun_cffi.errors import (
 from wintun_cffi.fdevent import FdEvent, WaitInterrupted
 
 from .client import SessionClient
+from .driver import RegistrationRefused
 from .host import Host
+from .releases import Release, find_release
 from .ring import Ring
 
 _log = logging.getLogger(__name__)
 
-#: The driver version each generation's emulated driver reports, as ``(major, minor)``.
-DRIVER_VERSIONS: dict[ApiGeneration, tuple[int, int]] = {
-    "0.14": (0, 14),
-    "pool": (0, 13),
-    "seed": (0, 9),
-}
 #: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
 _FILETIME_UNIX_EPOCH = 116444736000000000
 _device_handles = itertools.count(0x1000, 4)
@@ -104,13 +100,23 @@ class EmulatedSession:
 
 
 class Emulator(GenerationBound):
-    """A pure-Python Wintun of API generation ``api`` (``"0.14"``, ``"pool"`` or ``"seed"``)."""
+    """A pure-Python Wintun of API generation ``api`` (``"0.14"``, ``"pool"`` or ``"seed"``).
 
-    def __init__(self, api: ApiGeneration = "0.14", *, host: HostKind = "memory") -> None:
+    ``release`` picks the exact Wintun release within the generation (``"0.9.1"``; see
+    :data:`emulator.releases.RELEASES`); by default the generation's newest (0.14.1, 0.13,
+    the 2020-11 snapshot). Its driver version and the rules that changed between releases
+    follow it.
+    """
+
+    def __init__(
+        self, api: ApiGeneration = "0.14", *, host: HostKind = "memory",
+        release: str | None = None,
+    ) -> None:
         if api not in API_GENERATIONS:
             raise ValueError(f"api must be one of {', '.join(API_GENERATIONS)}, not {api!r}")
         if host not in HOST_KINDS:
             raise ValueError(f"host must be one of {', '.join(HOST_KINDS)}, not {host!r}")
+        self._release = find_release(api, release)
         self._api: ApiGeneration = api
         self._host_kind: HostKind = host
         self._lock = threading.RLock()
@@ -119,7 +125,13 @@ class Emulator(GenerationBound):
         self._logger: LoggerCallback | None = None
 
     def __repr__(self) -> str:
-        return f"Emulator(api={self._api!r}, host={self._host_kind!r})"
+        return (f"Emulator(api={self._api!r}, host={self._host_kind!r}, "
+                f"release={self._release.name!r})")
+
+    @property
+    def release(self) -> Release:
+        """The Wintun release this emulator reproduces."""
+        return self._release
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -191,8 +203,8 @@ class Emulator(GenerationBound):
         if self._host_kind == "linux-tun":
             from .linux_tun import LinuxTunHost  # Linux only; imported when asked for
 
-            return LinuxTunHost(name)
-        return Host(name)
+            return LinuxTunHost(name, release=self._release)
+        return Host(name, release=self._release)
 
     def _remove(self, adapter: EmulatedAdapter) -> None:
         """The adapter disappears; its session dies (EOF for its reader)."""
@@ -363,8 +375,7 @@ class Emulator(GenerationBound):
                 raise self._fail(
                     ERROR_FILE_NOT_FOUND, "WintunGetRunningDriverVersion", "Wintun is not loaded"
                 )
-        major, minor = DRIVER_VERSIONS[self._api]
-        return (major << 16) | minor
+        return self._release.driver_version_word
 
     def set_logger(self, logger: LoggerCallback | None) -> None:
         """``WintunSetLogger``."""
@@ -389,12 +400,20 @@ class Emulator(GenerationBound):
             receive_ring = Ring(region[size:], capacity)
             read_wait_event = FdEvent()
             receive_tail_moved = FdEvent()
+            try:
+                target.host.attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
+            except RegistrationRefused:
+                read_wait_event.close()
+                receive_tail_moved.close()
+                raise self._fail(
+                    ERROR_INVALID_PARAMETER, function, "Failed to register rings"
+                ) from None
             session = EmulatedSession(
-                target, SessionClient(send_ring, receive_ring, receive_tail_moved),
+                target,
+                SessionClient(send_ring, receive_ring, receive_tail_moved, self._release),
                 read_wait_event, receive_tail_moved,
             )
             target.session = session
-            target.host.attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
             return session
 
     def end_session(self, session: object) -> None:
@@ -429,7 +448,7 @@ class Emulator(GenerationBound):
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
         if session.__class__ is not EmulatedSession:
-            self._session(session, "WintunReleaseReceivePacket")
+            self._session(session, self._release.release_function)
         session.client.release_receive_packet(token)  # type: ignore[attr-defined]
 
     def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:

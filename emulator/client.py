@@ -28,6 +28,7 @@ from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.outstanding import Outstanding
 from wintun_cffi.validate import check_packet_size
 
+from .releases import NEWEST, Release
 from .ring import (
     ALERTABLE_OFFSET,
     HEAD_OFFSET,
@@ -44,9 +45,14 @@ _serials = count(1)
 
 
 class SessionClient:
-    """The client side of one session: reads ``send_ring``, writes ``receive_ring``."""
+    """The client side of one session: reads ``send_ring``, writes ``receive_ring``, as the
+    DLL of ``release`` does (default: the newest)."""
 
-    def __init__(self, send_ring: Ring, receive_ring: Ring, receive_tail_moved: FdEvent) -> None:
+    def __init__(
+        self, send_ring: Ring, receive_ring: Ring, receive_tail_moved: FdEvent,
+        release: Release | None = None,
+    ) -> None:
+        release = release or NEWEST["0.14"]
         if send_ring.capacity != receive_ring.capacity:
             raise ValueError("both rings of a session have the same capacity")
         self.send_ring = send_ring
@@ -54,6 +60,9 @@ class SessionClient:
         self.capacity = send_ring.capacity
         self._mask = send_ring.mask
         self._receive_tail_moved = receive_tail_moved
+        self._release_name = release.release_function
+        # The 2020-11 snapshot, 0.9 and 0.9.1 signal the driver even if Tail did not move.
+        self._signals_unmoved_tail = release.signals_unmoved_tail
         self.ended = False
         # Reading the Send ring.
         self._read_lock = threading.Lock()
@@ -110,7 +119,8 @@ class SessionClient:
         return view, token
 
     def release_receive_packet(self, token: object) -> None:
-        """``WintunReleaseReceivePacket``: give a received packet's space back, in ring order."""
+        """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``): give a received
+        packet's space back, in ring order."""
         self.release_receive_packets((token,))
 
     def release_receive_packets(self, tokens: Iterable[object]) -> None:
@@ -120,7 +130,7 @@ class SessionClient:
         """
         with self._read_lock:
             if self.ended:
-                raise HandleClosedError("WintunReleaseReceivePacket: the session has ended")
+                raise HandleClosedError(f"{self._release_name}: the session has ended")
             data = self._read_data
             take = self._outstanding_reads.take
             try:
@@ -210,7 +220,8 @@ class SessionClient:
                 self._publish_tail()
 
     def _publish_tail(self) -> None:
-        """Move Tail past every sent packet at the front; wake an alertable driver."""
+        """Move Tail past every sent packet at the front; wake an alertable driver (when Tail
+        moved, or on every call for the releases that signal regardless)."""
         data = self._write_data
         position = self._tail_release
         pending = self._writes_to_send
@@ -224,7 +235,7 @@ class SessionClient:
         self._tail_release = position
         self._writes_to_send = pending
         memory = self._write_memory
-        if U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
+        if self._signals_unmoved_tail or U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
             U32.pack_into(memory, TAIL_OFFSET, position)
             if I32.unpack_from(memory, ALERTABLE_OFFSET)[0]:
                 self._receive_tail_moved.set()

@@ -6,6 +6,11 @@ application sends, handed to the operating system), with one consumer thread per
 
 It works on any :class:`~emulator.ring.Ring` and :class:`~wintun_cffi.fdevent.FdEvent`, so the
 same code plays the kernel for the emulator's own client and for the C test double.
+
+As ``wintun.sys`` does, the consumer hands the system one packet at a time and moves the
+Receive ring's Head past each packet as soon as the system is done with it (or it was
+discarded). What it does with a record that is not IP depends on the generation: 0.14 discards
+and counts it; every earlier driver stops reading the ring there.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable, Iterable
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER, record_size
 from wintun_cffi.errors import RingCorruptError
 from wintun_cffi.fdevent import FdEvent, WaitInterrupted
+from wintun_cffi.send_rules import is_deliverable_ip
 
 from .ring import HEAD_OFFSET, TAIL_OFFSET, U32, Ring
 
@@ -44,7 +50,8 @@ class AdapterStatistics:
     out_errors: int = 0
     in_octets: int = 0
     in_packets: int = 0
-    #: Packets from the application that were neither IPv4 nor IPv6, discarded.
+    #: Packets from the application that were neither IPv4 nor IPv6, discarded (0.14; an
+    #: earlier driver stops reading the ring at such a packet and counts nothing).
     in_discards: int = 0
     #: Packets the system handed back as failed (the real driver's ifInErrors); the emulated
     #: system never fails one, and a corrupt Receive ring counts nowhere, as in wintun.sys.
@@ -55,19 +62,20 @@ class AdapterStatistics:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def is_deliverable_ip(packet: bytes) -> bool:
-    """True if the driver hands ``packet`` to the system: IPv4 of 20+ or IPv6 of 40+ bytes."""
-    if not packet:
-        return False
-    version = packet[0] >> 4
-    return (version == 4 and len(packet) >= 20) or (version == 6 and len(packet) >= 40)
+class RegistrationRefused(Exception):
+    """The driver refuses to register the rings (``STATUS_INVALID_PARAMETER``)."""
 
 
 class SessionDriver:
     """The kernel side of one session: produce into ``send_ring``, consume ``receive_ring``.
 
-    ``to_system`` receives each batch of accepted packets (IPv4/IPv6 only), in ring order, on
-    the consumer thread.
+    ``to_system`` receives each accepted packet (IPv4/IPv6 only), in ring order, on the
+    consumer thread; when it returns, the system is done with the packet. With
+    ``stops_at_non_ip`` (drivers before 0.14) a record that is not IP stops the consumer like
+    a corrupt one; otherwise it is discarded and counted.
+
+    Raises :class:`RegistrationRefused` if the Send ring's Tail is out of range, as
+    ``wintun.sys`` refuses such rings.
     """
 
     def __init__(
@@ -76,16 +84,21 @@ class SessionDriver:
         receive_ring: Ring,
         read_wait_event: FdEvent,
         receive_tail_moved: FdEvent,
-        to_system: Callable[[list[bytes]], None],
+        to_system: Callable[[bytes], None],
         statistics: AdapterStatistics,
         name: str = "wintun",
+        *,
+        stops_at_non_ip: bool = False,
     ) -> None:
+        if send_ring.tail >= send_ring.capacity:
+            raise RegistrationRefused(f"the Send ring's Tail {send_ring.tail:#x} is out of range")
         self.send_ring = send_ring
         self.receive_ring = receive_ring
         self.read_wait_event = read_wait_event
         self.receive_tail_moved = receive_tail_moved
         self.statistics = statistics
         self._to_system = to_system
+        self._stops_at_non_ip = stops_at_non_ip
         self._send_lock = threading.Lock()
         # The driver's own copy of the Send ring's Tail: it never trusts the shared field.
         self._send_tail = send_ring.tail
@@ -93,6 +106,11 @@ class SessionDriver:
         # so that one wait covers both.
         self._stopping = type(receive_tail_moved)(manual_reset=True)
         self._stopped = False
+        # Pausing the system: None, it takes every packet; n, it takes n more and then holds
+        # the next one (the consumer waits, and Head with it, as when Windows keeps a packet).
+        self._system_gate = threading.Condition()
+        self._allowance: int | None = None
+        self._held: bytes | None = None
         self._consumer = threading.Thread(
             target=self._consume, name=f"wintun-driver-{name}", daemon=True
         )
@@ -149,9 +167,14 @@ class SessionDriver:
         memory = ring.memory
         data = ring.data
         mask = ring.mask
+        capacity = ring.capacity
         stats = self.statistics
+        to_system = self._to_system
+        stops_at_non_ip = self._stops_at_non_ip
         head = ring.head
         try:
+            if head >= capacity:
+                raise RingCorruptError(f"Receive ring Head {head:#x} is out of range")
             while True:
                 if self._stopped:  # stop() waits for this thread; do not outrun it
                     return
@@ -160,39 +183,64 @@ class SessionDriver:
                     if not self._wait_for_tail(head):
                         return
                     continue
-                if tail >= ring.capacity:
+                if tail >= capacity:
                     raise RingCorruptError(f"Receive ring Tail {tail:#x} is out of range")
-                accepted = []
-                corrupt: RingCorruptError | None = None
                 while head != tail:
-                    try:
-                        size = ring.check_record(head, tail)
-                    except RingCorruptError as error:
-                        corrupt = error  # the packets before it still reach the system
-                        break
+                    size = ring.check_record(head, tail)
                     start = head + 4
                     packet = bytes(data[start : start + size])
                     if is_deliverable_ip(packet):
-                        accepted.append(packet)
+                        stats.in_packets += 1
                         stats.in_octets += size
+                        if self._allowance is not None:  # the system is paused
+                            self._wait_for_the_system(packet)
+                        try:
+                            to_system(packet)
+                        except Exception:  # the system's trouble must not kill the driver
+                            _log.exception("the emulated system failed to take a packet")
+                        if self._stopped:  # stop() writes the dead marker; never overwrite it
+                            return
+                    elif stops_at_non_ip:
+                        raise RingCorruptError(f"record at {head:#x} is not an IP packet")
                     else:
                         stats.in_discards += 1
+                    # The system is done with this packet (or never had it): give its space
+                    # back at once, as wintun.sys does packet by packet.
                     head = (head + ((size + 7) & ~3)) & mask
-                stats.in_packets += len(accepted)
-                if accepted:
-                    try:
-                        self._to_system(accepted)
-                    except Exception:  # the system's trouble must not kill the driver
-                        _log.exception("the emulated system failed to take packets")
-                if corrupt is not None:
-                    raise corrupt
-                if self._stopped:  # stop() writes the dead marker; never overwrite it
-                    return
-                # The system is done with these packets: give their space back.
-                U32.pack_into(memory, HEAD_OFFSET, head)
+                    U32.pack_into(memory, HEAD_OFFSET, head)
         except RingCorruptError as error:  # like wintun.sys, no counter: the ring just dies
             _log.warning("stopping the Receive ring: %s", error)
             U32.pack_into(memory, HEAD_OFFSET, RING_DEAD_MARKER)
+
+    def _wait_for_the_system(self, packet: bytes) -> None:
+        """Hold ``packet`` while the system is paused; count it against what it may take."""
+        with self._system_gate:
+            while self._allowance == 0 and not self._stopped:
+                self._held = packet
+                self._system_gate.wait()
+            self._held = None
+            if self._allowance:
+                self._allowance -= 1
+
+    # -- pausing the system (fault injection) -------------------------------------------------
+
+    def pause_system(self) -> None:
+        """The system stops taking packets: the consumer holds the next one (Head stays)."""
+        with self._system_gate:
+            self._allowance = 0
+
+    def resume_system(self, packets: int | None = None) -> None:
+        """The system takes every packet again (``None``), or only ``packets`` more."""
+        if packets is not None and packets < 0:
+            raise ValueError(f"packets must not be negative, not {packets}")
+        with self._system_gate:
+            self._allowance = packets
+            self._system_gate.notify_all()
+
+    @property
+    def held_packet(self) -> bytes | None:
+        """The packet the consumer holds while the system is paused, if any."""
+        return self._held
 
     def _wait_for_tail(self, head: int) -> bool:
         """Sleep until the Receive ring's Tail leaves ``head``; False when stopping."""
@@ -224,6 +272,8 @@ class SessionDriver:
                 return
             self._stopped = True
         self._stopping.set()
+        with self._system_gate:  # a consumer held for a paused system must see the stop
+            self._system_gate.notify_all()
         if threading.current_thread() is not self._consumer:
             self._consumer.join()
         self.receive_ring.head = RING_DEAD_MARKER

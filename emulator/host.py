@@ -20,10 +20,12 @@ from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
 
 from .driver import AdapterStatistics, SessionDriver
+from .releases import NEWEST, Release
 from .ring import U32, Ring
 
 Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 RingName = Literal["send", "receive"]
+RingField = Literal["head", "tail", "alertable"]
 #: An IP family, as :meth:`Host.set_mtu` takes it: 4 (IPv4) or 6 (IPv6).
 Family = Literal[4, 6]
 
@@ -37,8 +39,13 @@ DEFAULT_CAPTURE_LIMIT = 65536
 class Host:
     """The system side of one adapter; a session's driver is attached while it runs."""
 
-    def __init__(self, name: str, *, capture_limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+    def __init__(
+        self, name: str, *, capture_limit: int = DEFAULT_CAPTURE_LIMIT,
+        release: Release | None = None,
+    ) -> None:
         self.name = name
+        #: The Wintun release whose driver runs this adapter's sessions (default: the newest).
+        self.release = release or NEWEST["0.14"]
         self.statistics = AdapterStatistics()
         #: Answer echo requests to the adapter's addresses, as an operating system would.
         self.echo_responder = True
@@ -48,9 +55,13 @@ class Host:
         self._interfaces: list[Interface] = []
         # A Wintun adapter reports the largest packet it carries until the system sets an MTU.
         self._mtu: dict[Family, int] = {4: MAX_IP_PACKET_SIZE, 6: MAX_IP_PACKET_SIZE}
+        # Appended by the driver's consumer without a lock (deque operations are atomic);
+        # the condition is taken only while someone waits for a packet.
         self._captured: collections.deque[bytes] = collections.deque()
-        self._arrived = threading.Condition()
+        self._arrived = threading.Condition(threading.Lock())
+        self._waiting = 0
         self._driver: SessionDriver | None = None
+        self._registration_faults: list[tuple[RingName, RingField, int]] = []
         self._on_terminate: Callable[[], None] | None = None
         self.terminated = False
 
@@ -98,12 +109,19 @@ class Host:
         self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
         receive_tail_moved: FdEvent,
     ) -> SessionDriver:
-        """Start the driver of a new session on these rings and events."""
+        """Start the driver of a new session on these rings and events.
+
+        Raises :class:`~emulator.driver.RegistrationRefused` as the driver refuses the rings.
+        """
         if self._driver is not None and not self._driver.stopped:
             raise RuntimeError(f"{self.name!r} already has a running session")
+        faults, self._registration_faults = self._registration_faults, []
+        for ring, field, value in faults:
+            _set_field(send_ring if ring == "send" else receive_ring, field, value)
         self._driver = SessionDriver(
             send_ring, receive_ring, read_wait_event, receive_tail_moved,
             self._from_application, self.statistics, self.name,
+            stops_at_non_ip=self.release.stops_at_non_ip,
         )
         return self._driver
 
@@ -148,34 +166,49 @@ class Host:
     def receive(self, timeout: float | None = None) -> bytes:
         """The next packet the application sent; :class:`TimeoutError` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        captured = self._captured
         with self._arrived:
-            while not self._captured:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no packet from the application within {timeout} s")
-                self._arrived.wait(remaining)
-            return self._captured.popleft()
+            self._waiting += 1  # before looking: a packet appended after is announced
+            try:
+                while True:
+                    try:
+                        return captured.popleft()
+                    except IndexError:
+                        pass
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"no packet from the application within {timeout} s")
+                    self._arrived.wait(remaining)
+            finally:
+                self._waiting -= 1
 
     def collect(self) -> list[bytes]:
         """Every packet the application sent that is waiting now, oldest first."""
-        with self._arrived:
-            packets = list(self._captured)
-            self._captured.clear()
-        return packets
+        captured = self._captured
+        packets = []
+        while True:
+            try:
+                packets.append(captured.popleft())
+            except IndexError:
+                return packets
 
-    def _from_application(self, packets: list[bytes]) -> None:
-        """The driver's consumer hands over accepted packets (runs on its thread)."""
-        with self._arrived:
-            self._captured.extend(packets)
-            excess = len(self._captured) - self._capture_limit
-            for _ in range(max(0, excess)):
-                self._captured.popleft()
+    def _from_application(self, packet: bytes) -> None:
+        """The driver's consumer hands over an accepted packet (runs on its thread)."""
+        captured = self._captured
+        captured.append(packet)
+        if len(captured) > self._capture_limit:
+            try:
+                captured.popleft()
                 self.capture_overflow += 1
-            self._arrived.notify_all()
+            except IndexError:  # a reader took them meanwhile
+                pass
+        if self._waiting:
+            with self._arrived:
+                self._arrived.notify_all()
         if self.echo_responder and self._interfaces:
-            replies = [reply for reply in map(self._answer, packets) if reply is not None]
-            if replies:
-                self.deliver_many(replies)
+            reply = self._answer(packet)
+            if reply is not None:
+                self.deliver(reply)
 
     def _answer(self, packet: bytes) -> bytes | None:
         found = ip.addresses(packet)
@@ -185,10 +218,50 @@ class Host:
 
     # -- fault injection -------------------------------------------------------------------
 
-    def _ring(self, ring: RingName) -> Ring:
+    def _running_driver(self) -> SessionDriver:
         if self._driver is None:
             raise RuntimeError(f"{self.name!r} has no running session")
-        return self._driver.send_ring if ring == "send" else self._driver.receive_ring
+        return self._driver
+
+    def _ring(self, ring: RingName) -> Ring:
+        driver = self._running_driver()
+        return driver.send_ring if ring == "send" else driver.receive_ring
+
+    def ring_field(self, ring: RingName, field: RingField) -> int:
+        """Read a ring's Head, Tail or Alertable as the driver sees it."""
+        return _get_field(self._ring(ring), field)
+
+    def set_ring_field(self, ring: RingName, field: RingField, value: int) -> None:
+        """Overwrite a ring's Head, Tail or Alertable (no event is signalled)."""
+        _set_field(self._ring(ring), field, value)
+
+    def corrupt_at_registration(self, ring: RingName, field: RingField, value: int) -> None:
+        """When the next session registers its rings, ``field`` of ``ring`` holds ``value``
+        (as if the client had not zeroed its memory); the driver then judges the rings."""
+        if field not in _FIELDS:
+            raise ValueError(f"field must be one of {', '.join(_FIELDS)}, not {field!r}")
+        self._registration_faults.append((ring, field, value))
+
+    def pause(self) -> None:
+        """The system stops taking the application's packets, as Windows may keep received
+        packets for a while: the driver holds the next one, and the Receive ring's Head
+        stays before it, until :meth:`resume`. A session's end resumes it."""
+        self._running_driver().pause_system()
+
+    def resume(self, packets: int | None = None) -> None:
+        """Take packets again: every one (``None``), or only the next ``packets``."""
+        self._running_driver().resume_system(packets)
+
+    @property
+    def held_packet(self) -> bytes | None:
+        """The packet the driver holds for the paused system, if any."""
+        driver = self._driver
+        return None if driver is None else driver.held_packet
+
+    def consume_tail_moved(self) -> bool:
+        """Take the signal of the Receive ring's TailMoved event, if the application gave one
+        (with the driver held by :meth:`pause`, nothing else takes it)."""
+        return self._running_driver().receive_tail_moved.consume()
 
     def corrupt_record(self, ring: RingName, offset: int, size_field: int) -> None:
         """Overwrite the Size field of the record at data ``offset`` of a ring."""
@@ -198,13 +271,27 @@ class Host:
         self, ring: RingName, field: Literal["head", "tail"], value: int = RING_DEAD_MARKER
     ) -> None:
         """Overwrite a ring's Head or Tail with ``value`` (e.g. out of range)."""
-        target = self._ring(ring)
-        if field == "head":
-            target.head = value
-        else:
-            target.tail = value
+        _set_field(self._ring(ring), field, value)
         if ring == "send" and self._driver is not None:
             self._driver.read_wait_event.set()  # let a blocked reader see it
+
+
+_FIELDS: tuple[RingField, ...] = ("head", "tail", "alertable")
+
+
+def _get_field(ring: Ring, field: RingField) -> int:
+    if field == "head":
+        return ring.head
+    return ring.tail if field == "tail" else ring.alertable
+
+
+def _set_field(ring: Ring, field: RingField, value: int) -> None:
+    if field == "head":
+        ring.head = value
+    elif field == "tail":
+        ring.tail = value
+    else:
+        ring.alertable = value
 
 
 def check_mtu(mtu: int, family: Family | None) -> tuple[Family, ...]:

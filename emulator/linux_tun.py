@@ -30,6 +30,7 @@ from wintun_cffi.fdevent import FdEvent
 
 from .driver import SessionDriver
 from .host import Family, Host, Interface, check_mtu
+from .releases import Release
 from .ring import Ring
 
 _log = logging.getLogger(__name__)
@@ -128,9 +129,9 @@ class LinuxTunHost(Host):
     :meth:`receive` and :meth:`collect` are not available (read with a socket instead).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, release: Release | None = None) -> None:
         encoded = check_interface_name(name)  # before touching the device
-        super().__init__(name, capture_limit=0)
+        super().__init__(name, capture_limit=0, release=release)
         self.echo_responder = False  # the kernel answers echo requests itself
         #: Packets from the application the kernel refused (``write`` failed).
         self.write_errors = 0
@@ -310,16 +311,14 @@ class LinuxTunHost(Host):
 
     # -- traffic -----------------------------------------------------------------------------
 
-    def _from_application(self, packets: list[bytes]) -> None:
-        """The driver's consumer hands the application's packets to the kernel, one write
-        each (TUN takes one packet per write)."""
-        fd = self._fd
-        for packet in packets:
-            try:
-                os.write(fd, packet)
-            except OSError as error:  # e.g. a malformed header the kernel refuses
-                self.write_errors += 1
-                _log.debug("the kernel refused a packet on %s: %s", self.name, error)
+    def _from_application(self, packet: bytes) -> None:
+        """The driver's consumer hands an application's packet to the kernel (TUN takes one
+        packet per write)."""
+        try:
+            os.write(self._fd, packet)
+        except OSError as error:  # e.g. a malformed header the kernel refuses
+            self.write_errors += 1
+            _log.debug("the kernel refused a packet on %s: %s", self.name, error)
 
     def _read_loop(self, fd: int, stop: FdEvent) -> None:
         """Deliver what the kernel routes to the interface, one batch per wakeup, until

@@ -20,6 +20,7 @@ from .errors import (
     LibraryLoadError,
     MissingExportsError,
     NoMoreItemsError,
+    NotIPPacketError,
     NotSupportedError,
     PacketInUseError,
     PacketReleasedError,
@@ -41,17 +42,19 @@ __version__ = "0.1.0"
 
 
 def emulated(
-    api: ApiGeneration = "0.14", *, host: Literal["memory", "linux-tun"] = "memory"
+    api: ApiGeneration = "0.14", *, host: Literal["memory", "linux-tun"] = "memory",
+    release: str | None = None,
 ) -> Wintun:
     """A :class:`Wintun` over a fresh pure-Python emulator of API generation ``api``.
 
     Each adapter's :attr:`Adapter.host` plays the operating system on the far side: an
     in-memory host, or with ``host="linux-tun"`` the Linux kernel through a TUN interface
-    named after the adapter (root only).
+    named after the adapter (root only). ``release`` picks the exact Wintun release of the
+    generation (e.g. ``"0.9.1"``); by default its newest.
     """
     from emulator import Emulator
 
-    return Wintun(Emulator(api, host=host))
+    return Wintun(Emulator(api, host=host, release=release))
 
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "LibraryLoadError",
     "MissingExportsError",
     "NoMoreItemsError",
+    "NotIPPacketError",
     "NotSupportedError",
     "PacketInUseError",
     "PacketReleasedError",

@@ -159,6 +159,13 @@ class PacketInUseError(ValueError):
         self.view = view
 
 
+class NotIPPacketError(ValueError):
+    """A session of a driver before Wintun 0.14 refuses a packet that is not IP (or a buffer
+    too short to hold one), because that driver would stop reading the ring at it and the
+    session could send nothing more. Nothing reached the ring; nothing changed.
+    """
+
+
 class LibraryLoadError(OSError):
     """The Wintun library could not be loaded (the base of the loading errors)."""
 

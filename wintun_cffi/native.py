@@ -84,8 +84,9 @@ class NativeBackend(GenerationBound):
         self._lib = library.lib
         self._logger_callback: Any = None  # kept alive while installed
         names = {"seed": ("WintunGetAdapter", "WintunReceiveRelease")}.get(self._api)
-        self._open_name, release_name = names or ("WintunOpenAdapter", "WintunReleaseReceivePacket")
-        self._c_release = getattr(self._lib, release_name)
+        self._open_name, self._release_name = names or (
+            "WintunOpenAdapter", "WintunReleaseReceivePacket")
+        self._c_release = getattr(self._lib, self._release_name)
         self._c_receive = self._lib.WintunReceivePacket
         self._c_allocate = self._lib.WintunAllocateSendPacket
         self._c_send = self._lib.WintunSendPacket
@@ -413,7 +414,7 @@ class NativeBackend(GenerationBound):
 
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
-        self._session(session, "WintunReleaseReceivePacket").calls.release(token)
+        self._session(session, self._release_name).calls.release(token)
 
     def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
         """``WintunAllocateSendPacket``; sizes above 0xFFFF are refused before the call."""

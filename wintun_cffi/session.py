@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Iterator, L
 from .backend import Backend, PacketCalls
 from .errors import (
     NoMoreItemsError,
+    NotIPPacketError,
     PacketInUseError,
     PacketReleasedError,
     RingFullError,
     SessionClosedError,
     WintunError,
 )
+from .send_rules import rules_for
 
 if TYPE_CHECKING:
     import asyncio  # imported when first used: it costs more than the rest of the package
@@ -126,10 +128,10 @@ class SendBuffer(_RingPacket):
     """Ring space allocated for one outgoing packet: fill :attr:`data`, then :meth:`send`.
 
     As a context manager it yields the writable view and sends on normal exit. A buffer left
-    by an exception, by :meth:`abandon` or by garbage collection is neutralised (made a non-IP
-    record, which a Wintun 0.14 driver discards and counts) and sent, so later packets are not
-    held up. Drivers before 0.14 treat a non-IP record as a corrupt ring: with them, send or
-    abandon explicitly only what you must (see the protocol page).
+    by an exception, by :meth:`abandon` or by garbage collection is neutralised and sent, so
+    later packets are not held up: on Wintun 0.14 it becomes a non-IP record, which the driver
+    discards and counts; before 0.14 an IPv4 packet the system is certain to drop (see
+    :mod:`wintun_cffi.send_rules`).
     """
 
     __slots__ = ()
@@ -147,16 +149,26 @@ class SendBuffer(_RingPacket):
         return self._is_given_back()
 
     def send(self) -> None:
-        """Hand the packet to the driver (it goes out in allocation order)."""
-        self._live_view()
+        """Hand the packet to the driver (it goes out in allocation order).
+
+        Before Wintun 0.14, a buffer that does not hold an IP packet is refused with
+        :class:`~wintun_cffi.errors.NotIPPacketError` and stays unsent.
+        """
+        view = self._live_view()
         session = self._session
         assert session is not None
+        check = session._rules.check_packet
+        if check is not None:
+            check(view)
         session._give_back(self, session._calls.send)
 
     def abandon(self) -> None:
         """Give up the packet without sending its contents (it is neutralised and sent)."""
-        _neutralise(self._live_view())
-        self.send()
+        view = self._live_view()
+        session = self._session
+        assert session is not None
+        session._rules.give_up(view)
+        session._give_back(self, session._calls.send)
 
     def __enter__(self) -> memoryview:
         return self.data
@@ -165,7 +177,11 @@ class SendBuffer(_RingPacket):
         if self.sent:
             return
         if exc_type is None:
-            self.send()
+            try:
+                self.send()
+            except NotIPPacketError:
+                self.abandon()  # never leave the slot holding up later packets
+                raise
         else:
             self.abandon()
 
@@ -173,23 +189,20 @@ class SendBuffer(_RingPacket):
         view = self._view
         session = self._session
         if view is not None and session is not None and not session._closed:
-            _neutralise(view)
+            session._rules.give_up(view)
             session._abandoned_sends.append(self._token)
 
 
-def _neutralise(view: memoryview) -> None:
-    """Make an allocated record a non-IP packet, which the driver discards."""
-    if len(view):
-        view[0] = 0  # IP version 0
-
-
-def _fill_and_send(calls: PacketCalls, view: memoryview, token: object, payload: memoryview) -> None:
+def _fill_and_send(
+    calls: PacketCalls, view: memoryview, token: object, payload: memoryview,
+    give_up: Callable[[memoryview], None],
+) -> None:
     """Copy and send an allocation; interrupted (Ctrl+C) or refused, it is still sent,
     neutralised, so the ring never waits for a slot nobody will send."""
     try:
         view[:] = payload
     except BaseException:
-        _neutralise(view)
+        give_up(view)
         calls.send(token)
         raise
     calls.send(token)
@@ -207,6 +220,8 @@ class Session:
         self._backend = backend
         self._handle = handle
         self._calls = backend.packet_calls(handle)
+        # What this generation's driver accepts, and how a given-up buffer is made safe.
+        self._rules = rules_for(backend.api)
         self._closed = False
         self._close_lock = threading.Lock()
         self._ended = threading.Event()
@@ -433,8 +448,13 @@ class Session:
     def allocate_send_packet(self, size: int) -> SendBuffer:
         """Ring space for a packet of ``size`` bytes (0..0xFFFF), in sending order.
 
-        Raises :class:`~wintun_cffi.errors.RingFullError` when the ring has no room.
+        Raises :class:`~wintun_cffi.errors.RingFullError` when the ring has no room. Before
+        Wintun 0.14, a size below 20 (no IP packet fits) raises
+        :class:`~wintun_cffi.errors.NotIPPacketError`.
         """
+        check = self._rules.check_allocation
+        if check is not None:
+            check(size)
         inflight, ident = self._inflight, _get_ident()  # _enter(), inlined on the hot path
         inflight.add(ident)
         try:
@@ -453,11 +473,15 @@ class Session:
         When the ring is full: ``on_full="raise"`` raises
         :class:`~wintun_cffi.errors.RingFullError`; ``"drop"`` drops the packet, counts it in
         :attr:`dropped` and returns False; ``"wait"`` waits up to ``timeout`` seconds for
-        room (then :class:`TimeoutError`).
+        room (then :class:`TimeoutError`). Before Wintun 0.14, ``data`` that is not an IP
+        packet raises :class:`~wintun_cffi.errors.NotIPPacketError` and nothing is sent.
         """
         if on_full not in _ON_FULL:
             raise ValueError(f"on_full must be one of {_ON_FULL}, not {on_full!r}")
         payload = memoryview(data).cast("B")
+        check = self._rules.check_packet
+        if check is not None:
+            check(payload)
         deadline = _deadline(timeout)
         pause = 0.00005
         self._enter()
@@ -478,16 +502,24 @@ class Session:
                     raise SessionClosedError("the session was closed while waiting for room")
                 time.sleep(pause)  # the driver gives no signal when it frees space
                 pause = min(pause * 2, 0.002)
-            _fill_and_send(self._calls, view, token, payload)
+            _fill_and_send(self._calls, view, token, payload, self._rules.give_up)
             return True
         finally:
             self._exit()
 
     def send_many(self, packets: Iterable[BytesLike]) -> int:
-        """Send packets in order until the ring is full; returns how many were sent."""
+        """Send packets in order until the ring is full; returns how many were sent.
+
+        Before Wintun 0.14, if one of them is not an IP packet none is sent
+        (:class:`~wintun_cffi.errors.NotIPPacketError`).
+        """
         payloads = [memoryview(packet).cast("B") for packet in packets]
         if not payloads:
             return 0
+        check = self._rules.check_packet
+        if check is not None:
+            for payload in payloads:
+                check(payload)
         self._enter()
         try:
             try:
@@ -499,7 +531,7 @@ class Session:
                     view[:] = payload
             except BaseException:  # e.g. KeyboardInterrupt: never leave slots unsent
                 for view, _ in allocated:
-                    _neutralise(view)
+                    self._rules.give_up(view)
                 self._calls.send_many(token for _, token in allocated)
                 raise
             self._calls.send_many(token for _, token in allocated)

@@ -10,6 +10,9 @@
 * ``windows-native``: :func:`wintun_cffi.load` on the real ``wintun.dll`` (Windows, as
   administrator); its far side is a UDP socket. Under Wine the Windows build of the 0.14 C
   double stands in for wintun.dll, and the tests that need the far side skip.
+
+The emulator and the double reproduce their generation's newest release unless a test asks
+for another one of the same generation (the ``wintun_release`` parameter, see conftest.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Literal
 
 
 from emulator import Emulator
+from emulator.host import RingField, RingName
+from emulator.releases import Release
 from tests.double.build import build_double, double_unavailable
 from tests.double.kernel import DoubleKernel
 from wintun_cffi import Adapter, Session, load, netconfig
@@ -138,6 +143,8 @@ class BackendCase:
     kind: Kind
     wintun: TrackingWintun
     kernel: DoubleKernel | None = None
+    #: The release the emulated kernel and client reproduce; None for the real wintun.dll.
+    release: Release | None = None
     _far_sides: list[FarSide] = field(default_factory=list)
     _prefix: str = ""
 
@@ -149,6 +156,19 @@ class BackendCase:
     def emulated_kernel(self) -> bool:
         """True if the kernel is the emulator's (a fresh machine we fully control)."""
         return self.kind != "windows"
+
+    def corrupt_at_registration(self, adapter: Adapter, ring: RingName, field: RingField,
+                                value: int) -> None:
+        """When ``adapter``'s next session registers its rings, ``field`` of ``ring`` holds
+        ``value``; :class:`Unavailable` where the kernel is not the emulator's."""
+        if self.kind == "double":
+            assert self.kernel is not None
+            self.kernel.corrupt_at_registration(ring, field, value)
+        elif self.kind in ("emulator", "linux-tun"):
+            adapter.host.corrupt_at_registration(ring, field, value)
+        else:
+            raise Unavailable("only an emulated kernel lets a test prepare the rings it "
+                              "registers")
 
     def adapter_name(self, base: str) -> str:
         """A name for an adapter of this test (unique per run on a real system)."""
@@ -216,20 +236,27 @@ def assign_windows_address(adapter: Adapter) -> None:
     netconfig.add_address(adapter, FAR_INTERFACE)
 
 
-def make_case(name: str, doubles: DoubleLibraries, windows_prefix: str) -> BackendCase:
-    """Prepare backend ``name``; :class:`Unavailable` if it cannot run here."""
+def make_case(name: str, doubles: DoubleLibraries, windows_prefix: str,
+              release: str | None = None) -> BackendCase:
+    """Prepare backend ``name`` (as ``release`` of its generation, for an emulated kernel);
+    :class:`Unavailable` if it cannot run here."""
     kind, api = BACKENDS[name]
     if kind == "emulator":
         assert api is not None
-        return BackendCase(name, kind, TrackingWintun(Emulator(api)))
+        emulator = Emulator(api, release=release)
+        return BackendCase(name, kind, TrackingWintun(emulator), release=emulator.release)
     if kind == "linux-tun":
         assert api is not None
         linux_tun_available()
-        return BackendCase(name, kind, TrackingWintun(Emulator(api, host="linux-tun")))
+        emulator = Emulator(api, host="linux-tun", release=release)
+        return BackendCase(name, kind, TrackingWintun(emulator), release=emulator.release)
     if kind == "double":
         assert api is not None
         path, kernel = doubles.get(api)
-        return BackendCase(name, kind, TrackingWintun.adopt(load(path)), kernel)
+        chosen = kernel.emulate(release)  # undone by kernel.reset() when the case closes
+        return BackendCase(name, kind, TrackingWintun.adopt(load(path)), kernel, chosen)
+    if release is not None:
+        raise Unavailable(f"the real wintun.dll is whatever release it is, not {release}")
     library, stand_in = windows_library(doubles)
     return BackendCase(name, kind, TrackingWintun.adopt(load(library)), stand_in,
                        _prefix=windows_prefix)

@@ -2,6 +2,10 @@
 
 ``--wintun-backend NAME[,NAME...]`` narrows the backends; at the end of the run a line per
 backend gives its passed/failed/skipped counts.
+
+A test that takes the ``wintun_release`` argument runs once per release in
+:data:`RULE_RELEASES` of each backend's generation (test ids like ``emulator-pool-0.9.1``),
+the backend reproducing that release.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ from .farside import FarSide, RawFarSide
 
 _PROPERTY = "wintun_backend"
 
+#: Per generation, one release for each set of rules that differ inside it (the send signal:
+#: 0.9.1 signals when Tail did not move, 0.13 does not).
+RULE_RELEASES: dict[str, tuple[str, ...]] = {
+    "0.14": ("0.14.1",), "pool": ("0.9.1", "0.13"), "seed": ("2020-11",),
+}
+
 
 def selected_backends(config: pytest.Config) -> list[str]:
     try:
@@ -37,9 +47,22 @@ def selected_backends(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
-        names = selected_backends(metafunc.config)
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = selected_backends(metafunc.config)
+    if "wintun_release" not in metafunc.fixturenames:
         metafunc.parametrize("backend", names, ids=names, indirect=True)
+        return
+    pairs = [(name, release) for name in names for release in _releases_of(name)]
+    metafunc.parametrize(
+        ("backend", "wintun_release"), pairs, indirect=["backend"],
+        ids=[name if release is None else f"{name}-{release}" for name, release in pairs],
+    )
+
+
+def _releases_of(backend: str) -> tuple[str | None, ...]:
+    api = BACKENDS[backend][1]
+    return (None,) if api is None else RULE_RELEASES[api]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,8 +121,10 @@ def real_name_prefix() -> str:
 def backend(
     request: pytest.FixtureRequest, double_libraries: DoubleLibraries, real_name_prefix: str
 ) -> Iterator[BackendCase]:
+    callspec = getattr(request.node, "callspec", None)
+    release = callspec.params.get("wintun_release") if callspec is not None else None
     try:
-        case = make_case(request.param, double_libraries, real_name_prefix)
+        case = make_case(request.param, double_libraries, real_name_prefix, release)
     except Unavailable as reason:
         pytest.skip(str(reason))
     try:

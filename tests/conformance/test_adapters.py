@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from emulator.backend import DRIVER_VERSIONS
 from wintun_cffi import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -180,15 +179,16 @@ def test_open_in_another_pool(backend: BackendCase) -> None:
         backend.open_adapter(name, pool=POOL + "Other")
 
 
-def test_running_driver_version(backend: BackendCase) -> None:
+def test_running_driver_version(backend: BackendCase, wintun_release: str | None) -> None:
+    """Each release reports its own driver's version (emulated: the release's table entry)."""
     backend.create_adapter()
     version = backend.wintun.running_driver_version
     assert isinstance(version, tuple) and len(version) == 2
     major, minor = version
     assert isinstance(major, int) and isinstance(minor, int)
     assert 0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF
-    if backend.emulated_kernel:
-        assert version == DRIVER_VERSIONS[backend.api]
+    if backend.release is not None:
+        assert version == backend.release.driver_version
 
 
 def test_running_driver_version_without_a_driver(backend: BackendCase) -> None:

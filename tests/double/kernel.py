@@ -8,6 +8,10 @@ way each OS waits (:class:`~wintun_cffi.fdevent.FdEvent`,
 :class:`~wintun_cffi._win32.Win32Event`). A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
 emulator driver <- emulator host, which checks the emulator's byte layout against an
 independent C implementation.
+
+:meth:`DoubleKernel.emulate` makes the double and its kernel one exact Wintun release of the
+double's generation (the C side gets the driver version and the send-signal rule; the
+emulator's driver gets the release's own rules).
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from typing import Any
 
 import cffi
 
-from emulator.host import Host
+from emulator.driver import RegistrationRefused
+from emulator.host import Host, RingField, RingName
+from emulator.releases import NEWEST, Release, find_release
 from emulator.ring import Ring
+from wintun_cffi.constants import API_GENERATIONS, ApiGeneration
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.platform import IS_WINDOWS
 
@@ -33,6 +40,9 @@ _HELPERS = """
     uint32_t WintunDoubleAdapterCount(void);
     uint32_t WintunDoubleSessionCount(void);
     const char *WintunDoubleApi(void);
+    void WintunDoubleSetDriverVersion(uint32_t Version);
+    void WintunDoubleSetSignalUnmovedTail(int Signal);
+    void WintunDoubleMarkDead(void *Session);
 """
 
 
@@ -64,12 +74,41 @@ class DoubleKernel:
         self._on_start = self.ffi.callback("void(void *)", self._started)
         self._on_end = self.ffi.callback("void(void *)", self._ended)
         self.lib.WintunDoubleSetSessionHooks(self._on_start, self._on_end)  # type: ignore[attr-defined]
+        #: The release the double and its driver reproduce (see :meth:`emulate`).
+        self.release = NEWEST[self.generation]
+        self._registration_faults: list[tuple[RingName, RingField, int]] = []
+        #: Sessions whose rings the driver refused (their rings were marked dead instead).
+        self.refused_registrations = 0
 
     @property
     def api(self) -> str:
         """The generation the double was compiled for."""
         name = self.ffi.string(self.lib.WintunDoubleApi())
         return name.decode() if isinstance(name, bytes) else name
+
+    @property
+    def generation(self) -> ApiGeneration:
+        """:attr:`api`, checked to be a known generation."""
+        api = self.api
+        for generation in API_GENERATIONS:
+            if api == generation:
+                return generation
+        raise RuntimeError(f"the double reports an unknown generation {api!r}")
+
+    def emulate(self, release: str | None) -> Release:
+        """Reproduce release ``release`` of the double's generation (its newest if None),
+        for the sessions started from now on; :meth:`reset` returns to the newest."""
+        chosen = find_release(self.generation, release)
+        self.lib.WintunDoubleSetDriverVersion(chosen.driver_version_word)
+        self.lib.WintunDoubleSetSignalUnmovedTail(int(chosen.signals_unmoved_tail))
+        self.release = chosen
+        return chosen
+
+    def corrupt_at_registration(self, ring: RingName, field: RingField, value: int) -> None:
+        """Like :meth:`emulator.Host.corrupt_at_registration`, for the next session. The
+        double's start hook cannot fail ``WintunStartSession``: rings the driver refuses
+        are marked dead instead (and counted in :attr:`refused_registrations`)."""
+        self._registration_faults.append((ring, field, value))
 
     def _started(self, session: Any) -> None:
         ffi = self.ffi
@@ -82,11 +121,18 @@ class DoubleKernel:
             raise RuntimeError("WintunDoubleGetSessionRings failed")
         send_ring = Ring(memoryview(ffi.buffer(send[0], size[0])), capacity[0])
         receive_ring = Ring(memoryview(ffi.buffer(receive[0], size[0])), capacity[0])
-        host = Host(f"double-{int(ffi.cast('uintptr_t', session)):x}")
-        host.attach(
-            send_ring, receive_ring, adopt_event(self._value(read_wait[0])),
-            adopt_event(self._value(tail_moved[0])),
-        )
+        host = Host(f"double-{int(ffi.cast('uintptr_t', session)):x}", release=self.release)
+        faults, self._registration_faults = self._registration_faults, []
+        for fault in faults:
+            host.corrupt_at_registration(*fault)
+        try:
+            host.attach(
+                send_ring, receive_ring, adopt_event(self._value(read_wait[0])),
+                adopt_event(self._value(tail_moved[0])),
+            )
+        except RegistrationRefused:
+            self.refused_registrations += 1
+            self.lib.WintunDoubleMarkDead(session)
         with self._lock:
             self._hosts[int(ffi.cast("uintptr_t", session))] = host
             self.last_host = host
@@ -110,6 +156,8 @@ class DoubleKernel:
         """Remove every adapter of the double (its sessions must have ended)."""
         if not self.lib.WintunDoubleReset():
             raise RuntimeError("WintunDoubleReset failed: a session is still open")
+        self.release = NEWEST[self.generation]  # the double restored its defaults
+        self._registration_faults.clear()
 
     def close(self) -> None:
         """Uninstall the hooks."""

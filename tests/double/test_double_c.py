@@ -94,7 +94,7 @@ HELPERS = frozenset({
     "WintunDoubleGetSessionRings", "WintunDoubleSetSessionHooks", "WintunDoubleMarkDead",
     "WintunDoubleReset", "WintunDoubleLog", "WintunDoubleAdapterCount",
     "WintunDoubleSessionCount", "WintunDoubleApi", "WintunDoubleSetDriverVersion",
-    "WintunDoubleGetAdapterInfo",
+    "WintunDoubleGetAdapterInfo", "WintunDoubleSetSignalUnmovedTail",
 })
 
 #: The double's own refusal (WintunDoubleReset with a session open); no Wintun call uses it.
@@ -134,6 +134,7 @@ DWORD WintunDoubleAdapterCount(void);
 DWORD WintunDoubleSessionCount(void);
 const char *WintunDoubleApi(void);
 void WintunDoubleSetDriverVersion(DWORD);
+void WintunDoubleSetSignalUnmovedTail(BOOL);
 BOOL WintunDoubleGetAdapterInfo(WINTUN_ADAPTER_HANDLE, WCHAR *, GUID *, BOOL *);
 """
 PER_GENERATION = {
@@ -466,7 +467,7 @@ def test_driver_version_needs_a_loaded_driver(d: Double) -> None:
     version, err = d.call_err(d.lib.WintunGetRunningDriverVersion)
     assert (version, err) == (0, ERROR_FILE_NOT_FOUND)
     a = d.create("Ver")
-    assert d.lib.WintunGetRunningDriverVersion() == {"0.14": 14, "pool": 13, "seed": 9}[d.api]
+    assert d.lib.WintunGetRunningDriverVersion() == {"0.14": 14, "pool": 13, "seed": 8}[d.api]
     d.lib.WintunDoubleSetDriverVersion(0x0000000E)
     assert d.lib.WintunGetRunningDriverVersion() == 0x0000000E
     d.close(a)
@@ -876,6 +877,30 @@ def test_send_signals_only_when_alertable(session: tuple[Double, Any, Kernel]) -
     d.lib.WintunSendPacket(s, p)
     assert not k.tail_moved.consume()
     assert k.receive.tail == 48
+
+
+@pytest.mark.parametrize("signal_unmoved", [None, False, True])
+def test_send_signal_when_tail_did_not_move(
+    session: tuple[Double, Any, Kernel], signal_unmoved: bool | None
+) -> None:
+    """A packet sent behind an unsent allocation leaves Tail where it is: the snapshot, 0.9
+    and 0.9.1 signal the driver anyway, later releases do not. Each build defaults to its
+    generation's newest release; WintunDoubleSetSignalUnmovedTail picks the rule."""
+    d, s, k = session
+    if signal_unmoved is None:
+        expected = d.api == "seed"
+    else:
+        d.lib.WintunDoubleSetSignalUnmovedTail(signal_unmoved)
+        expected = signal_unmoved
+    k.receive.alertable = 1
+    first = d.lib.WintunAllocateSendPacket(s, 20)
+    second = d.lib.WintunAllocateSendPacket(s, 20)
+    d.lib.WintunSendPacket(s, second)
+    assert k.receive.tail == 0
+    assert k.tail_moved.consume() is expected
+    d.lib.WintunSendPacket(s, first)  # Tail moves: every release signals
+    assert k.receive.tail == 2 * record_size(20)
+    assert k.tail_moved.consume()
 
 
 def test_send_ring_full_and_dead(session: tuple[Double, Any, Kernel]) -> None:

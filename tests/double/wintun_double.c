@@ -12,8 +12,14 @@
  *
  * One source, three builds; choose with -DWINTUN_DOUBLE_API=...:
  *   WINTUN_DOUBLE_API_0_14  Wintun 0.14 / 0.14.1 export set
- *   WINTUN_DOUBLE_API_POOL  Wintun 0.10 - 0.13 (pool era) export set
+ *   WINTUN_DOUBLE_API_POOL  Wintun 0.9 - 0.13 (pool era) export set
  *   WINTUN_DOUBLE_API_SEED  the 2020-11 snapshot before 0.9
+ *
+ * Each build behaves as its generation's newest release (0.14.1, 0.13, the
+ * snapshot). The rules that changed inside a generation are set at run time by
+ * the tests (emulator/releases.py holds the table): the driver version with
+ * WintunDoubleSetDriverVersion, the send signal with
+ * WintunDoubleSetSignalUnmovedTail. WintunDoubleReset restores both.
  *
  * The operating system is behind the small platform layer below. On Windows
  * the double behaves as Windows code: its last error is SetLastError, its
@@ -57,15 +63,18 @@
 #define API_0_14 1
 #define API_NAME "0.14"
 #define DEFAULT_DRIVER_VERSION 0x0000000Eu /* (0 << 16) | 14 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL false
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_POOL
 #define API_POOL_ERA 1
 #define API_NAME "pool"
 #define DEFAULT_DRIVER_VERSION 0x0000000Du /* 0.13 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL false /* 0.9.2 on */
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_SEED
 #define API_POOL_ERA 1
 #define API_SEED 1
 #define API_NAME "seed"
-#define DEFAULT_DRIVER_VERSION 0x00000009u /* the snapshot became 0.9 */
+#define DEFAULT_DRIVER_VERSION 0x00000008u /* the snapshot's driver was still 0.8 */
+#define DEFAULT_SIGNAL_UNMOVED_TAIL true
 #else
 #error "unknown WINTUN_DOUBLE_API"
 #endif
@@ -312,6 +321,9 @@ static unsigned g_session_count;
 static uint32_t g_next_luid_index = 1;
 static uint32_t g_guid_counter;
 static DWORD g_driver_version = DEFAULT_DRIVER_VERSION;
+/* SendPacket signals an alertable driver even if Tail did not move (the
+ * snapshot, 0.9 and 0.9.1); later releases signal only when it moved. */
+static _Atomic bool g_signal_unmoved_tail = DEFAULT_SIGNAL_UNMOVED_TAIL;
 static WINTUN_LOGGER_CALLBACK g_logger;
 static WINTUN_DOUBLE_SESSION_HOOK g_on_start, g_on_end;
 
@@ -1138,7 +1150,8 @@ EXPORT void WintunSendPacket(WINTUN_SESSION_HANDLE Session, const BYTE *Packet)
         s->tx.tail_release = (s->tx.tail_release + ALIGN4(4 + size)) & mask;
         --s->tx.to_release;
     }
-    if (atomic_load_explicit(&s->receive->tail, memory_order_relaxed) != s->tx.tail_release) {
+    if (atomic_load_explicit(&g_signal_unmoved_tail, memory_order_relaxed) ||
+        atomic_load_explicit(&s->receive->tail, memory_order_relaxed) != s->tx.tail_release) {
         atomic_store_explicit(&s->receive->tail, s->tx.tail_release, memory_order_release);
         /* Pairs with the driver's fence between setting Alertable and
          * re-reading Tail, so one of the two always sees the other. */
@@ -1192,8 +1205,8 @@ EXPORT void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE Session)
     event_signal(Session->read_wait);
 }
 
-/* Removes every adapter and restores the defaults (driver version, LUID and
- * GUID counters); keeps the logger and the session hooks. Refused with
+/* Removes every adapter and restores the defaults (driver version, send
+ * signal rule, LUID and GUID counters); keeps the logger and the session hooks. Refused with
  * ERROR_BUSY while a session is open. Handles still open become stale. */
 EXPORT BOOL WintunDoubleReset(void)
 {
@@ -1205,6 +1218,7 @@ EXPORT BOOL WintunDoubleReset(void)
         g_next_luid_index = 1;
         g_guid_counter = 0;
         g_driver_version = DEFAULT_DRIVER_VERSION;
+        atomic_store(&g_signal_unmoved_tail, DEFAULT_SIGNAL_UNMOVED_TAIL);
     }
     global_unlock();
     if (!ok)
@@ -1244,6 +1258,11 @@ EXPORT void WintunDoubleSetDriverVersion(DWORD Version)
     global_lock();
     g_driver_version = Version ? Version : DEFAULT_DRIVER_VERSION;
     global_unlock();
+}
+
+EXPORT void WintunDoubleSetSignalUnmovedTail(BOOL Signal)
+{
+    atomic_store(&g_signal_unmoved_tail, Signal != FALSE);
 }
 
 /* The adapter's current name, GUID and whether it is still in the system

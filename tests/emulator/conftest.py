@@ -71,7 +71,7 @@ def rings() -> Iterator[ClientRings]:
 
 @dataclass
 class DriverRig:
-    """A client and a running SessionDriver over two rings; ``system`` collects batches."""
+    """A client and a running SessionDriver over two rings; ``system`` collects packets."""
 
     send: Ring
     receive: Ring
@@ -80,10 +80,10 @@ class DriverRig:
     client: SessionClient
     driver: SessionDriver
     stats: AdapterStatistics
-    system: list[list[bytes]] = field(default_factory=list)
+    system: list[bytes] = field(default_factory=list)
 
     def packets(self) -> list[bytes]:
-        return [p for batch in list(self.system) for p in batch]
+        return list(self.system)
 
 
 @pytest.fixture
@@ -91,10 +91,10 @@ def rig() -> Iterator[DriverRig]:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
     stats = AdapterStatistics()
-    batches: list[list[bytes]] = []
-    driver = SessionDriver(send, receive, read_wait, tail_moved, batches.append, stats, "t")
+    packets: list[bytes] = []
+    driver = SessionDriver(send, receive, read_wait, tail_moved, packets.append, stats, "t")
     client = SessionClient(send, receive, tail_moved)
-    yield DriverRig(send, receive, read_wait, tail_moved, client, driver, stats, batches)
+    yield DriverRig(send, receive, read_wait, tail_moved, client, driver, stats, packets)
     driver.stop()
     read_wait.close()
     tail_moved.close()

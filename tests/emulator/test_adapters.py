@@ -100,14 +100,29 @@ def test_bad_guid_type_is_refused(wintun: Emulator) -> None:
     assert wintun.adapter_names() == []
 
 
-@pytest.mark.parametrize(("api", "version"), [("0.14", 14), ("pool", 13), ("seed", 9)])
-def test_running_driver_version(api: ApiGeneration, version: int) -> None:
-    wintun = Emulator(api)
+@pytest.mark.parametrize(("api", "release", "version"), [
+    ("0.14", None, 14), ("0.14", "0.14", 14), ("pool", None, 13), ("pool", "0.9.2", 9),
+    ("pool", "0.10.3", 10), ("seed", None, 8),
+])
+def test_running_driver_version(api: ApiGeneration, release: str | None, version: int) -> None:
+    wintun = Emulator(api, release=release)
     with pytest.raises(AdapterNotFoundError) as exc:
         wintun.get_running_driver_version()
     assert exc.value.winerror == 2
     create(wintun, "V")
     assert wintun.get_running_driver_version() == (0 << 16) | version
+
+
+@pytest.mark.parametrize(("api", "release"), [("pool", "0.14.1"), ("0.14", "0.13"),
+                                              ("seed", "0.9"), ("pool", "0.9.9")])
+def test_a_release_of_another_generation_is_refused(api: ApiGeneration, release: str) -> None:
+    with pytest.raises(ValueError, match="release must be one of"):
+        Emulator(api, release=release)
+
+
+def test_the_default_release_is_the_newest_of_the_generation() -> None:
+    assert [Emulator(api).release.name for api in ("0.14", "pool", "seed")] == [
+        "0.14.1", "0.13", "2020-11"]
 
 
 def test_delete_driver_0_14() -> None:

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from emulator.client import SessionClient
+from emulator.releases import RELEASES
 from emulator.ring import Ring
 from wintun_cffi.errors import (
     HandleClosedError,
@@ -229,6 +230,41 @@ def test_send_signals_tail_moved_only_while_alertable(rings: ClientRings, alerta
     assert not rings.tail_moved.consume()
     rings.client.send_packet(ta)
     assert rings.tail_moved.consume() is (alertable != 0)
+
+
+@pytest.mark.parametrize(("release", "signals"), [
+    ("2020-11", True), ("0.9", True), ("0.9.1", True), ("0.9.2", False), ("0.13", False),
+    ("0.14.1", False),
+])
+def test_which_releases_signal_when_tail_did_not_move(release: str, signals: bool) -> None:
+    send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
+    event = FdEvent()
+    client = SessionClient(send, receive, event, RELEASES[release])
+    receive.alertable = 1
+    _, ta = client.allocate_send_packet(20)
+    _, tb = client.allocate_send_packet(20)
+    client.send_packet(tb)  # behind A: Tail stays
+    assert receive.tail == 0
+    assert event.consume() is signals
+    client.send_packet(ta)
+    assert receive.tail == 2 * rec(20) and event.consume()
+    receive.alertable = 0
+    _, tc = client.allocate_send_packet(20)
+    client.send_packet(tc)
+    assert not event.consume()  # never while the driver is awake
+    event.close()
+
+
+@pytest.mark.parametrize(("release", "name"), [("2020-11", "WintunReceiveRelease"),
+                                               ("0.9", "WintunReleaseReceivePacket")])
+def test_errors_name_the_release_function_of_the_generation(release: str, name: str) -> None:
+    send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
+    event = FdEvent()
+    client = SessionClient(send, receive, event, RELEASES[release])
+    client.end()
+    with pytest.raises(HandleClosedError, match=name):
+        client.release_receive_packet(1)
+    event.close()
 
 
 @pytest.mark.parametrize("size", [0, 1, 3, 100, 1500, 0xFFFF])

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from emulator.driver import AdapterStatistics, SessionDriver, is_deliverable_ip
+from emulator.driver import AdapterStatistics, RegistrationRefused, SessionDriver
+from wintun_cffi.send_rules import is_deliverable_ip
 from emulator.ring import Ring
 from tests.support import wait_until
 from wintun_cffi.errors import NoMoreItemsError, SessionEndedError
@@ -229,7 +230,7 @@ def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
     read_wait, tail_moved = FdEvent(), FdEvent()
     entered, release = threading.Event(), threading.Event()
 
-    def slow_system(batch: list[bytes]) -> None:
+    def slow_system(packet: bytes) -> None:
         entered.set()
         release.wait(10.0)
 
@@ -252,10 +253,10 @@ def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
 def test_a_failing_system_does_not_kill_the_consumer() -> None:
     send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
-    calls: list[list[bytes]] = []
+    calls: list[bytes] = []
 
-    def flaky(batch: list[bytes]) -> None:
-        calls.append(batch)
+    def flaky(packet: bytes) -> None:
+        calls.append(packet)
         if len(calls) == 1:
             raise RuntimeError("the system hiccups")
 
@@ -301,7 +302,7 @@ def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
     holder: list[SessionDriver] = []
     done = threading.Event()
 
-    def system(batch: list[bytes]) -> None:  # e.g. the host terminates on a packet
+    def system(packet: bytes) -> None:  # e.g. the host terminates on a packet
         holder[0].stop()
         done.set()
 
@@ -315,3 +316,109 @@ def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
     assert receive_ring.head == DEAD and send_ring.tail == DEAD
     read_wait.close()
     tail_moved.close()
+
+
+# -- what differs by generation ---------------------------------------------------------------
+
+
+def make_driver(system: list[bytes], *, stops_at_non_ip: bool
+                ) -> tuple[SessionDriver, Ring, FdEvent, FdEvent]:
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system.append,
+                           AdapterStatistics(), stops_at_non_ip=stops_at_non_ip)
+    return driver, receive_ring, read_wait, tail_moved
+
+
+@pytest.mark.parametrize("stops", [False, True])
+def test_a_record_that_is_not_ip(stops: bool) -> None:
+    """0.14 discards and counts it; drivers before 0.14 stop the ring there, counting
+    nothing, after handing over what came before it."""
+    system: list[bytes] = []
+    driver, ring, read_wait, tail_moved = make_driver(system, stops_at_non_ip=stops)
+    end = write_record(ring, 0, ipv4(b"a", 20))
+    end = write_record(ring, end, bytes(24))  # IP version 0
+    end = write_record(ring, end, ipv4(b"b", 20))
+    ring.tail = end
+    tail_moved.set()
+    if stops:
+        assert wait_until(lambda: ring.head == DEAD)
+        assert system == [ipv4(b"a", 20)]
+        assert driver.statistics.in_discards == 0 and driver.statistics.in_packets == 1
+    else:
+        assert wait_until(lambda: ring.head == end)
+        assert system == [ipv4(b"a", 20), ipv4(b"b", 20)]
+        assert driver.statistics.in_discards == 1 and driver.statistics.in_packets == 2
+    driver.stop()
+    read_wait.close()
+    tail_moved.close()
+
+
+def test_rings_whose_send_tail_is_out_of_range_are_refused() -> None:
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    for tail in (CAP, DEAD):
+        send_ring.tail = tail
+        with pytest.raises(RegistrationRefused, match="Tail"):
+            SessionDriver(send_ring, receive_ring, read_wait, tail_moved, print,
+                          AdapterStatistics())
+    send_ring.head = send_ring.tail = CAP - 4  # in range: accepted, and the driver goes on
+    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, print,
+                           AdapterStatistics())
+    assert driver.deliver([b"x"]) and send_ring.tail == (CAP - 4 + 8) & MASK
+    driver.stop()
+    read_wait.close()
+    tail_moved.close()
+
+
+@pytest.mark.parametrize("head", [CAP, CAP + 4, DEAD - 3])
+def test_a_receive_head_out_of_range_at_the_start_stops_that_ring(head: int) -> None:
+    """Head CAP + 4 would otherwise read the trailer as a zero-length record and come back
+    into range: the real driver never reads such a ring."""
+    system: list[bytes] = []
+    send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
+    receive_ring.head = head
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system.append,
+                           AdapterStatistics())
+    assert wait_until(lambda: receive_ring.head == DEAD)
+    assert driver.deliver([b"the Send ring still works"])
+    assert system == [] and driver.statistics.in_discards == 0
+    driver.stop()
+    read_wait.close()
+    tail_moved.close()
+
+
+def test_head_moves_packet_by_packet_as_the_system_takes_them(rig: DriverRig) -> None:
+    rig.driver.pause_system()
+    packets = [ipv4(b"1", 20), ipv4(b"2", 40), ipv4(b"3", 60)]
+    for packet in packets:
+        view, token = rig.client.allocate_send_packet(len(packet))
+        view[:] = packet
+        rig.client.send_packet(token)
+    assert wait_until(lambda: rig.driver.held_packet == packets[0])
+    assert rig.receive.head == 0 and rig.packets() == []
+    rig.driver.resume_system(1)
+    assert wait_until(lambda: rig.driver.held_packet == packets[1])
+    assert rig.receive.head == rec(20) and rig.packets() == packets[:1]
+    rig.driver.resume_system(1)
+    assert wait_until(lambda: rig.driver.held_packet == packets[2])
+    assert rig.receive.head == rec(20) + rec(40)
+    rig.driver.resume_system()
+    assert wait_until(lambda: rig.receive.head == rec(20) + rec(40) + rec(60))
+    assert rig.packets() == packets and rig.driver.held_packet is None
+    with pytest.raises(ValueError):
+        rig.driver.resume_system(-1)
+
+
+def test_stop_releases_a_consumer_held_by_a_paused_system(rig: DriverRig) -> None:
+    rig.driver.pause_system()
+    view, token = rig.client.allocate_send_packet(20)
+    view[:] = ipv4(b"h", 20)
+    rig.client.send_packet(token)
+    assert wait_until(lambda: rig.driver.held_packet is not None)
+    stopper = threading.Thread(target=rig.driver.stop)
+    stopper.start()
+    stopper.join(10.0)
+    assert not stopper.is_alive()
+    assert rig.receive.head == DEAD

@@ -12,6 +12,8 @@ import pytest
 
 from emulator import Emulator, Host
 from emulator.client import SessionClient
+from emulator.driver import RegistrationRefused
+from emulator.releases import RELEASES
 from emulator.ring import Ring
 from tests.support import wait_until
 from wintun_cffi import ip
@@ -298,3 +300,77 @@ def test_statistics_count_both_directions_through_the_emulator() -> None:
     wintun.end_session(session)
     wintun.delete_adapter(adapter, False)
     wintun.free_adapter(adapter)
+
+
+# -- the release, registration faults and pausing ----------------------------------------------
+
+
+def test_the_host_runs_its_release_s_driver() -> None:
+    for release, stops in (("0.14.1", False), ("0.9.1", True), ("2020-11", True)):
+        host = Host("r", release=RELEASES[release])
+        send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
+        read_wait, tail_moved = FdEvent(), FdEvent()
+        host.attach(send, receive, read_wait, tail_moved)
+        client = SessionClient(send, receive, tail_moved, RELEASES[release])
+        view, token = client.allocate_send_packet(30)
+        client.send_packet(token)  # all zeros: not IP
+        assert wait_until(lambda: receive.head in (DEAD, rec(30)))
+        assert (receive.head == DEAD) is stops
+        host.detach()
+        read_wait.close()
+        tail_moved.close()
+
+
+def test_registration_faults_apply_to_the_next_session_only() -> None:
+    host = Host("faults")
+    send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
+    read_wait, tail_moved = FdEvent(), FdEvent()
+    host.corrupt_at_registration("send", "tail", CAP)
+    with pytest.raises(RegistrationRefused):
+        host.attach(send, receive, read_wait, tail_moved)
+    assert host.driver is None
+    send.tail = 0
+    host.corrupt_at_registration("receive", "head", DEAD)
+    host.attach(send, receive, read_wait, tail_moved)
+    assert wait_until(lambda: host.ring_field("receive", "head") == DEAD)
+    host.detach()
+    receive.head = send.tail = 0  # the dead markers the stop wrote
+    host.attach(send, receive, read_wait, tail_moved)  # nothing pending any more
+    assert host.ring_field("receive", "head") == 0
+    with pytest.raises(ValueError, match="field"):
+        host.corrupt_at_registration("send", "size", 0)  # type: ignore[arg-type]
+    host.detach()
+    read_wait.close()
+    tail_moved.close()
+
+
+def test_ring_fields_read_and_write(rig: Rig) -> None:
+    rig.host.set_ring_field("receive", "alertable", 1)
+    assert rig.receive.alertable == 1 and rig.host.ring_field("receive", "alertable") == 1
+    rig.host.set_ring_field("send", "head", 8)
+    assert rig.send.head == 8 == rig.host.ring_field("send", "head")
+    assert rig.host.ring_field("send", "tail") == 0
+
+
+def test_pause_holds_the_application_s_packets(rig: Rig) -> None:
+    rig.host.pause()
+    packet = ipv4(b"p", 20)
+    rig.send_packet(packet)
+    assert wait_until(lambda: rig.host.held_packet == packet)
+    assert rig.host.collect() == [] and rig.receive.head == 0
+    rig.host.consume_tail_moved()  # the driver may not have needed this signal: take it
+    assert not rig.host.consume_tail_moved()
+    rig.host.set_ring_field("receive", "alertable", 1)  # as if it slept; nobody reads the event
+    rig.send_packet(packet)
+    assert rig.host.consume_tail_moved()
+    rig.host.set_ring_field("receive", "alertable", 0)
+    rig.host.resume()
+    assert [rig.host.receive(5.0), rig.host.receive(5.0)] == [packet, packet]
+    assert rig.host.held_packet is None
+
+
+def test_pausing_needs_a_session() -> None:
+    host = Host("idle")
+    with pytest.raises(RuntimeError, match="no running session"):
+        host.pause()
+    assert host.held_packet is None

@@ -52,7 +52,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.read_wait, self.tail_moved, self.spare_event = FdEvent(), FdEvent(), FdEvent()
         self.stats = AdapterStatistics()
         self.driver = SessionDriver(self.send_ring, self.spare, self.read_wait, self.spare_event,
-                                    lambda batch: None, self.stats, "model")
+                                    lambda packet: None, self.stats, "model")
         self.client = SessionClient(self.send_ring, self.recv_ring, self.tail_moved)
         self.serial = 0
         # Send ring (driver -> application).

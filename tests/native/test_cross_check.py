@@ -174,16 +174,26 @@ def test_ring_full_until_the_driver_consumes(double: Double) -> None:
 
 
 def test_non_ip_packets_are_discarded_and_counted(double: Double) -> None:
+    """0.14 discards what is not IP and reads on; earlier drivers stop at the first one."""
     session, host = double.session()
     junk = [b"", bytes(20), b"\x45" * 19, b"\x60" + bytes(38), b"\x10" * 100]
     good = [b"\x45" + bytes(19), b"\x60" + bytes(39)]
-    for packet in [*junk, *good]:
+    stopping = double.api != "0.14"
+    for packet in [good[0], junk[0]] if stopping else [good[0], *junk, good[1]]:
         view, token = double.backend.allocate_send_packet(session, len(packet))
         view[:] = packet
         double.backend.send_packet(session, token)
-    assert [host.receive(timeout=5), host.receive(timeout=5)] == good
-    assert host.statistics.in_discards == len(junk)
-    assert host.statistics.in_packets == len(good)
+    if not stopping:
+        assert [host.receive(timeout=5), host.receive(timeout=5)] == good
+        assert host.statistics.in_discards == len(junk)
+        assert host.statistics.in_packets == len(good)
+        return
+    assert host.receive(timeout=5) == good[0]  # what came before still reached the system
+    assert wait_until(lambda: host.ring_field("receive", "head") == 0xFFFFFFFF)
+    assert host.collect() == []
+    assert host.statistics.in_discards == 0 and host.statistics.in_packets == 1
+    with pytest.raises(SessionEndedError):
+        double.backend.allocate_send_packet(session, 20)
 
 
 def assert_session_ended(double: Double, session: NativeSession) -> None:
@@ -268,3 +278,30 @@ def test_high_level_api_over_the_double(double: Double) -> None:
         session.send(packet)
         assert host.receive(timeout=5) == packet
     assert double.session_count() == 0
+
+
+def test_rings_the_driver_refuses_are_marked_dead(double: Double) -> None:
+    """The double's start hook cannot fail WintunStartSession: the kernel marks the rings
+    it refused dead, so the session can neither send nor receive."""
+    double.kernel.corrupt_at_registration("send", "tail", CAPACITY)
+    session, host = double.session()
+    assert double.kernel.refused_registrations == 1 and host.driver is None
+    with pytest.raises(SessionEndedError):
+        double.backend.allocate_send_packet(session, 20)
+    with pytest.raises(SessionEndedError):
+        double.backend.receive_packet(session)
+    again, host = double.session()  # the fault was for one session only
+    assert host.driver is not None
+    double.backend.send_packet(again, double.backend.allocate_send_packet(again, 20)[1])
+
+
+@pytest.mark.parametrize("release", ["newest", "oldest"])
+def test_emulate_a_release_of_the_double_s_generation(double: Double, release: str) -> None:
+    names = {"0.14": ("0.14.1", "0.14"), "pool": ("0.13", "0.9"), "seed": ("2020-11",) * 2}
+    name = names[double.api][release == "oldest"]
+    chosen = double.kernel.emulate(name)
+    session, host = double.session()
+    assert host.release is chosen and chosen.name == name
+    assert double.backend.get_running_driver_version() == chosen.driver_version_word
+    with pytest.raises(ValueError, match="release must be one of"):
+        double.kernel.emulate("0.8.1")

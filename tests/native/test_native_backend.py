@@ -20,6 +20,7 @@ import pytest
 
 from tests.double.kernel import adopt_event
 from wintun_cffi import _win32
+from tests.support import wait_until
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -29,6 +30,7 @@ from wintun_cffi.errors import (
     NotSupportedError,
     SessionActiveError,
     SessionClosedError,
+    SessionEndedError,
     WintunError,
 )
 from wintun_cffi.loader import open_wintun
@@ -39,7 +41,7 @@ from .conftest import CAPACITY, POOL, Double, run_in_thread
 ERROR_INF_IN_USE_BY_DEVICES = 0xE000023D
 IF_TYPE_PROP_VIRTUAL = 53
 #: Each double's default driver version, (major << 16) | minor (tests/double/wintun_double.c).
-DRIVER_VERSION = {"0.14": 14, "pool": 13, "seed": 9}
+DRIVER_VERSION = {"0.14": 14, "pool": 13, "seed": 8}
 IPV4 = bytes([0x45]) + bytes(range(1, 20))
 
 
@@ -596,14 +598,22 @@ def test_bad_sizes_refused_before_the_c_call(
 
 def test_sizes_at_the_limits(double: Double) -> None:
     session, host = double.session()
-    empty, token = double.backend.allocate_send_packet(session, 0)
-    assert len(empty) == 0
-    double.backend.send_packet(session, token)
     view, token = double.backend.allocate_send_packet(session, 0xFFFF)
     assert len(view) == 0xFFFF and not view.readonly
     view[:20] = IPV4
     double.backend.send_packet(session, token)
     assert len(host.receive(timeout=5)) == 0xFFFF
+    empty, token = double.backend.allocate_send_packet(session, 0)
+    assert len(empty) == 0
+    double.backend.send_packet(session, token)  # no IP packet: the generation decides
+    if double.api == "0.14":
+        assert wait_until(lambda: host.statistics.in_discards == 1)
+        double.backend.send_packet(session, double.backend.allocate_send_packet(session, 20)[1])
+    else:  # the driver stops reading the ring at it
+        assert wait_until(lambda: host.ring_field("receive", "head") == 0xFFFFFFFF)
+        with pytest.raises(SessionEndedError):
+            double.backend.allocate_send_packet(session, 20)
+        assert host.statistics.in_discards == 0
 
 
 def test_receive_on_an_empty_ring(double: Double) -> None:

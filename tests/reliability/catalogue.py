@@ -34,6 +34,7 @@ from wintun_cffi.errors import (
     ChecksumMismatchError,
     HandleClosedError,
     LibraryLoadError,
+    NotIPPacketError,
     NotSupportedError,
     PacketReleasedError,
     SessionActiveError,
@@ -64,12 +65,22 @@ class Fresh:
         return wintun
 
     @cached_property
+    def pool_session(self) -> Session:
+        """A session on the pool-era adapter, with an unfilled 40-byte buffer allocated."""
+        assert self.pool.api == "pool"  # the machine, made with its adapter
+        session = self.pool_adapter.start_session(CAPACITY)
+        self.pool_buffer = session.allocate_send_packet(40)
+        return session
+
+    @cached_property
     def files(self) -> Files:
         return Files()
 
     def close(self) -> None:
         if "emulator" in self.__dict__:
             self.emulator.close()
+        if "pool_session" in self.__dict__:
+            self.pool_session.close()
         if "pool" in self.__dict__:
             self.pool_adapter.close()
         if "files" in self.__dict__:
@@ -185,6 +196,20 @@ def pool_state(fresh: Fresh) -> object:
     return tuple(backend.adapter_names()), fresh.pool_adapter.closed
 
 
+def pool_ring_state(fresh: Fresh) -> object:
+    """The pool-era session's Receive ring (Head/Tail/Alertable), its writer's positions, the
+    driver's statistics and whether its allocated buffer was sent."""
+    session = fresh.pool_session
+    handle = session._handle
+    assert isinstance(handle, EmulatedSession)
+    host = fresh.pool_adapter.host
+    driver = host.driver
+    assert driver is not None
+    client = handle.client
+    return (bytes(driver.receive_ring.memory[:12]), client._tail, client._tail_release,
+            client.outstanding(), host.statistics.as_dict(), fresh.pool_buffer.sent)
+
+
 def host_state(fresh: Fresh) -> object:
     """The host's MTUs."""
     return fresh.emulator.host.mtu
@@ -278,6 +303,22 @@ CASES: tuple[Case, ...] = (
          _send(12345)),
     Case("packet data", "``send(\"text\")`` (str, not bytes)", TypeError, ring_state,
          _send("text")),
+    # what a driver before 0.14 would stop at
+    Case("not IP (before 0.14)", "``send(bytes(30))`` (IP version 0)", NotIPPacketError,
+         pool_ring_state, lambda f: f.pool_session.send(bytes(30))),
+    Case("not IP (before 0.14)", "``send()`` of 19 bytes starting with ``0x45``",
+         NotIPPacketError, pool_ring_state,
+         lambda f: f.pool_session.send(b"\x45" + bytes(18))),
+    Case("not IP (before 0.14)", "``send()`` of 39 bytes starting with ``0x60``",
+         NotIPPacketError, pool_ring_state,
+         lambda f: f.pool_session.send(b"\x60" + bytes(38))),
+    Case("not IP (before 0.14)", "``send_many([packet, bytes(30)])`` (none is sent)",
+         NotIPPacketError, pool_ring_state,
+         lambda f: f.pool_session.send_many([PACKET, bytes(30)])),
+    Case("not IP (before 0.14)", "``allocate_send_packet(19)``", NotIPPacketError,
+         pool_ring_state, lambda f: f.pool_session.allocate_send_packet(19)),
+    Case("not IP (before 0.14)", "``SendBuffer.send()`` of a buffer left all zeros",
+         NotIPPacketError, pool_ring_state, lambda f: f.pool_buffer.send()),
     # on_full and timeouts
     Case("on_full", "``send(packet, on_full=\"block\")``", ValueError, ring_state,
          _send(PACKET, on_full="block")),
