@@ -7,7 +7,9 @@ and a reader thread delivers what the kernel routes to the interface into the Se
 batch per wakeup. Addresses and MTUs go to the kernel through iproute2's ``ip`` command.
 
 Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter,
-up while a session is attached, and deleted when the host closes (the adapter is removed).
+up while a session is attached, and deleted when the host closes (the adapter is removed). The
+kernel sends no router solicitations through it: a session sees only the traffic that is sent
+or routed to the interface, not the kernel's search for an IPv6 router.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ class LinuxTunHost(Host):
         self._reader: threading.Thread | None = None
         self._stop_reader: FdEvent | None = None
         try:
-            self._keep_ipv6_addresses()
+            self._configure_ipv6()
             self._refresh_mtu()
         except BaseException:
             self._release_fd()
@@ -163,14 +165,18 @@ class LinuxTunHost(Host):
     def _ipv6_setting(self, setting: str) -> str:
         return f"/proc/sys/net/ipv6/conf/{self.name}/{setting}"
 
-    def _keep_ipv6_addresses(self) -> None:
-        # Windows keeps an adapter's addresses while no session runs; Linux drops IPv6
-        # addresses when a link goes down unless told otherwise. No file: IPv6 is disabled.
-        try:
-            with open(self._ipv6_setting("keep_addr_on_down"), "w") as setting:
-                setting.write("1")
-        except FileNotFoundError:
-            pass
+    def _configure_ipv6(self) -> None:
+        # keep_addr_on_down: Windows keeps an adapter's addresses while no session runs; Linux
+        # drops IPv6 addresses when a link goes down unless told otherwise.
+        # router_solicitations: the kernel would send router solicitations into the session
+        # whenever the link comes up, packets the application never asked for; a Wintun
+        # adapter has no router to find. No file: IPv6 is disabled, so nothing to quieten.
+        for setting, value in (("keep_addr_on_down", "1"), ("router_solicitations", "0")):
+            try:
+                with open(self._ipv6_setting(setting), "w") as file:
+                    file.write(value)
+            except FileNotFoundError:
+                pass
 
     def _link_mtu(self) -> int:
         link = json.loads(ip_command("-j", "link", "show", "dev", self.name))[0]

@@ -232,6 +232,25 @@ def icmp_echo() -> None:
     adapter.close()
 
 
+def no_unsolicited_packets() -> None:
+    """With IPv6 enabled and both kinds of address, a session sees nothing the application
+    did not cause: the kernel sends no router solicitations through the interface."""
+    _, adapter = new_adapter()
+    adapter.host.add_address(f"{TUN_V4}/24")
+    adapter.host.add_address(f"{TUN_V6}/64")
+    with open(f"/proc/sys/net/ipv6/conf/{NAME}/router_solicitations") as setting:
+        assert setting.read().strip() == "0"
+    with adapter.start_session(0x20000) as session:
+        # Linux solicits at once when the link comes up (then every 4 s): 2 s shows it.
+        try:
+            packet = session.read(timeout=2.0)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError(f"the kernel sent {ip.describe(packet)}")
+    adapter.close()
+
+
 def udp_both_ways() -> None:
     """A kernel UDP socket receives what the application sends, and the application receives
     what the socket sends."""
@@ -334,7 +353,8 @@ def without_privileges() -> None:
 SCENARIOS: dict[str, Callable[[], None]] = {
     f.__name__: f
     for f in (
-        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, udp_both_ways, session_lifecycle,
+        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, no_unsolicited_packets,
+        udp_both_ways, session_lifecycle,
         terminate_and_delete, without_privileges,
     )
 }

@@ -44,6 +44,10 @@ def test_kernel_answers_icmp_echo() -> None:
     assert_scenario("icmp_echo")
 
 
+def test_the_kernel_sends_nothing_unasked() -> None:
+    assert_scenario("no_unsolicited_packets")
+
+
 def test_udp_both_ways_with_a_kernel_socket() -> None:
     assert_scenario("udp_both_ways")
 
