@@ -64,6 +64,7 @@ nitpick_ignore = [
         "collections.abc.Callable",
         "collections.abc.Iterable",
         "collections.abc.Iterator",
+        "collections.abc.Sequence",
         "_pytest.fixtures.FixtureRequest",
     )
 ] + [("py:mod", name) for name in ("logging", "ipaddress")]

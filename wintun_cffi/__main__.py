@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import Wintun
 from .constants import API_GENERATIONS
+from .errors import LibraryLoadError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,21 +46,56 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_backend(backend: str, dll: str | None, api: str) -> Wintun:
+    """The :class:`~wintun_cffi.api.Wintun` a command runs on; :class:`SystemExit` with a
+    one-line reason if the native library cannot be loaded."""
+    from . import emulated, load
+
+    if backend != "native":
+        host = "linux-tun" if backend == "linux-tun" else "memory"
+        return emulated(api, host=host)  # type: ignore[arg-type]
+    try:
+        return load(dll)
+    except (FileNotFoundError, LibraryLoadError) as error:
+        if sys.platform != "win32":
+            hint = ("wintun.dll runs on Windows only: here use --backend emulator (or "
+                    "linux-tun as root), or --dll with a library exporting Wintun's ABI")
+        else:
+            hint = "install the official wintun.dll with: python -m wintun_cffi install-dll"
+        raise SystemExit(f"error: {error}\n{hint}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; returns the exit code."""
+    """Run a command; returns the exit code (130 after Ctrl+C)."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args, sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        return 130
+    except PermissionError as error:  # e.g. linux-tun --no-netns without root
+        raise SystemExit(f"error: {error}") from None
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "example":
         from .example import main as example_main
 
         if args.backend == "linux-tun" and not args.no_netns:
+            from emulator.netns import unavailable_reason
+
             from .example import rerun_in_new_network_namespace
 
-            return rerun_in_new_network_namespace(argv if argv is not None else sys.argv[1:])
-        return example_main(args.backend, args.dll, args.api, args.count, args.duration)
+            reason = unavailable_reason()
+            if reason is not None:
+                raise SystemExit(f"error: --backend linux-tun cannot run here: {reason}")
+            return rerun_in_new_network_namespace(argv)
+        wintun = open_backend(args.backend, args.dll, args.api)
+        return example_main(wintun, args.backend, args.count, args.duration)
     if args.command == "info":
         from .info import main as info_main
 
-        return info_main(args.backend, args.dll, args.api, args.pool)
+        wintun = open_backend(args.backend, args.dll, args.api)
+        return info_main(wintun, args.backend, args.pool)
     from .bench import main as bench_main
 
     sizes = [int(size) for size in args.sizes.split(",")]

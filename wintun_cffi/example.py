@@ -136,33 +136,36 @@ def run_example(
     return 0
 
 
-def main(backend: str, dll: str | None, api: str, count: int | None, duration: float | None,
+def main(wintun: Wintun, backend: str, count: int | None, duration: float | None,
          out: TextIO = sys.stdout) -> int:
-    """The ``example`` command."""
-    from . import emulated, load
-
+    """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``)."""
     log = ExampleLog(out)
     if backend == "native":
-        wintun = load(dll)
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
     elif backend == "linux-tun":
-        wintun = emulated(api, host="linux-tun")  # type: ignore[arg-type]
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}) with the Linux kernel on "
                  "the far side, through a TUN interface")
     else:
-        wintun = emulated(api)  # type: ignore[arg-type]
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
     return run_example(wintun, log, count=count, duration=duration)
 
 
 def rerun_in_new_network_namespace(argv: list[str]) -> int:
     """Run this command again inside a new network namespace (``unshare --net``), so the TUN
-    interface and every packet stay there and vanish with it."""
-    import shutil
+    interface and every packet stay there and vanish with it; its exit code.
+
+    Ctrl+C reaches both processes (one process group): the child cleans up and exits, and this
+    one waits for it instead of dying with a traceback.
+    """
     import subprocess
 
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        raise SystemExit("linux-tun needs util-linux's unshare (or pass --no-netns)")
-    command = [unshare, "--net", "--", sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"]
-    return subprocess.run(command, check=False).returncode
+    from emulator.netns import namespace_command
+
+    child = subprocess.Popen(
+        namespace_command([sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"])
+    )
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue

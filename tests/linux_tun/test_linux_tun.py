@@ -13,8 +13,9 @@ import pytest
 from emulator import Emulator, Host, linux_tun
 from emulator.host import check_mtu
 from emulator.linux_tun import LinuxTunHost, check_interface_name
+from emulator.netns import unavailable_reason
 
-from .netns import run_scenario, unavailable_reason
+from .netns import run_scenario
 
 
 def assert_scenario(name: str, prefix: tuple[str, ...] = ()) -> None:
