@@ -49,6 +49,10 @@ def test_the_kernel_sends_nothing_unasked() -> None:
     assert_scenario("no_unsolicited_packets")
 
 
+def test_routes_send_the_kernels_traffic_into_the_tunnel() -> None:
+    assert_scenario("routes")
+
+
 def test_udp_both_ways_with_a_kernel_socket() -> None:
     assert_scenario("udp_both_ways")
 
