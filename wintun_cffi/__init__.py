@@ -92,8 +92,10 @@ def load(path: str | PathLike[str] | None = None, *, sha256: str | None = None) 
     """Load ``wintun.dll`` (or a library exporting its ABI) and return a :class:`Wintun`.
 
     Looks at ``path``; else ``$WINTUN_DLL``; else ``wintun.dll`` beside the running program;
-    else ``wintun_cffi/bin/<arch>/wintun.dll``. With ``sha256`` the file is verified before it
-    is loaded. Raises :class:`FileNotFoundError` listing every place looked at, or a
+    else ``wintun_cffi/bin/<arch>/wintun.dll``; else the per-user folder where
+    ``python -m wintun_cffi install-dll`` puts the official DLL
+    (:func:`~wintun_cffi.loader.user_directory`). With ``sha256`` the file is verified before
+    it is loaded. Raises :class:`FileNotFoundError` listing every place looked at, or a
     :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file.
     """
     from .loader import find_library, open_wintun

@@ -13,7 +13,8 @@ from .errors import LibraryLoadError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wintun_cffi",
-        description="Wintun's example program, library information and benchmarks.",
+        description="Wintun's example program, library information, benchmarks and the "
+        "official wintun.dll's installer.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -38,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show the backend, library and adapters")
     backend_options(info)
     info.add_argument("--pool", default="WireGuard", help="pool to enumerate (pool era)")
+
+    install = commands.add_parser(
+        "install-dll", help="install the official wintun.dll for this user",
+        description="Download the official Wintun release, check its SHA-256, and put the "
+        "wintun.dll for this Python's architecture where wintun_cffi.load() finds it.",
+    )
+    install.add_argument("--from", dest="archive", metavar="ZIP",
+                         help="install from this copy of the release archive (offline)")
+    install.add_argument("--url", default=None, metavar="URL",
+                         help="download from this mirror (the archive must still be the "
+                         "official one, by its SHA-256)")
 
     bench = commands.add_parser("bench", help="measure packet throughput")
     bench.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -96,6 +108,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
         wintun = open_backend(args.backend, args.dll, args.api)
         return info_main(wintun, args.backend, args.pool)
+    if args.command == "install-dll":
+        from . import installer
+
+        return installer.main(args.archive, args.url or installer.OFFICIAL_URL, sys.stdout,
+                              sys.stderr)
     from .bench import main as bench_main
 
     sizes = [int(size) for size in args.sizes.split(",")]

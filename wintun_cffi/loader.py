@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,6 +49,29 @@ def bundled_directory() -> Path:
     return Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
 
 
+def user_data_directory() -> Path:
+    """wintun-cffi's folder among this user's application data: ``%LOCALAPPDATA%\\wintun-cffi``
+    on Windows, ``~/Library/Application Support/wintun-cffi`` on macOS,
+    ``$XDG_DATA_HOME/wintun-cffi`` (default ``~/.local/share/wintun-cffi``) elsewhere."""
+    if platform.IS_WINDOWS:
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(
+            os.path.expanduser("~"), "AppData", "Local")
+    elif sys.platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        # The XDG rule: a relative value is invalid and ignored.
+        base = xdg if os.path.isabs(xdg) else os.path.join(
+            os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "wintun-cffi"
+
+
+def user_directory() -> Path:
+    """``<user data folder>/bin/<arch>``: where ``python -m wintun_cffi install-dll`` puts the
+    official ``wintun.dll`` for this interpreter (see :func:`user_data_directory`)."""
+    return user_data_directory() / "bin" / platform.interpreter_architecture()
+
+
 def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
     """Where to look, in order, as ``(why, absolute path)`` pairs."""
     if path is not None:
@@ -60,6 +84,8 @@ def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[st
     if program is not None:
         places.append(("beside the running program", Path(program) / DLL_NAME))
     places.append(("wintun_cffi/bin for this architecture", bundled_directory() / DLL_NAME))
+    # Last: shared by every environment of this user, so anything more specific wins.
+    places.append(("installed by install-dll for this user", user_directory() / DLL_NAME))
     return places
 
 
@@ -89,7 +115,12 @@ def verify_sha256(path: str, expected: str) -> None:
 def binary_architecture(path: str) -> str | None:
     """The architecture a PE (Windows) or ELF file is built for; None if neither or unknown."""
     with open(path, "rb") as file:
-        head = file.read(4096)
+        return header_architecture(file.read(4096))
+
+
+def header_architecture(head: bytes) -> str | None:
+    """The architecture of a PE or ELF image from its first 4 KiB (see
+    :func:`binary_architecture`)."""
     if head[:2] == b"MZ" and len(head) >= 0x40:
         offset = struct.unpack_from("<I", head, 0x3C)[0]
         if offset + 6 <= len(head) and head[offset : offset + 4] == b"PE\0\0":
