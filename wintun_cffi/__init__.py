@@ -18,6 +18,7 @@ from .errors import (
     EntryNotFoundError,
     HandleClosedError,
     InvalidParameterError,
+    LibraryChangedError,
     LibraryLoadError,
     MissingExportsError,
     NoMoreItemsError,
@@ -30,6 +31,7 @@ from .errors import (
     SessionClosedError,
     SessionEndedError,
     UnknownGenerationError,
+    UntrustedLibraryError,
     WintunError,
     WrongArchitectureError,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "EntryNotFoundError",
     "HandleClosedError",
     "InvalidParameterError",
+    "LibraryChangedError",
     "LibraryLoadError",
     "MissingExportsError",
     "NoMoreItemsError",
@@ -79,6 +82,7 @@ __all__ = [
     "SessionClosedError",
     "SessionEndedError",
     "UnknownGenerationError",
+    "UntrustedLibraryError",
     "Wintun",
     "WintunError",
     "WrongArchitectureError",
@@ -88,18 +92,29 @@ __all__ = [
 ]
 
 
-def load(path: str | PathLike[str] | None = None, *, sha256: str | None = None) -> Wintun:
+def load(
+    path: str | PathLike[str] | None = None, *, sha256: str | None = None,
+    verify_signature: bool = False, signer: str | None = None,
+) -> Wintun:
     """Load ``wintun.dll`` (or a library exporting its ABI) and return a :class:`Wintun`.
 
     Looks at ``path``; else ``$WINTUN_DLL``; else ``wintun.dll`` beside the running program;
     else ``wintun_cffi/bin/<arch>/wintun.dll``; else the per-user folder where
     ``python -m wintun_cffi install-dll`` puts the official DLL
-    (:func:`~wintun_cffi.loader.user_directory`). With ``sha256`` the file is verified before
-    it is loaded. Raises :class:`FileNotFoundError` listing every place looked at, or a
-    :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file.
+    (:func:`~wintun_cffi.loader.user_directory`).
+
+    With ``sha256`` the file's SHA-256 must be that one. With ``verify_signature=True``
+    (Windows) its Authenticode signature must be valid, trusted by this machine and made by
+    ``signer`` (default "WireGuard LLC", who signs the official ``wintun.dll``); see
+    :ref:`verify-signature` for what that proves. Both are checked on the file held
+    open until it is loaded, so it cannot be swapped in between. Raises
+    :class:`FileNotFoundError` listing every place looked at, or a
+    :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file
+    (:class:`~wintun_cffi.errors.UntrustedLibraryError` for the signature).
     """
     from .loader import find_library, open_wintun
     from .native import NativeBackend
 
-    library = open_wintun(find_library(path), sha256)
+    library = open_wintun(find_library(path), sha256, verify_signature=verify_signature,
+                          signer=signer)
     return Wintun(NativeBackend(library), path=library.path)

@@ -176,6 +176,16 @@ class ChecksumMismatchError(LibraryLoadError):
     """The library's SHA-256 is not the one required; it was not loaded."""
 
 
+class UntrustedLibraryError(LibraryLoadError):
+    """``verify_signature=True``: the library's Authenticode signature is missing, invalid,
+    not trusted by this machine, or not the expected signer's; it was not loaded."""
+
+
+class LibraryChangedError(LibraryLoadError):
+    """The file at the library's path was replaced between its checks and its load (seen
+    off Windows, where the file cannot be locked); the library was unloaded again."""
+
+
 class WrongArchitectureError(LibraryLoadError):
     """The library is built for another processor architecture than this Python."""
 

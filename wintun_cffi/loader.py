@@ -1,13 +1,13 @@
 """Finding, verifying and loading the Wintun library.
 
 :func:`find_library` looks in a fixed order and only at absolute paths; :func:`open_wintun`
-verifies the file (SHA-256, processor architecture) *before* loading it, loads it without any
-library search, and detects the API generation from its exports.
+verifies the file (SHA-256, processor architecture, on Windows optionally its Authenticode
+signature) *before* loading it, holding it open from the first check until it is loaded, loads
+it without any library search, and detects the API generation from its exports.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import struct
@@ -20,8 +20,10 @@ from ._exports import EXPORTS, FFI_MODULES, GENERATIONS
 from .constants import ApiGeneration
 from .errors import (
     ChecksumMismatchError,
+    LibraryChangedError,
     LibraryLoadError,
     MissingExportsError,
+    NotSupportedError,
     UnknownGenerationError,
     WrongArchitectureError,
 )
@@ -101,11 +103,13 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
 
 def verify_sha256(path: str, expected: str) -> None:
     """Refuse ``path`` unless its SHA-256 is ``expected`` (hex, any case)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    actual = digest.hexdigest()
+    from ._heldfile import HeldFile
+
+    with HeldFile(path) as held:
+        _compare_sha256(path, held.sha256(), expected)
+
+
+def _compare_sha256(path: str, actual: str, expected: str) -> None:
     if actual != expected.strip().lower():
         raise ChecksumMismatchError(
             f"{path} has SHA-256 {actual}, expected {expected.strip().lower()}; not loaded"
@@ -135,9 +139,10 @@ def header_architecture(head: bytes) -> str | None:
     return None
 
 
-def check_architecture(path: str) -> None:
-    """Refuse a library built for another architecture than this interpreter."""
-    found = binary_architecture(path)
+def check_architecture(path: str, head: bytes | None = None) -> None:
+    """Refuse a library built for another architecture than this interpreter (``head``: the
+    file's first 4 KiB, if already read)."""
+    found = binary_architecture(path) if head is None else header_architecture(head)
     wanted = platform.interpreter_architecture()
     if found is not None and found != wanted:
         raise WrongArchitectureError(
@@ -162,11 +167,44 @@ def _resolvable(lib: Any, name: str) -> bool:
     return True
 
 
-def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
-    """Verify, load and identify the library at absolute ``path``."""
-    if sha256 is not None:
-        verify_sha256(path, sha256)
-    check_architecture(path)
+def open_wintun(
+    path: str, sha256: str | None = None, *, verify_signature: bool = False,
+    signer: str | None = None,
+) -> LoadedLibrary:
+    """Verify, load and identify the library at absolute ``path``.
+
+    The file is held open from its first check until it is loaded
+    (``wintun_cffi._heldfile.HeldFile``): the SHA-256 (``sha256``), the architecture and,
+    with ``verify_signature``, the Authenticode signature (Windows only; the signing
+    certificate must name ``signer``, by default "WireGuard LLC") are checked on the very file
+    that is loaded.
+    """
+    from . import _authenticode
+    from ._heldfile import HeldFile
+
+    if signer is not None and not verify_signature:
+        raise ValueError("signer= is only used with verify_signature=True")
+    if verify_signature and not platform.IS_WINDOWS:
+        raise NotSupportedError(
+            "verify_signature=True needs Windows (WinVerifyTrust checks Authenticode "
+            "signatures)")
+    with HeldFile(path) as held:
+        if sha256 is not None:
+            _compare_sha256(path, held.sha256(), sha256)
+        check_architecture(path, held.head())
+        if verify_signature:
+            _authenticode.check_signature(path, held.windows_handle,
+                                          signer or _authenticode.WINTUN_SIGNER)
+        library = _load(path)
+        if not held.still_at_path():
+            library.ffi.dlclose(library.lib)
+            raise LibraryChangedError(
+                f"{path} was replaced between its checks and its load; it was unloaded again")
+    return library
+
+
+def _load(path: str) -> LoadedLibrary:
+    """Load the library at ``path`` and identify its generation by its exports."""
     best: tuple[float, ApiGeneration, Any, Any, list[str]] | None = None
     for generation in GENERATIONS:
         ffi = importlib.import_module(FFI_MODULES[generation]).ffi
