@@ -29,7 +29,6 @@ GENERIC_READ = 0x80000000
 FILE_SHARE_READ = 0x00000001
 OPEN_EXISTING = 3
 FILE_ATTRIBUTE_NORMAL = 0x00000080
-_INVALID_HANDLE_VALUE = (1 << 64) - 1
 _ERROR_SHARING_VIOLATION = 32
 
 _kernel32: Any = None
@@ -55,7 +54,7 @@ def _create_file(path: str) -> int:
     handle = kernel32.CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, ffi.NULL, OPEN_EXISTING,
                                   FILE_ATTRIBUTE_NORMAL, ffi.NULL)
     value = int(ffi.cast("uintptr_t", handle))
-    if value == _INVALID_HANDLE_VALUE:
+    if value == int(ffi.cast("uintptr_t", -1)):  # INVALID_HANDLE_VALUE, whatever the width
         code = ffi.getwinerror()[0]
         if code == _ERROR_SHARING_VIOLATION:
             raise PermissionError(
