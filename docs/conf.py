@@ -54,6 +54,9 @@ nitpick_ignore = [
         "os.PathLike",
         "PathLike",
         "pathlib.Path",
+        "ipaddress.IPv4Network",
+        "ipaddress.IPv6Network",
+        "logging.NullHandler",
         "socket.AddressFamily",
         "ipaddress.IPv4Address",
         "ipaddress.IPv6Address",
@@ -64,9 +67,10 @@ nitpick_ignore = [
         "collections.abc.Callable",
         "collections.abc.Iterable",
         "collections.abc.Iterator",
+        "collections.abc.Sequence",
         "_pytest.fixtures.FixtureRequest",
     )
-] + [("py:mod", name) for name in ("logging", "ipaddress")]
+] + [("py:mod", name) for name in ("logging", "ipaddress", "winreg")]
 
 
 # The packages re-export their main names (``wintun_cffi.Adapter`` is

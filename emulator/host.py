@@ -3,8 +3,8 @@
 A :class:`Host` is what tests and users hold to play the network stack: it delivers packets to
 the application (as if the system sent them out through the adapter), collects the packets the
 application sent (those the driver accepted), answers ICMP/ICMPv6 echo requests for the
-addresses assigned to the adapter, reads the driver's statistics, injects faults and makes the
-adapter disappear.
+addresses assigned to the adapter, keeps the adapter's network configuration (addresses, MTU,
+routes, DNS), reads the driver's statistics, injects faults and makes the adapter disappear.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Callable, Iterable, Literal, Union
 from wintun_cffi import ip
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.netconfig.dns import DnsSettings
+from wintun_cffi.netconfig.routes import Route
 
 from .driver import AdapterStatistics, SessionDriver
 from .releases import NEWEST, Release
@@ -55,6 +57,8 @@ class Host:
         self._interfaces: list[Interface] = []
         # A Wintun adapter reports the largest packet it carries until the system sets an MTU.
         self._mtu: dict[Family, int] = {4: MAX_IP_PACKET_SIZE, 6: MAX_IP_PACKET_SIZE}
+        self._routes: list[Route] = []
+        self._dns = DnsSettings()
         # Appended by the driver's consumer without a lock (deque operations are atomic);
         # the condition is taken only while someone waits for a packet.
         self._captured: collections.deque[bytes] = collections.deque()
@@ -98,6 +102,36 @@ class Host:
         for each in families:
             self._mtu[each] = mtu
 
+    # -- routes and DNS --------------------------------------------------------------------
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The routes through the adapter (:class:`~wintun_cffi.netconfig.Route`), oldest
+        first; the emulated system adds none of its own."""
+        return tuple(self._routes)
+
+    def add_route(self, route: Route) -> None:
+        """Add ``route``, replacing a route with the same destination and next hop."""
+        self._routes = [kept for kept in self._routes if kept.key != route.key] + [route]
+
+    def remove_route(self, route: Route) -> None:
+        """Remove the route with the destination and next hop of ``route``; :class:`KeyError`
+        if there is none."""
+        kept = [existing for existing in self._routes if existing.key != route.key]
+        if len(kept) == len(self._routes):
+            raise KeyError(f"{route.destination} has no such route on {self.name!r}")
+        self._routes = kept
+
+    @property
+    def dns(self) -> DnsSettings:
+        """The adapter's DNS servers and search domains
+        (:class:`~wintun_cffi.netconfig.DnsSettings`)."""
+        return self._dns
+
+    def set_dns(self, settings: DnsSettings) -> None:
+        """Replace the adapter's DNS settings (an empty :class:`DnsSettings` clears them)."""
+        self._dns = settings
+
     # -- the session's driver -------------------------------------------------------------
 
     @property
@@ -138,8 +172,10 @@ class Host:
 
     def close(self) -> None:
         """The emulator removed the adapter: stop the driver and release what the host holds
-        (nothing besides the driver here; a kernel interface for a Linux TUN host)."""
+        (a kernel interface for a Linux TUN host). Its routes and DNS settings go with it."""
         self.detach()
+        self._routes = []
+        self._dns = DnsSettings()
 
     def terminate(self) -> None:
         """The adapter disappears: the session's rings die and its reader wakes with EOF."""

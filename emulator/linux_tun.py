@@ -4,10 +4,13 @@
 the packets the application sends are written to a TUN device (one ``write`` per packet: TUN
 has no batch write without ``IFF_VNET_HDR`` offloads, which only merge one flow's segments),
 and a reader thread delivers what the kernel routes to the interface into the Send ring, one
-batch per wakeup. Addresses and MTUs go to the kernel through iproute2's ``ip`` command.
+batch per wakeup. Addresses, MTUs and routes go to the kernel through iproute2's ``ip``
+command; DNS settings are only recorded (a network namespace has no resolver of its own).
 
 Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter,
-up while a session is attached, and deleted when the host closes (the adapter is removed).
+up while a session is attached, and deleted when the host closes (the adapter is removed). The
+kernel sends no router solicitations through it: a session sees only the traffic that is sent
+or routed to the interface, not the kernel's search for an IPv6 router.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import NoReturn
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.fdevent import FdEvent
+
+from wintun_cffi.netconfig.routes import Route
 
 from .driver import SessionDriver
 from .host import Family, Host, Interface, check_mtu
@@ -143,7 +148,7 @@ class LinuxTunHost(Host):
         self._reader: threading.Thread | None = None
         self._stop_reader: FdEvent | None = None
         try:
-            self._keep_ipv6_addresses()
+            self._configure_ipv6()
             self._refresh_mtu()
         except BaseException:
             self._release_fd()
@@ -164,14 +169,18 @@ class LinuxTunHost(Host):
     def _ipv6_setting(self, setting: str) -> str:
         return f"/proc/sys/net/ipv6/conf/{self.name}/{setting}"
 
-    def _keep_ipv6_addresses(self) -> None:
-        # Windows keeps an adapter's addresses while no session runs; Linux drops IPv6
-        # addresses when a link goes down unless told otherwise. No file: IPv6 is disabled.
-        try:
-            with open(self._ipv6_setting("keep_addr_on_down"), "w") as setting:
-                setting.write("1")
-        except FileNotFoundError:
-            pass
+    def _configure_ipv6(self) -> None:
+        # keep_addr_on_down: Windows keeps an adapter's addresses while no session runs; Linux
+        # drops IPv6 addresses when a link goes down unless told otherwise.
+        # router_solicitations: the kernel would send router solicitations into the session
+        # whenever the link comes up, packets the application never asked for; a Wintun
+        # adapter has no router to find. No file: IPv6 is disabled, so nothing to quieten.
+        for setting, value in (("keep_addr_on_down", "1"), ("router_solicitations", "0")):
+            try:
+                with open(self._ipv6_setting(setting), "w") as file:
+                    file.write(value)
+            except FileNotFoundError:
+                pass
 
     def _link_mtu(self) -> int:
         link = json.loads(ip_command("-j", "link", "show", "dev", self.name))[0]
@@ -242,6 +251,35 @@ class LinuxTunHost(Host):
             super().remove_address(interface)
             ip_command("addr", "del", str(interface), "dev", self.name)
 
+    def add_route(self, route: Route) -> None:
+        """Add ``route`` to the record, and to the kernel while the link is up (Linux drops a
+        link's routes when it goes down; the next session puts them back)."""
+        with self._lifecycle:
+            self._require_open()
+            if self._up:
+                self._apply_route(route)
+            super().add_route(route)
+
+    def remove_route(self, route: Route) -> None:
+        """Remove the route with the destination and next hop of ``route``; :class:`KeyError`
+        if there is none."""
+        with self._lifecycle:
+            self._require_open()
+            for existing in self.routes:
+                if existing.key == route.key:
+                    if self._up:
+                        ip_command("route", "del", *self._route_arguments(existing))
+                    break
+            super().remove_route(route)
+
+    def _route_arguments(self, route: Route) -> list[str]:
+        # onlink: the next hop is across the tunnel, reachable whatever the addresses.
+        via = ["via", str(route.next_hop), "onlink"] if route.next_hop is not None else []
+        return [str(route.destination), "dev", self.name, *via, "metric", str(route.metric)]
+
+    def _apply_route(self, route: Route) -> None:
+        ip_command("route", "replace", *self._route_arguments(route))
+
     def _require_open(self) -> None:
         if self._fd < 0:
             raise ValueError(f"the TUN interface {self.name!r} is closed")
@@ -261,6 +299,8 @@ class LinuxTunHost(Host):
                 self._up = True
                 for interface in self.interfaces:  # in case the kernel dropped one meanwhile
                     self._apply_address(interface)
+                for route in self.routes:  # the kernel dropped them when the link went down
+                    self._apply_route(route)
                 self._refresh_mtu()
                 stop = FdEvent(manual_reset=True)
                 self._stop_reader = stop
@@ -297,7 +337,7 @@ class LinuxTunHost(Host):
             if self._fd < 0:
                 return
             try:
-                self.detach()
+                super().close()  # detach() and forget the routes and DNS settings
             finally:
                 self._fd = -1
                 self._release_fd()

@@ -25,3 +25,14 @@ def pytest_configure(config: pytest.Config) -> None:
             parse_backend_option(str(option))
         except ValueError as error:
             raise pytest.UsageError(f"--wintun-backend: {error}") from None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """One line about the skipped tests, instead of a screen of their reasons (``-rs``)."""
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    chars = str(config.getoption("reportchars", default=""))
+    if skipped and not set(chars) & set("sSaA"):
+        terminalreporter.write_line(
+            f"{skipped} skipped: each says why (another OS or backend, root, a missing tool); "
+            "add -rs to list the reasons"
+        )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.linux_tun.netns import unavailable_reason
+from emulator.netns import unavailable_reason
 
 REPLY = "Received IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
 
@@ -51,6 +53,51 @@ def test_example_with_the_linux_kernel_answering() -> None:
     assert sum(REPLY in line for line in result.stdout.splitlines()) >= 2
 
 
+def interrupt_after_first_reply(*args: str) -> tuple[int, str, str]:
+    """Run ``python -m wintun_cffi example args``, press Ctrl+C (SIGINT to its process group,
+    as a terminal does) once a reply is printed; exit code, stdout, stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wintun_cffi", "example", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if REPLY in line:
+            time.sleep(0.2)
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=60)
+    return process.returncode, "".join(lines) + out, err
+
+
+@pytest.mark.parametrize("backend", ["emulator", "linux-tun"])
+def test_ctrl_c_ends_the_example_cleanly(backend: str) -> None:
+    if backend == "linux-tun" and (reason := unavailable_reason()) is not None:
+        pytest.skip(reason)
+    code, out, err = interrupt_after_first_reply("--backend", backend)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert out.rstrip().endswith("Session ended, closing the adapter"), out
+    assert code == 0
+
+
+def test_linux_tun_without_root_says_what_it_needs() -> None:
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("drops root with setpriv: needs Linux and root to start from")
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+         "wintun_cffi", "example", "--backend", "linux-tun", "--count", "1"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: --backend linux-tun cannot run here: needs root (CAP_NET_ADMIN) to create "
+        "TUN interfaces and network namespaces"
+    )
+
+
 def test_info_on_the_emulator() -> None:
     result = run("info", "--backend", "emulator", "--api", "pool")
     assert result.returncode == 0, result.stderr
@@ -65,8 +112,20 @@ def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object)
         [sys.executable, "-m", "wintun_cffi", "info", "--backend", "native"],
         capture_output=True, text=True, timeout=60, check=False, env=env, cwd=str(tmp_path),
     )
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert "Wintun library not found" in result.stderr and "Looked at" in result.stderr
+    assert "Traceback" not in result.stderr
+    if sys.platform != "win32":
+        assert "wintun.dll runs on Windows only" in result.stderr
+
+
+def test_info_names_the_linux_tun_backend() -> None:
+    result = run("info", "--backend", "linux-tun")  # creates nothing: root not needed
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "backend:        linux-tun (the emulator, with the Linux kernel on the far side "
+        "through a TUN interface)"
+    )
 
 
 @pytest.mark.skipif(

@@ -21,12 +21,14 @@ from typing import Any
 import pytest
 
 import wintun_cffi
+from tests import mingw_layout
 from wintun_cffi import _iphlpapi, ip, netconfig
 from wintun_cffi.api import Adapter, Wintun
 from wintun_cffi.errors import (
     AccessDeniedError,
     AdapterNotFoundError,
     AlreadyExistsError,
+    EntryNotFoundError,
     HandleClosedError,
     LibraryLoadError,
     NotSupportedError,
@@ -70,6 +72,35 @@ OFFSETS = {
     ("MIB_IPINTERFACE_ROW", "TransmitOffload"): 164,
     ("MIB_IPINTERFACE_ROW", "ReceiveOffload"): 165,
     ("MIB_IPINTERFACE_ROW", "DisableDefaultRoutes"): 166,
+    ("IP_ADDRESS_PREFIX", "PrefixLength"): 28,
+    ("MIB_IPFORWARD_ROW2", "InterfaceIndex"): 8,
+    ("MIB_IPFORWARD_ROW2", "DestinationPrefix"): 12,
+    ("MIB_IPFORWARD_ROW2", "NextHop"): 44,
+    ("MIB_IPFORWARD_ROW2", "SitePrefixLength"): 72,
+    ("MIB_IPFORWARD_ROW2", "ValidLifetime"): 76,
+    ("MIB_IPFORWARD_ROW2", "PreferredLifetime"): 80,
+    ("MIB_IPFORWARD_ROW2", "Metric"): 84,
+    ("MIB_IPFORWARD_ROW2", "Protocol"): 88,
+    ("MIB_IPFORWARD_ROW2", "Loopback"): 92,
+    ("MIB_IPFORWARD_ROW2", "AutoconfigureAddress"): 93,
+    ("MIB_IPFORWARD_ROW2", "Publish"): 94,
+    ("MIB_IPFORWARD_ROW2", "Immortal"): 95,
+    ("MIB_IPFORWARD_ROW2", "Age"): 96,
+    ("MIB_IPFORWARD_ROW2", "Origin"): 100,
+    ("MIB_IPFORWARD_TABLE2", "Table"): 8,
+    ("GUID", "Data2"): 4,
+    ("GUID", "Data3"): 6,
+    ("GUID", "Data4"): 8,
+    # Not in MinGW's headers: from Microsoft's documented definition (netioapi.h).
+    ("DNS_INTERFACE_SETTINGS", "Flags"): 8,
+    ("DNS_INTERFACE_SETTINGS", "Domain"): 16,
+    ("DNS_INTERFACE_SETTINGS", "NameServer"): 24,
+    ("DNS_INTERFACE_SETTINGS", "SearchList"): 32,
+    ("DNS_INTERFACE_SETTINGS", "RegistrationEnabled"): 40,
+    ("DNS_INTERFACE_SETTINGS", "RegisterAdapterName"): 44,
+    ("DNS_INTERFACE_SETTINGS", "EnableLLMNR"): 48,
+    ("DNS_INTERFACE_SETTINGS", "QueryAdapterName"): 52,
+    ("DNS_INTERFACE_SETTINGS", "ProfileNameServer"): 56,
 }
 
 SIZES = {
@@ -78,7 +109,14 @@ SIZES = {
     "SOCKADDR_INET": 28,
     "MIB_UNICASTIPADDRESS_ROW": 80,
     "MIB_IPINTERFACE_ROW": 168,
+    "IP_ADDRESS_PREFIX": 32,
+    "MIB_IPFORWARD_ROW2": 104,
+    "MIB_IPFORWARD_TABLE2": 112,  # one row (ANY_SIZE), as the SDK declares it
+    "GUID": 16,
+    "DNS_INTERFACE_SETTINGS": 64,
 }
+#: Declared by hand above from Microsoft's documentation: MinGW's headers lack them.
+NOT_IN_MINGW = {"DNS_INTERFACE_SETTINGS"}
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +140,38 @@ def test_field_offset_matches_windows_x64(ffi: Any, name: str, field: str) -> No
     assert ffi.offsetof(name, field) == OFFSETS[(name, field)]
 
 
-def test_cdef_declares_the_six_functions(ffi: Any) -> None:
+def test_the_tables_agree_with_mingws_windows_headers() -> None:
+    if not mingw_layout.available():
+        pytest.skip(mingw_layout.NO_COMPILER)
+    queries: list[tuple[str, str | None]] = [
+        (name, None) for name in sorted(SIZES) if name not in NOT_IN_MINGW
+    ] + [key for key in sorted(OFFSETS) if key[0] not in NOT_IN_MINGW]
+    found = mingw_layout.layout(["winsock2.h", "ws2ipdef.h", "iphlpapi.h", "netioapi.h"],
+                                queries)
+    expected: dict[tuple[str, str | None], int] = {
+        (name, None): size for name, size in SIZES.items()}
+    expected.update({(name, field): offset for (name, field), offset in OFFSETS.items()})
+    assert found == {query: expected[query] for query in queries}
+
+
+def test_every_declared_field_is_in_the_tables(ffi: Any) -> None:
+    """Each structure's fields are all checked (up to the ones whose offset follows from the
+    first field or the union)."""
+    for name in ("MIB_IPFORWARD_ROW2", "DNS_INTERFACE_SETTINGS"):
+        fields = [field for field, _ in ffi.typeof(name).fields]
+        assert {field for field in fields[1:]} == {f for (n, f) in OFFSETS if n == name}
+
+
+def test_cdef_declares_the_functions(ffi: Any) -> None:
     for function in (
         "InitializeUnicastIpAddressEntry", "CreateUnicastIpAddressEntry",
         "DeleteUnicastIpAddressEntry", "InitializeIpInterfaceEntry", "GetIpInterfaceEntry",
-        "SetIpInterfaceEntry",
+        "SetIpInterfaceEntry", "InitializeIpForwardEntry", "CreateIpForwardEntry2",
+        "DeleteIpForwardEntry2", "GetIpForwardTable2", "FreeMibTable",
+        "ConvertInterfaceLuidToGuid", "SetInterfaceDnsSettings", "GetInterfaceDnsSettings",
+        "FreeInterfaceDnsSettings",
     ):
-        assert function in _iphlpapi.CDEF
+        assert f"WINAPI {function}(" in _iphlpapi.CDEF
     assert ffi.typeof("MIB_IPINTERFACE_ROW *") is not None
 
 
@@ -272,9 +335,12 @@ def test_adding_an_assigned_address_again_is_already_exists(emulated_adapter: Ad
 
 def test_removing_an_unassigned_address_is_not_found(emulated_adapter: Adapter) -> None:
     netconfig.add_address(emulated_adapter, "10.6.7.7/24")
-    with pytest.raises(AdapterNotFoundError) as caught:
+    with pytest.raises(EntryNotFoundError) as caught:
         netconfig.remove_address(emulated_adapter, "10.6.7.8/24")
     assert caught.value.winerror == 1168
+    assert "10.6.7.8 is not assigned to the adapter 'NetConfig'" in str(caught.value)
+    assert "no adapter of that name" not in str(caught.value)
+    assert not isinstance(caught.value, AdapterNotFoundError)
     assert len(emulated_adapter.host.interfaces) == 1
 
 
@@ -463,7 +529,7 @@ def test_windows_add_and_remove_address(windows_adapter: Adapter) -> None:
     finally:
         netconfig.remove_address(windows_adapter, address)
     assert not _can_bind(address)
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(EntryNotFoundError):
         netconfig.remove_address(windows_adapter, address)
 
 
@@ -550,7 +616,7 @@ def test_ip_helper_addresses_end_to_end(configured: Adapter, ip_helper: IpHelper
         netconfig.add_address(configured, "10.6.7.7/16")  # one row per address, any prefix
     netconfig.remove_address(configured, "10.6.7.7")
     assert ip_helper.addresses(configured.luid) == [ipaddress.ip_interface("fd00::7/64")]
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(EntryNotFoundError):
         netconfig.remove_address(configured, "10.6.7.7")
 
 
@@ -601,3 +667,46 @@ def test_ip_helper_access_denied_says_administrator(
         with pytest.raises(AccessDeniedError, match="administrator"):
             function(*args)
     ip_helper.lib.IpHelperDoubleSetAccessDenied(0)
+
+
+def test_windows_routes(windows_adapter: Adapter) -> None:
+    netconfig.add_address(windows_adapter, "10.250.77.7/24")
+    added = netconfig.add_route(windows_adapter, "10.251.0.0/16", metric=7)
+    via = netconfig.add_route(windows_adapter, "10.252.0.0/16", next_hop="10.250.77.1")
+    try:
+        listed = netconfig.routes(windows_adapter)
+        assert added in listed and via in listed
+        with pytest.raises(AlreadyExistsError):
+            netconfig.add_route(windows_adapter, "10.251.0.0/16", metric=8)
+    finally:
+        netconfig.remove_route(windows_adapter, "10.251.0.0/16")
+        netconfig.remove_route(windows_adapter, "10.252.0.0/16", next_hop="10.250.77.1")
+        netconfig.remove_address(windows_adapter, "10.250.77.7")
+    assert added not in netconfig.routes(windows_adapter)
+    with pytest.raises(EntryNotFoundError):
+        netconfig.remove_route(windows_adapter, "10.251.0.0/16")
+
+
+def test_windows_dns(windows_adapter: Adapter) -> None:
+    wanted = netconfig.set_dns(windows_adapter, ["10.250.77.53", "fd00:250::53"],
+                               domains=["wintun-cffi.example"])
+    try:
+        assert netconfig.dns(windows_adapter) == wanted
+    finally:
+        netconfig.clear_dns(windows_adapter)
+    assert netconfig.dns(windows_adapter) == netconfig.DnsSettings()
+
+
+def test_windows_dns_through_the_registry(
+    windows_adapter: Adapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback of Windows before 1809, forced on a newer one: what it writes is what
+    SetInterfaceDnsSettings reads back."""
+    monkeypatch.setattr(_iphlpapi, "has_interface_dns_settings", lambda: False)
+    wanted = netconfig.set_dns(windows_adapter, ["10.250.77.54"], domains=["fallback.example"])
+    try:
+        assert netconfig.dns(windows_adapter) == wanted
+        monkeypatch.undo()
+        assert netconfig.dns(windows_adapter) == wanted
+    finally:
+        netconfig.clear_dns(windows_adapter)

@@ -120,3 +120,75 @@ def test_tracking_wintun_closes_everything() -> None:
     assert created.closed and session.closed
     assert wintun.open_adapters == []
     wintun.close()  # idempotent
+
+
+# -- the Linux kernel on the far side ----------------------------------------------------------
+
+
+def docstring_example(marker: str) -> str:
+    """The indented example that follows ``marker`` in the plugin's docstring, dedented."""
+    import textwrap
+
+    import wintun_cffi.pytest_plugin as plugin
+
+    text = plugin.__doc__ or ""
+    lines: list[str] = []
+    for line in text[text.index(marker) + len(marker):].splitlines():
+        if line.strip() and not line.startswith("    "):
+            break
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines))
+
+
+LINUX_TESTS = '''
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def test_the_adapter_is_a_kernel_interface(linux_tun_adapter):
+    [link] = json.loads(subprocess.run(["ip", "-j", "addr", "show", "dev", "Test"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert {"10.6.7.7"} <= {info["local"] for info in link["addr_info"]}
+    names = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert sorted(entry["ifname"] for entry in names) == ["Test", "lo"]  # a namespace of its own
+
+
+@pytest.mark.wintun_api("pool")
+def test_the_marker_picks_the_generation(linux_tun_wintun):
+    assert linux_tun_wintun.api == "pool"
+    linux_tun_wintun.create_adapter("Kept", pool="Mine").close()  # freed, not deleted
+'''
+
+
+def test_users_test_against_the_kernel_with_the_system_ping(pytester: pytest.Pytester) -> None:
+    from emulator import netns
+
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    outside = netns.interface_names()
+    pytester.makepyfile(test_ping=docstring_example("answers through the tunnel::"),
+                        test_linux=LINUX_TESTS)
+    result = pytester.runpytest(*plugin_args(), "-rs")
+    if __import__("shutil").which("ping") is None:
+        result.assert_outcomes(passed=2, skipped=1)
+    else:
+        result.assert_outcomes(passed=3)
+    assert netns.interface_names() == outside  # nothing was left in this namespace
+
+
+def test_the_kernel_fixtures_skip_with_the_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulator import netns
+
+    monkeypatch.setattr(netns, "unavailable_reason", lambda: "needs root (for this test)")
+    pytester.makepyfile(test_linux=LINUX_TESTS)
+    result = pytester.runpytest(*plugin_args(), "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        ["*the Linux TUN backend cannot run here: needs root (for this test)*"])

@@ -15,8 +15,10 @@ from .errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
     ChecksumMismatchError,
+    EntryNotFoundError,
     HandleClosedError,
     InvalidParameterError,
+    LibraryChangedError,
     LibraryLoadError,
     MissingExportsError,
     NoMoreItemsError,
@@ -30,6 +32,7 @@ from .errors import (
     SessionClosedError,
     SessionEndedError,
     UnknownGenerationError,
+    UntrustedLibraryError,
     WintunError,
     WrongArchitectureError,
 )
@@ -63,8 +66,10 @@ __all__ = [
     "AdapterNotFoundError",
     "AlreadyExistsError",
     "ChecksumMismatchError",
+    "EntryNotFoundError",
     "HandleClosedError",
     "InvalidParameterError",
+    "LibraryChangedError",
     "LibraryLoadError",
     "MissingExportsError",
     "NoMoreItemsError",
@@ -81,6 +86,7 @@ __all__ = [
     "SessionClosedError",
     "SessionEndedError",
     "UnknownGenerationError",
+    "UntrustedLibraryError",
     "Wintun",
     "WintunError",
     "WrongArchitectureError",
@@ -90,16 +96,29 @@ __all__ = [
 ]
 
 
-def load(path: str | PathLike[str] | None = None, *, sha256: str | None = None) -> Wintun:
+def load(
+    path: str | PathLike[str] | None = None, *, sha256: str | None = None,
+    verify_signature: bool = False, signer: str | None = None,
+) -> Wintun:
     """Load ``wintun.dll`` (or a library exporting its ABI) and return a :class:`Wintun`.
 
     Looks at ``path``; else ``$WINTUN_DLL``; else ``wintun.dll`` beside the running program;
-    else ``wintun_cffi/bin/<arch>/wintun.dll``. With ``sha256`` the file is verified before it
-    is loaded. Raises :class:`FileNotFoundError` listing every place looked at, or a
-    :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file.
+    else ``wintun_cffi/bin/<arch>/wintun.dll``; else the per-user folder where
+    ``python -m wintun_cffi install-dll`` puts the official DLL
+    (:func:`~wintun_cffi.loader.user_directory`).
+
+    With ``sha256`` the file's SHA-256 must be that one. With ``verify_signature=True``
+    (Windows) its Authenticode signature must be valid, trusted by this machine and made by
+    ``signer`` (default "WireGuard LLC", who signs the official ``wintun.dll``); see
+    :ref:`verify-signature` for what that proves. Both are checked on the file held
+    open until it is loaded, so it cannot be swapped in between. Raises
+    :class:`FileNotFoundError` listing every place looked at, or a
+    :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file
+    (:class:`~wintun_cffi.errors.UntrustedLibraryError` for the signature).
     """
     from .loader import find_library, open_wintun
     from .native import NativeBackend
 
-    library = open_wintun(find_library(path), sha256)
+    library = open_wintun(find_library(path), sha256, verify_signature=verify_signature,
+                          signer=signer)
     return Wintun(NativeBackend(library), path=library.path)

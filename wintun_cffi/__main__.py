@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .api import Wintun
 from .constants import API_GENERATIONS
+from .errors import LibraryLoadError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wintun_cffi",
-        description="Wintun's example program, library information and benchmarks.",
+        description="Wintun's example program, library information, benchmarks and the "
+        "official wintun.dll's installer.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -37,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     backend_options(info)
     info.add_argument("--pool", default="WireGuard", help="pool to enumerate (pool era)")
 
+    install = commands.add_parser(
+        "install-dll", help="install the official wintun.dll for this user",
+        description="Download the official Wintun release, check its SHA-256, and put the "
+        "wintun.dll for this Python's architecture where wintun_cffi.load() finds it.",
+    )
+    install.add_argument("--from", dest="archive", metavar="ZIP",
+                         help="install from this copy of the release archive (offline)")
+    install.add_argument("--url", default=None, metavar="URL",
+                         help="download from this mirror (the archive must still be the "
+                         "official one, by its SHA-256)")
+
     bench = commands.add_parser("bench", help="measure packet throughput")
     bench.add_argument("--json", action="store_true", help="also print the results as JSON")
     bench.add_argument("--sizes", default="64,1500,65535", help="packet sizes, comma-separated")
@@ -44,21 +58,61 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_backend(backend: str, dll: str | None, api: str) -> Wintun:
+    """The :class:`~wintun_cffi.api.Wintun` a command runs on; :class:`SystemExit` with a
+    one-line reason if the native library cannot be loaded."""
+    from . import emulated, load
+
+    if backend != "native":
+        host = "linux-tun" if backend == "linux-tun" else "memory"
+        return emulated(api, host=host)  # type: ignore[arg-type]
+    try:
+        return load(dll)
+    except (FileNotFoundError, LibraryLoadError) as error:
+        if sys.platform != "win32":
+            hint = ("wintun.dll runs on Windows only: here use --backend emulator (or "
+                    "linux-tun as root), or --dll with a library exporting Wintun's ABI")
+        else:
+            hint = "install the official wintun.dll with: python -m wintun_cffi install-dll"
+        raise SystemExit(f"error: {error}\n{hint}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; returns the exit code."""
+    """Run a command; returns the exit code (130 after Ctrl+C)."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args, sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        return 130
+    except PermissionError as error:  # e.g. linux-tun --no-netns without root
+        raise SystemExit(f"error: {error}") from None
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "example":
         from .example import main as example_main
 
         if args.backend == "linux-tun" and not args.no_netns:
+            from emulator.netns import unavailable_reason
+
             from .example import rerun_in_new_network_namespace
 
-            return rerun_in_new_network_namespace(argv if argv is not None else sys.argv[1:])
-        return example_main(args.backend, args.dll, args.api, args.count, args.duration)
+            reason = unavailable_reason()
+            if reason is not None:
+                raise SystemExit(f"error: --backend linux-tun cannot run here: {reason}")
+            return rerun_in_new_network_namespace(argv)
+        wintun = open_backend(args.backend, args.dll, args.api)
+        return example_main(wintun, args.backend, args.count, args.duration)
     if args.command == "info":
         from .info import main as info_main
 
-        return info_main(args.backend, args.dll, args.api, args.pool)
+        wintun = open_backend(args.backend, args.dll, args.api)
+        return info_main(wintun, args.backend, args.pool)
+    if args.command == "install-dll":
+        from . import installer
+
+        return installer.main(args.archive, args.url or installer.OFFICIAL_URL, sys.stdout,
+                              sys.stderr)
     from .bench import main as bench_main
 
     sizes = [int(size) for size in args.sizes.split(",")]

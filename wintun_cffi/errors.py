@@ -85,8 +85,17 @@ class AdapterNotFoundError(WintunError):
     errno_equivalent = _errno.ENOENT
 
 
+class EntryNotFoundError(WintunError):
+    """The adapter has no such address or route (``ERROR_NOT_FOUND`` from the IP Helper call
+    that would remove it); raised by :mod:`wintun_cffi.netconfig`."""
+
+    default_code = c.ERROR_NOT_FOUND
+    errno_equivalent = _errno.ENOENT
+
+
 class AlreadyExistsError(WintunError):
-    """The name is taken (``ERROR_ALREADY_EXISTS`` or ``ERROR_OBJECT_ALREADY_EXISTS``)."""
+    """The name is taken, or the adapter already has that address or route
+    (``ERROR_ALREADY_EXISTS`` or ``ERROR_OBJECT_ALREADY_EXISTS``)."""
 
     default_code = c.ERROR_ALREADY_EXISTS
     errno_equivalent = _errno.EEXIST
@@ -172,6 +181,16 @@ class LibraryLoadError(OSError):
 
 class ChecksumMismatchError(LibraryLoadError):
     """The library's SHA-256 is not the one required; it was not loaded."""
+
+
+class UntrustedLibraryError(LibraryLoadError):
+    """``verify_signature=True``: the library's Authenticode signature is missing, invalid,
+    not trusted by this machine, or not the expected signer's; it was not loaded."""
+
+
+class LibraryChangedError(LibraryLoadError):
+    """The file at the library's path was replaced between its checks and its load (seen
+    off Windows, where the file cannot be locked); the library was unloaded again."""
 
 
 class WrongArchitectureError(LibraryLoadError):

@@ -10,9 +10,12 @@ Windows network stack with the real driver, the emulator's echo responder elsewh
 from __future__ import annotations
 
 import datetime
+import signal
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from . import ip, netconfig
@@ -84,6 +87,26 @@ def _send_loop(session: Session, log: ExampleLog, stop: threading.Event) -> None
         stop.wait(1.0)
 
 
+@contextmanager
+def _ctrl_c_as_a_flag() -> Iterator[list[bool]]:
+    """Inside the block, Ctrl+C appends to the list it yields instead of raising
+    KeyboardInterrupt (main thread only; elsewhere the list stays empty).
+
+    A KeyboardInterrupt raised inside the pure-Python code of threading's locks (the wait
+    for a reply) can leave a lock half released, and the example would end with a traceback
+    instead of cleaning up; the loop polls the flag instead.
+    """
+    interrupted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(True))
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_example(
     wintun: Wintun, log: ExampleLog, *, count: int | None = None, duration: float | None = None,
 ) -> int:
@@ -110,13 +133,13 @@ def run_example(
             log.info("Launching threads and mangling packets...")
             receiver.start()
             sender.start()
-            try:
+            with _ctrl_c_as_a_flag() as interrupted:
                 deadline_timer = None
                 if duration is not None:
                     deadline_timer = threading.Timer(duration, stop.set)
                     deadline_timer.start()
                 received = 0
-                while not stop.is_set():
+                while not stop.is_set() and not interrupted:
                     if replies.acquire(timeout=0.2):
                         received += 1
                         if count is not None and received >= count:
@@ -125,8 +148,8 @@ def run_example(
                         break
                 if deadline_timer is not None:
                     deadline_timer.cancel()
-            except KeyboardInterrupt:
-                log.info("Cancelling")
+                if interrupted:
+                    log.info("Cancelling")
             # Clean up in order: threads, then the session, then the adapter.
             stop.set()
             sender.join()
@@ -136,33 +159,36 @@ def run_example(
     return 0
 
 
-def main(backend: str, dll: str | None, api: str, count: int | None, duration: float | None,
+def main(wintun: Wintun, backend: str, count: int | None, duration: float | None,
          out: TextIO = sys.stdout) -> int:
-    """The ``example`` command."""
-    from . import emulated, load
-
+    """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``)."""
     log = ExampleLog(out)
     if backend == "native":
-        wintun = load(dll)
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
     elif backend == "linux-tun":
-        wintun = emulated(api, host="linux-tun")  # type: ignore[arg-type]
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}) with the Linux kernel on "
                  "the far side, through a TUN interface")
     else:
-        wintun = emulated(api)  # type: ignore[arg-type]
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
     return run_example(wintun, log, count=count, duration=duration)
 
 
 def rerun_in_new_network_namespace(argv: list[str]) -> int:
     """Run this command again inside a new network namespace (``unshare --net``), so the TUN
-    interface and every packet stay there and vanish with it."""
-    import shutil
+    interface and every packet stay there and vanish with it; its exit code.
+
+    Ctrl+C reaches both processes (one process group): the child cleans up and exits, and this
+    one waits for it instead of dying with a traceback.
+    """
     import subprocess
 
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        raise SystemExit("linux-tun needs util-linux's unshare (or pass --no-netns)")
-    command = [unshare, "--net", "--", sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"]
-    return subprocess.run(command, check=False).returncode
+    from emulator.netns import namespace_command
+
+    child = subprocess.Popen(
+        namespace_command([sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"])
+    )
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue

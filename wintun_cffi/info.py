@@ -8,10 +8,19 @@ from typing import TextIO
 from .api import Wintun
 from .errors import WintunError
 
+#: What each ``--backend`` choice is, as ``info`` prints it.
+BACKEND_DESCRIPTIONS = {
+    "native": "wintun.dll (or a library exporting its ABI) through cffi",
+    "emulator": "the pure-Python emulator",
+    "linux-tun": "the emulator, with the Linux kernel on the far side through a TUN interface",
+}
 
-def describe(wintun: Wintun, pool: str, out: TextIO) -> None:
-    """Print the backend, library, API generation, driver version and adapters."""
-    print(f"backend:        {type(wintun.backend).__name__}", file=out)
+def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
+    """Print the backend, library, API generation, driver version and adapters; ``backend``
+    is the ``--backend`` choice, printed with what it means."""
+    kind = type(wintun.backend).__name__
+    label = f"{backend} ({BACKEND_DESCRIPTIONS[backend]})" if backend else kind
+    print(f"backend:        {label}", file=out)
     print(f"library:        {wintun.path or '(none: pure-Python emulator)'}", file=out)
     print(f"API generation: {wintun.api}", file=out)
     try:
@@ -33,14 +42,8 @@ def describe(wintun: Wintun, pool: str, out: TextIO) -> None:
             print(f"  {adapter.name}  LUID {adapter.luid:#018x}", file=out)
 
 
-def main(backend: str, dll: str | None, api: str, pool: str, out: TextIO = sys.stdout) -> int:
-    """The ``info`` command."""
-    from . import emulated, load
-
-    if backend == "native":
-        wintun = load(dll)
-    else:  # no adapter is created: the linux-tun host would show the same
-        wintun = emulated(api)  # type: ignore[arg-type]
+def main(wintun: Wintun, backend: str, pool: str, out: TextIO = sys.stdout) -> int:
+    """The ``info`` command on ``wintun`` (from ``--backend`` ``backend``)."""
     wintun.set_logger(None)
-    describe(wintun, pool, out)
+    describe(wintun, pool, out, backend)
     return 0

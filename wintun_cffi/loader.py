@@ -1,16 +1,17 @@
 """Finding, verifying and loading the Wintun library.
 
 :func:`find_library` looks in a fixed order and only at absolute paths; :func:`open_wintun`
-verifies the file (SHA-256, processor architecture) *before* loading it, loads it without any
-library search, and detects the API generation from its exports.
+verifies the file (SHA-256, processor architecture, on Windows optionally its Authenticode
+signature) *before* loading it, holding it open from the first check until it is loaded, loads
+it without any library search, and detects the API generation from its exports.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,8 +20,10 @@ from ._exports import DECLARED
 from .constants import API_GENERATIONS, GENERATIONS, ApiGeneration
 from .errors import (
     ChecksumMismatchError,
+    LibraryChangedError,
     LibraryLoadError,
     MissingExportsError,
+    NotSupportedError,
     UnknownGenerationError,
     WrongArchitectureError,
 )
@@ -48,6 +51,29 @@ def bundled_directory() -> Path:
     return Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
 
 
+def user_data_directory() -> Path:
+    """wintun-cffi's folder among this user's application data: ``%LOCALAPPDATA%\\wintun-cffi``
+    on Windows, ``~/Library/Application Support/wintun-cffi`` on macOS,
+    ``$XDG_DATA_HOME/wintun-cffi`` (default ``~/.local/share/wintun-cffi``) elsewhere."""
+    if platform.IS_WINDOWS:
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(
+            os.path.expanduser("~"), "AppData", "Local")
+    elif sys.platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        # The XDG rule: a relative value is invalid and ignored.
+        base = xdg if os.path.isabs(xdg) else os.path.join(
+            os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "wintun-cffi"
+
+
+def user_directory() -> Path:
+    """``<user data folder>/bin/<arch>``: where ``python -m wintun_cffi install-dll`` puts the
+    official ``wintun.dll`` for this interpreter (see :func:`user_data_directory`)."""
+    return user_data_directory() / "bin" / platform.interpreter_architecture()
+
+
 def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
     """Where to look, in order, as ``(why, absolute path)`` pairs."""
     if path is not None:
@@ -60,6 +86,8 @@ def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[st
     if program is not None:
         places.append(("beside the running program", Path(program) / DLL_NAME))
     places.append(("wintun_cffi/bin for this architecture", bundled_directory() / DLL_NAME))
+    # Last: shared by every environment of this user, so anything more specific wins.
+    places.append(("installed by install-dll for this user", user_directory() / DLL_NAME))
     return places
 
 
@@ -75,11 +103,13 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
 
 def verify_sha256(path: str, expected: str) -> None:
     """Refuse ``path`` unless its SHA-256 is ``expected`` (hex, any case)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    actual = digest.hexdigest()
+    from ._heldfile import HeldFile
+
+    with HeldFile(path) as held:
+        _compare_sha256(path, held.sha256(), expected)
+
+
+def _compare_sha256(path: str, actual: str, expected: str) -> None:
     if actual != expected.strip().lower():
         raise ChecksumMismatchError(
             f"{path} has SHA-256 {actual}, expected {expected.strip().lower()}; not loaded"
@@ -89,7 +119,12 @@ def verify_sha256(path: str, expected: str) -> None:
 def binary_architecture(path: str) -> str | None:
     """The architecture a PE (Windows) or ELF file is built for; None if neither or unknown."""
     with open(path, "rb") as file:
-        head = file.read(4096)
+        return header_architecture(file.read(4096))
+
+
+def header_architecture(head: bytes) -> str | None:
+    """The architecture of a PE or ELF image from its first 4 KiB (see
+    :func:`binary_architecture`)."""
     if head[:2] == b"MZ" and len(head) >= 0x40:
         offset = struct.unpack_from("<I", head, 0x3C)[0]
         if offset + 6 <= len(head) and head[offset : offset + 4] == b"PE\0\0":
@@ -104,9 +139,10 @@ def binary_architecture(path: str) -> str | None:
     return None
 
 
-def check_architecture(path: str) -> None:
-    """Refuse a library built for another architecture than this interpreter."""
-    found = binary_architecture(path)
+def check_architecture(path: str, head: bytes | None = None) -> None:
+    """Refuse a library built for another architecture than this interpreter (``head``: the
+    file's first 4 KiB, if already read)."""
+    found = binary_architecture(path) if head is None else header_architecture(head)
     wanted = platform.interpreter_architecture()
     if found is not None and found != wanted:
         raise WrongArchitectureError(
@@ -141,11 +177,44 @@ class _Candidate(NamedTuple):
     missing: list[str]
 
 
-def open_wintun(path: str, sha256: str | None = None) -> LoadedLibrary:
-    """Verify, load and identify the library at absolute ``path``."""
-    if sha256 is not None:
-        verify_sha256(path, sha256)
-    check_architecture(path)
+def open_wintun(
+    path: str, sha256: str | None = None, *, verify_signature: bool = False,
+    signer: str | None = None,
+) -> LoadedLibrary:
+    """Verify, load and identify the library at absolute ``path``.
+
+    The file is held open from its first check until it is loaded
+    (``wintun_cffi._heldfile.HeldFile``): the SHA-256 (``sha256``), the architecture and,
+    with ``verify_signature``, the Authenticode signature (Windows only; the signing
+    certificate must name ``signer``, by default "WireGuard LLC") are checked on the very file
+    that is loaded.
+    """
+    from . import _authenticode
+    from ._heldfile import HeldFile
+
+    if signer is not None and not verify_signature:
+        raise ValueError("signer= is only used with verify_signature=True")
+    if verify_signature and not platform.IS_WINDOWS:
+        raise NotSupportedError(
+            "verify_signature=True needs Windows (WinVerifyTrust checks Authenticode "
+            "signatures)")
+    with HeldFile(path) as held:
+        if sha256 is not None:
+            _compare_sha256(path, held.sha256(), sha256)
+        check_architecture(path, held.head())
+        if verify_signature:
+            _authenticode.check_signature(path, held.windows_handle,
+                                          signer or _authenticode.WINTUN_SIGNER)
+        library = _load(path)
+        if not held.still_at_path():
+            library.ffi.dlclose(library.lib)
+            raise LibraryChangedError(
+                f"{path} was replaced between its checks and its load; it was unloaded again")
+    return library
+
+
+def _load(path: str) -> LoadedLibrary:
+    """Load the library at ``path`` and identify its generation by its exports."""
     best: _Candidate | None = None
     for generation in GENERATIONS:
         ffi = importlib.import_module(generation.module).ffi

@@ -5,6 +5,12 @@ user's callable, or by default to the :mod:`logging` logger ``"wintun_cffi.drive
 level mapped and the driver's timestamp kept as the record's creation time. The bridge also
 keeps the lines each thread logs while a call is in progress, so that an exception raised after
 a failing call carries them (:attr:`wintun_cffi.errors.WintunError.log`).
+
+Until the application configures :mod:`logging`, nothing is printed: the logger has a
+:class:`logging.NullHandler`, as a library's loggers should, so Python's last-resort handler
+does not write bare lines on standard error that repeat what the exception already says. The
+records still propagate: ``logging.basicConfig(level=logging.INFO)`` (or any handler on the
+root logger or on ``"wintun_cffi.driver"``) shows them.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import Callable, Iterator
 
 from .constants import LOG_ERR, LOG_INFO, LOG_WARN
 
-#: The :mod:`logging` logger that receives Wintun's log by default.
+#: The :mod:`logging` logger that receives Wintun's log by default (silent until the
+#: application configures logging).
 DRIVER_LOGGER = logging.getLogger("wintun_cffi.driver")
+DRIVER_LOGGER.addHandler(logging.NullHandler())
 
 #: ``logger(level, timestamp, message)`` as users write it: ``level`` is ``LOG_INFO``,
 #: ``LOG_WARN`` or ``LOG_ERR``; ``timestamp`` a UTC :class:`datetime.datetime`, or ``None``

@@ -1,6 +1,7 @@
-"""A pytest plugin: test code that uses wintun-cffi against the emulator, on any OS.
+"""A pytest plugin: test code that uses wintun-cffi against the emulator, on any OS, or
+against the real Linux kernel.
 
-Installed with wintun-cffi (entry point ``pytest11``), it provides two fixtures:
+Installed with wintun-cffi (entry point ``pytest11``), it provides these fixtures:
 
 ``wintun_emulator``
     A :class:`~wintun_cffi.Wintun` over a fresh pure-Python emulator. The API generation is
@@ -13,6 +14,20 @@ Installed with wintun-cffi (entry point ``pytest11``), it provides two fixtures:
     is the operating system on the far side: ``host.deliver(packet)`` sends a packet to the
     application, ``host.receive(timeout)`` returns one the application sent, and the host
     answers pings to 10.6.7.7.
+
+``linux_tun_wintun``
+    Like ``wintun_emulator``, with the Linux kernel on the far side
+    (:func:`wintun_cffi.emulated` with ``host="linux-tun"``): each adapter is a TUN interface.
+    The test runs in a network namespace the fixture creates (the test's thread, and the
+    threads and processes it starts, are inside it; it has only ``lo`` besides the test's
+    interfaces and disappears afterwards), so nothing reaches the machine's own network.
+    Skipped, with the reason, where that cannot be done: not Linux, not root, no
+    ``/dev/net/tun``, no ``ip`` or ``unshare``.
+
+``linux_tun_adapter``
+    Adapter ``"Test"`` on ``linux_tun_wintun``, with ``10.6.7.7/24`` assigned in the kernel:
+    the kernel routes 10.6.7.0/24 into the tunnel, so a program in the namespace (``ping``,
+    a socket) reaches your application at, say, 10.6.7.8.
 
 Example::
 
@@ -33,6 +48,45 @@ Example::
         with wintun_emulator.create_adapter("A", pool="Mine") as adapter:
             adapter.name = "B"
             assert [a.name for a in wintun_emulator.adapters("Mine")] == ["B"]
+
+With the kernel on the far side, the system's own ``ping`` can test an application that
+answers through the tunnel::
+
+    import shutil
+    import subprocess
+    import threading
+
+    import pytest
+
+    from wintun_cffi import ip
+
+
+    def answer_pings(session, stop):
+        # The application under test: it answers the echo requests the tunnel brings.
+        while not stop.is_set():
+            try:
+                packet = session.read(timeout=0.1)
+            except TimeoutError:
+                continue
+            reply = ip.echo_reply_for(packet)
+            if reply is not None:
+                session.send(reply)
+
+
+    @pytest.mark.skipif(shutil.which("ping") is None, reason="needs the ping command")
+    def test_ping_through_my_app(linux_tun_adapter):
+        with linux_tun_adapter.start_session() as session:
+            stop = threading.Event()
+            app = threading.Thread(target=answer_pings, args=(session, stop))
+            app.start()
+            try:
+                ping = subprocess.run(["ping", "-c", "3", "-i", "0.2", "-W", "5", "10.6.7.8"],
+                                      capture_output=True, text=True)
+            finally:
+                stop.set()
+                app.join()
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert " 0% packet loss" in ping.stdout
 
 Without the entry point installed, load it with ``pytest -p wintun_cffi.pytest_plugin``.
 """
@@ -131,14 +185,53 @@ def wintun_emulator(request: pytest.FixtureRequest) -> Iterator[TrackingWintun]:
         wintun.close()
 
 
+def _test_adapter(wintun: TrackingWintun) -> Adapter:
+    """Adapter ``"Test"`` with 10.6.7.7/24 assigned on its far side."""
+    if wintun.api == "0.14":
+        adapter = wintun.create_adapter(ADAPTER_NAME, tunnel_type=ADAPTER_NAME)
+    else:
+        adapter = wintun.create_adapter(ADAPTER_NAME, pool=ADAPTER_NAME)
+    adapter.host.add_address(ADAPTER_INTERFACE)
+    return adapter
+
+
 @pytest.fixture
 def emulated_adapter(wintun_emulator: TrackingWintun) -> Iterator[Adapter]:
     """Adapter ``"Test"`` on ``wintun_emulator`` with 10.6.7.7/24; ``.host`` is the far side."""
-    if wintun_emulator.api == "0.14":
-        adapter = wintun_emulator.create_adapter(ADAPTER_NAME, tunnel_type=ADAPTER_NAME)
-    else:
-        adapter = wintun_emulator.create_adapter(ADAPTER_NAME, pool=ADAPTER_NAME)
-    adapter.host.add_address(ADAPTER_INTERFACE)
+    adapter = _test_adapter(wintun_emulator)
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
+@pytest.fixture
+def linux_tun_wintun(request: pytest.FixtureRequest) -> Iterator[TrackingWintun]:
+    """A Wintun whose far side is the Linux kernel, the test running in a network namespace
+    of its own (``@pytest.mark.wintun_api(...)`` as for ``wintun_emulator``); skipped with the
+    reason where that cannot be."""
+    from emulator import Emulator, netns
+
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"the Linux TUN backend cannot run here: {reason}")
+    with netns.isolated():
+        emulator = Emulator(_api_of(request), host="linux-tun")
+        wintun = TrackingWintun(emulator)
+        try:
+            yield wintun
+        finally:
+            try:
+                wintun.close()
+            finally:
+                emulator.close()  # pool-era adapters outlive their handles: delete them now
+
+
+@pytest.fixture
+def linux_tun_adapter(linux_tun_wintun: TrackingWintun) -> Iterator[Adapter]:
+    """Adapter ``"Test"`` on ``linux_tun_wintun``: a TUN interface with 10.6.7.7/24 in the
+    kernel of the test's own network namespace."""
+    adapter = _test_adapter(linux_tun_wintun)
     try:
         yield adapter
     finally:

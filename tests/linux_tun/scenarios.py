@@ -8,6 +8,7 @@ The entry point refuses to run in its parent's namespace or one that has other i
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import json
@@ -232,6 +233,90 @@ def icmp_echo() -> None:
     adapter.close()
 
 
+def no_unsolicited_packets() -> None:
+    """With IPv6 enabled and both kinds of address, a session sees nothing the application
+    did not cause: the kernel sends no router solicitations through the interface."""
+    _, adapter = new_adapter()
+    adapter.host.add_address(f"{TUN_V4}/24")
+    adapter.host.add_address(f"{TUN_V6}/64")
+    with open(f"/proc/sys/net/ipv6/conf/{NAME}/router_solicitations") as setting:
+        assert setting.read().strip() == "0"
+    with adapter.start_session(0x20000) as session:
+        # Linux solicits at once when the link comes up (then every 4 s): 2 s shows it.
+        try:
+            packet = session.read(timeout=2.0)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError(f"the kernel sent {ip.describe(packet)}")
+    adapter.close()
+
+
+def kernel_routes(name: str, version: int) -> set[str]:
+    """The routes through ``name`` that were not made by the kernel itself, as
+    ``destination [via hop]``."""
+    found = ip_json(f"-{version}", "route", "show", "dev", name)
+    return {
+        str(route["dst"]) + (f" via {route['gateway']}" if "gateway" in route else "")
+        for route in found if route.get("protocol") != "kernel"
+    }
+
+
+def send_udp(destination: str, payload: bytes) -> None:
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.sendto(payload, (destination, 9999))
+
+
+def routes() -> None:
+    """Routes added through netconfig make the kernel send matching traffic into the tunnel
+    (IPv4 and IPv6, on-link and via a next hop); removed, the traffic has no route; they
+    survive the link going down between sessions and go with the adapter."""
+    from wintun_cffi import netconfig
+
+    _, adapter = new_adapter()
+    netconfig.add_address(adapter, f"{TUN_V4}/24")
+    netconfig.add_address(adapter, f"{TUN_V6}/64")
+    netconfig.add_route(adapter, "10.99.0.0/16", metric=5)  # before any session: link down
+    netconfig.add_route(adapter, "fd00:99::/64")
+    assert kernel_routes(NAME, 4) == set()
+    for _ in range(2):  # the second session puts them back after the link went down
+        with adapter.start_session(0x20000) as session:
+            assert kernel_routes(NAME, 4) == {"10.99.0.0/16"}
+            assert kernel_routes(NAME, 6) == {"fd00:99::/64"}
+            send_udp("10.99.1.2", b"into the tunnel")
+            packet = read_matching(session, is_proto(TUN_V4, "10.99.1.2", ip.PROTO_UDP))
+            assert transport(packet)[8:] == b"into the tunnel"
+            send_udp("fd00:99::5", b"into the tunnel, IPv6")
+            packet = read_matching(session, is_proto(TUN_V6, "fd00:99::5", ip.PROTO_UDP))
+            assert transport(packet)[8:] == b"into the tunnel, IPv6"
+        assert kernel_routes(NAME, 4) == set()
+        assert len(netconfig.routes(adapter)) == 2
+
+    with adapter.start_session(0x20000) as session:
+        netconfig.add_route(adapter, "10.98.0.0/16", next_hop="10.77.0.1")  # while up
+        assert kernel_routes(NAME, 4) == {"10.99.0.0/16", "10.98.0.0/16 via 10.77.0.1"}
+        send_udp("10.98.3.4", b"via a next hop")
+        packet = read_matching(session, is_proto(TUN_V4, "10.98.3.4", ip.PROTO_UDP))
+        assert transport(packet)[8:] == b"via a next hop"
+
+        netconfig.remove_route(adapter, "10.99.0.0/16")
+        netconfig.remove_route(adapter, "10.98.0.0/16", next_hop="10.77.0.1")
+        netconfig.remove_route(adapter, "fd00:99::/64")
+        assert kernel_routes(NAME, 4) == kernel_routes(NAME, 6) == set()
+        for destination in ("10.99.1.2", "fd00:99::5"):
+            try:
+                send_udp(destination, b"nowhere to go")
+            except OSError as error:
+                assert error.errno == errno.ENETUNREACH, error
+            else:
+                raise AssertionError(f"{destination} still had a route")
+    netconfig.add_route(adapter, "10.97.0.0/16")
+    host = adapter.host
+    adapter.close()
+    assert host.routes == () and NAME not in links()
+
+
 def udp_both_ways() -> None:
     """A kernel UDP socket receives what the application sends, and the application receives
     what the socket sends."""
@@ -334,8 +419,8 @@ def without_privileges() -> None:
 SCENARIOS: dict[str, Callable[[], None]] = {
     f.__name__: f
     for f in (
-        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, udp_both_ways, session_lifecycle,
-        terminate_and_delete, without_privileges,
+        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, no_unsolicited_packets,
+        routes, udp_both_ways, session_lifecycle, terminate_and_delete, without_privileges,
     )
 }
 

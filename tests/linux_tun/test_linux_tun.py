@@ -18,8 +18,9 @@ if not sys.platform.startswith("linux"):
 from emulator import Emulator, Host, linux_tun  # noqa: E402 - after the skip above
 from emulator.host import check_mtu  # noqa: E402
 from emulator.linux_tun import LinuxTunHost, check_interface_name  # noqa: E402
+from emulator.netns import unavailable_reason  # noqa: E402
 
-from .netns import run_scenario, unavailable_reason  # noqa: E402
+from .netns import run_scenario  # noqa: E402
 
 
 def assert_scenario(name: str, prefix: tuple[str, ...] = ()) -> None:
@@ -47,6 +48,14 @@ def test_addresses_and_mtu_reach_the_kernel() -> None:
 
 def test_kernel_answers_icmp_echo() -> None:
     assert_scenario("icmp_echo")
+
+
+def test_the_kernel_sends_nothing_unasked() -> None:
+    assert_scenario("no_unsolicited_packets")
+
+
+def test_routes_send_the_kernels_traffic_into_the_tunnel() -> None:
+    assert_scenario("routes")
 
 
 def test_udp_both_ways_with_a_kernel_socket() -> None:

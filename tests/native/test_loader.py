@@ -48,10 +48,13 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setattr(sys, "argv", [str(script)])
     bundled = tmp_path / "package" / "bin" / ARCH
     monkeypatch.setattr(loader, "bundled_directory", lambda: bundled)
+    user = tmp_path / "user" / "bin" / ARCH
+    monkeypatch.setattr(loader, "user_directory", lambda: user)
     return {
         "env": tmp_path / "env" / "custom.dll",
         "program": program / "wintun.dll",
         "bundled": bundled / "wintun.dll",
+        "user": user / "wintun.dll",
     }
 
 
@@ -102,9 +105,15 @@ def test_frozen_program_uses_the_executables_folder(
     assert loader.find_library() == str(frozen / "wintun.dll")
 
 
-def test_bundled_folder_last(places: dict[str, Path]) -> None:
+def test_bundled_folder_before_the_users(places: dict[str, Path]) -> None:
     touch(places["bundled"])
+    touch(places["user"])
     assert loader.find_library() == str(places["bundled"])
+
+
+def test_the_users_folder_last(places: dict[str, Path]) -> None:
+    touch(places["user"])
+    assert loader.find_library() == str(places["user"])
 
 
 def test_bundled_folder_is_the_packages_bin_for_this_architecture(
@@ -114,12 +123,42 @@ def test_bundled_folder_is_the_packages_bin_for_this_architecture(
     assert loader.bundled_directory() == package / "bin" / ARCH
 
 
+@pytest.mark.parametrize(
+    ("system", "environment", "expected"),
+    [("win32", {"LOCALAPPDATA": "/home/u/AppData/Local"}, "/home/u/AppData/Local/wintun-cffi"),
+     ("win32", {}, "/home/u/AppData/Local/wintun-cffi"),
+     ("darwin", {}, "/home/u/Library/Application Support/wintun-cffi"),
+     ("linux", {"XDG_DATA_HOME": "/data"}, "/data/wintun-cffi"),
+     ("linux", {"XDG_DATA_HOME": "relative/ignored"}, "/home/u/.local/share/wintun-cffi"),
+     ("linux", {}, "/home/u/.local/share/wintun-cffi")],
+)
+def test_the_users_folder_per_os(
+    monkeypatch: pytest.MonkeyPatch, system: str, environment: dict[str, str], expected: str
+) -> None:
+    if os.sep != "/":
+        pytest.skip("the expected paths are written with '/'")
+    for name in ("LOCALAPPDATA", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", "/home/u")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(platform, "IS_WINDOWS", system == "win32")
+    monkeypatch.setattr(sys, "platform", system)
+    assert loader.user_data_directory() == Path(expected)
+
+
+def test_the_users_folder_holds_this_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "user_data_directory", lambda: Path("/data/wintun-cffi"))
+    assert loader.user_directory() == Path("/data/wintun-cffi/bin") / ARCH
+
+
 def test_no_program_folder_for_an_interactive_interpreter(
     places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["-c"])
     whys = [why for why, _ in loader.candidate_paths()]
-    assert whys == ["wintun_cffi/bin for this architecture"]
+    assert whys == ["wintun_cffi/bin for this architecture",
+                    "installed by install-dll for this user"]
 
 
 def test_not_found_lists_every_place(places: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +166,8 @@ def test_not_found_lists_every_place(places: dict[str, Path], monkeypatch: pytes
     with pytest.raises(FileNotFoundError) as caught:
         loader.find_library()
     message = str(caught.value)
-    positions = [message.index(str(places[key])) for key in ("env", "program", "bundled")]
+    positions = [message.index(str(places[key]))
+                 for key in ("env", "program", "bundled", "user")]
     assert positions == sorted(positions)  # in search order
     with pytest.raises(FileNotFoundError):
         wintun_cffi.load()

@@ -29,9 +29,12 @@ import wintun_cffi
 import wintun_header
 from emulator.backend import EmulatedSession
 from wintun_cffi.api import Wintun
+from wintun_cffi import netconfig
 from wintun_cffi.errors import (
     AdapterNotFoundError,
+    AlreadyExistsError,
     ChecksumMismatchError,
+    EntryNotFoundError,
     HandleClosedError,
     LibraryLoadError,
     NotIPPacketError,
@@ -113,6 +116,9 @@ class Emulated:
         self.sent.send()
         self.foreign: ReceivedPacket = self.other.receive(timeout=5)
         self.foreign_buffer: SendBuffer = self.other.allocate_send_packet(28)
+        netconfig.add_address(self.spare, "10.8.0.2/24")
+        netconfig.add_route(self.spare, "10.9.0.0/16", next_hop="10.8.0.1")
+        netconfig.set_dns(self.spare, ["10.8.0.53"], ["corp.example"])
         ring = self.host.driver.receive_ring if self.host.driver else None
         assert ring is not None and wait_until(lambda: ring.head == ring.tail)
 
@@ -215,6 +221,12 @@ def host_state(fresh: Fresh) -> object:
     return fresh.emulator.host.mtu
 
 
+def netconfig_state(fresh: Fresh) -> object:
+    """The adapter's addresses, MTUs, routes and DNS settings."""
+    host = fresh.emulator.spare.host
+    return host.interfaces, host.mtu, host.routes, host.dns
+
+
 def logger_state(fresh: Fresh) -> object:
     """The logger the Wintun object forwards to."""
     return fresh.emulator.wintun._log.target
@@ -282,6 +294,14 @@ def _set_name(f: Fresh) -> None:
 
 def _load(which: str, **kwargs: Any) -> Callable[[Fresh], object]:
     return lambda f: wintun_cffi.load(getattr(f.files, which), **kwargs)
+
+
+def _route(destination: str, **kwargs: Any) -> Callable[[Fresh], object]:
+    return lambda f: netconfig.add_route(f.emulator.spare, destination, **kwargs)
+
+
+def _dns(servers: Any, domains: Any = ()) -> Callable[[Fresh], object]:
+    return lambda f: netconfig.set_dns(f.emulator.spare, servers, domains)
 
 
 PACKET = make_packet(0, 0, 60)
@@ -448,6 +468,31 @@ CASES: tuple[Case, ...] = (
          lambda f: f.emulator.host.set_mtu(1280, family=5)),  # type: ignore[arg-type]
     Case("MTU", "``host.set_mtu(1500.0)``", TypeError, host_state,
          lambda f: f.emulator.host.set_mtu(1500.0)),  # type: ignore[arg-type]
+    # network configuration
+    Case("route", "``add_route(adapter, \"10.9.0.1/16\")`` (host bits set)", ValueError,
+         netconfig_state, _route("10.9.0.1/16")),
+    Case("route", "``add_route(adapter, \"10.9.0.0/33\")``", ValueError, netconfig_state,
+         _route("10.9.0.0/33")),
+    Case("route", "a next hop of the other IP version", ValueError, netconfig_state,
+         _route("10.10.0.0/16", next_hop="fd00::1")),
+    Case("route", "a multicast next hop", ValueError, netconfig_state,
+         _route("10.10.0.0/16", next_hop="224.0.0.1")),
+    Case("route", "``metric=10000`` (0 to 9999 fit)", ValueError, netconfig_state,
+         _route("10.10.0.0/16", metric=10000)),
+    Case("route", "a route the adapter already has (another metric)", AlreadyExistsError,
+         netconfig_state, _route("10.9.0.0/16", next_hop="10.8.0.1", metric=3)),
+    Case("route", "removing a route the adapter does not have", EntryNotFoundError,
+         netconfig_state, lambda f: netconfig.remove_route(f.emulator.spare, "10.9.0.0/16")),
+    Case("address", "removing an address the adapter does not have", EntryNotFoundError,
+         netconfig_state, lambda f: netconfig.remove_address(f.emulator.spare, "10.8.0.3")),
+    Case("DNS", "``set_dns(adapter, [\"dns.example\"])`` (not an address)", ValueError,
+         netconfig_state, _dns(["dns.example"])),
+    Case("DNS", "``set_dns(adapter, \"10.8.0.53\")`` (a str, not a list)", TypeError,
+         netconfig_state, _dns("10.8.0.53")),
+    Case("DNS", "a DNS server listed twice", ValueError, netconfig_state,
+         _dns(["10.8.0.53", "10.8.0.53"])),
+    Case("DNS", "search domain ``\"corp..example\"``", ValueError, netconfig_state,
+         _dns([], ["corp..example"])),
     # header files
     Case("header", "``int x;`` (not a typedef)", wintun_header.HeaderParseError, generated_state,
          lambda f: wintun_header.parse_header("int x;")),

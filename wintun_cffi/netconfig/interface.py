@@ -1,21 +1,4 @@
-"""Network configuration of an adapter: addresses, MTU, waiting for the interface, stable GUIDs.
-
-Wintun only creates the adapter; giving it addresses and an MTU is the operating system's job.
-These functions do it for any :class:`~wintun_cffi.api.Adapter`:
-
-* a native adapter on Windows is configured through the IP Helper API (``iphlpapi.dll``,
-  keyed by the adapter's LUID; never ``netsh``), which needs administrator rights;
-* an emulated adapter (:func:`wintun_cffi.emulated`) has its host side updated, so that its
-  echo responder answers for the addresses assigned here;
-* a native adapter anywhere else (the C test double) cannot be configured:
-  :class:`~wintun_cffi.errors.NotSupportedError`.
-
-Right after an adapter is created Windows may not have built its IP interface yet, and
-configuring it fails with ``ERROR_NOT_FOUND``; call
-:func:`~wintun_cffi.netconfig.wait_for_interface` first. Failures are
-:class:`~wintun_cffi.errors.WintunError` subclasses carrying the Win32 code; bad arguments
-raise :class:`ValueError` or :class:`TypeError` before anything is changed.
-"""
+"""The adapter's IP interface: addresses, MTU, waiting for it to exist, a GUID from a name."""
 
 from __future__ import annotations
 
@@ -24,16 +7,13 @@ import math
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from . import constants as c
-from . import validate
-from .api import Adapter
-from .errors import AdapterNotFoundError, NotSupportedError, error_from_code
-from .platform import IS_WINDOWS
-
-if TYPE_CHECKING:
-    from emulator.host import Host
+from .. import constants as c
+from .. import validate
+from ..api import Adapter
+from ..errors import AdapterNotFoundError, EntryNotFoundError, error_from_code
+from ._target import adapter_name, check_adapter, host_of
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 #: What the address functions accept: ``"10.6.7.7/24"``, ``"fd00::7/64"`` or an
@@ -53,8 +33,6 @@ MIN_MTU = {4: 576, 6: 1280}
 #: Largest MTU: the largest IP packet.
 MAX_MTU = c.MAX_IP_PACKET_SIZE
 
-_NATIVE_OFF_WINDOWS = "network configuration of a native adapter needs Windows (IP Helper)"
-
 
 def guid_from_name(name: str) -> uuid.UUID:
     """A GUID derived from the adapter name: the same name gives the same GUID, on every run.
@@ -67,7 +45,7 @@ def guid_from_name(name: str) -> uuid.UUID:
 
     The name is compared as Windows compares adapter names, ignoring case (each character
     upper-cased on its own, as Windows' case table does), so ``"Demo"`` and ``"DEMO"`` give
-    the same GUID. It is a version-5 UUID in :data:`~wintun_cffi.netconfig.GUID_NAMESPACE`.
+    the same GUID. It is a version-5 UUID in :data:`~wintun_cffi.netconfig.interface.GUID_NAMESPACE`.
     """
     validate.check_adapter_name(name)
     return uuid.uuid5(GUID_NAMESPACE, validate.name_key(name))
@@ -83,15 +61,15 @@ def add_address(adapter: Adapter, address: AddressLike) -> None:
     :class:`~wintun_cffi.errors.AccessDeniedError` without administrator rights.
     """
     interface = _parse_address(address)
-    _check_adapter(adapter)
-    host = _host(adapter)
+    check_adapter(adapter)
+    host = host_of(adapter)
     if host is not None:
         # The emulator follows IP Helper's rule: one row per (interface, address).
         if any(assigned.ip == interface.ip for assigned in host.interfaces):
             raise error_from_code(c.ERROR_OBJECT_ALREADY_EXISTS, "CreateUnicastIpAddressEntry")
         host.add_address(interface)
         return
-    from . import _iphlpapi
+    from .. import _iphlpapi
 
     _iphlpapi.create_unicast_address(adapter.luid, interface)
 
@@ -99,21 +77,30 @@ def add_address(adapter: Adapter, address: AddressLike) -> None:
 def remove_address(adapter: Adapter, address: AddressLike) -> None:
     """Remove ``address`` from ``adapter``; the prefix, if given, is ignored.
 
-    Raises :class:`~wintun_cffi.errors.AdapterNotFoundError` (``ERROR_NOT_FOUND``) if the
+    Raises :class:`~wintun_cffi.errors.EntryNotFoundError` (``ERROR_NOT_FOUND``) if the
     adapter does not have that address.
     """
     interface = _parse_address(address)
-    _check_adapter(adapter)
-    host = _host(adapter)
+    check_adapter(adapter)
+    host = host_of(adapter)
+    missing = EntryNotFoundError(
+        f"DeleteUnicastIpAddressEntry: {interface.ip} is not assigned to the adapter "
+        f"{adapter_name(adapter)!r} (ERROR_NOT_FOUND)"
+    )
     if host is not None:
         for assigned in host.interfaces:
             if assigned.ip == interface.ip:
                 host.remove_address(assigned)
                 return
-        raise error_from_code(c.ERROR_NOT_FOUND, "DeleteUnicastIpAddressEntry")
-    from . import _iphlpapi
+        raise missing
+    from .. import _iphlpapi
 
-    _iphlpapi.delete_unicast_address(adapter.luid, interface)
+    try:
+        _iphlpapi.delete_unicast_address(adapter.luid, interface)
+    except AdapterNotFoundError as error:
+        if error.winerror != c.ERROR_NOT_FOUND:
+            raise
+        raise missing from None
 
 
 def set_mtu(
@@ -131,12 +118,12 @@ def set_mtu(
         raise ValueError(
             f"an IPv{version} MTU must be {MIN_MTU[version]} to {MAX_MTU}, not {mtu}"
         )
-    _check_adapter(adapter)
-    host = _host(adapter)
+    check_adapter(adapter)
+    host = host_of(adapter)
     if host is not None:
         host.set_mtu(mtu, version)
         return
-    from . import _iphlpapi
+    from .. import _iphlpapi
 
     _iphlpapi.set_mtu(adapter.luid, version, mtu)
 
@@ -153,13 +140,13 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
-    _check_adapter(adapter)
-    host = _host(adapter)
+    check_adapter(adapter)
+    host = host_of(adapter)
     if host is not None:
         if host.terminated:
             raise AdapterNotFoundError(f"the adapter {host.name!r} has been removed")
         return
-    from . import _iphlpapi
+    from .. import _iphlpapi
 
     deadline = time.monotonic() + timeout
     pause = 0.01
@@ -204,19 +191,3 @@ def _family_version(family: object) -> Literal[4, 6]:
     if family == socket.AF_INET6:
         return 6
     raise ValueError(f"family must be socket.AF_INET or socket.AF_INET6, not {family!r}")
-
-
-def _check_adapter(adapter: object) -> None:
-    """An open :class:`~wintun_cffi.api.Adapter`, or TypeError / HandleClosedError."""
-    if not isinstance(adapter, Adapter):
-        raise TypeError(f"adapter must be a wintun_cffi Adapter, not {type(adapter).__name__}")
-    adapter.handle  # noqa: B018 - raises HandleClosedError once the adapter is closed
-
-
-def _host(adapter: Adapter) -> Host | None:
-    """The host side of an emulated adapter; None for a native adapter on Windows."""
-    if callable(getattr(adapter.wintun.backend, "host", None)):
-        return adapter.host
-    if not IS_WINDOWS:
-        raise NotSupportedError(_NATIVE_OFF_WINDOWS)
-    return None
