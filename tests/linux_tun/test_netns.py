@@ -9,8 +9,12 @@ import threading
 
 import pytest
 
-from emulator import netns
-from emulator.linux_tun import LinuxTunHost
+if not sys.platform.startswith("linux"):
+    pytest.skip("network namespaces and TUN interfaces are Linux only (emulator.netns drives "
+                "/proc and /dev/net/tun)", allow_module_level=True)
+
+from emulator import netns  # noqa: E402 - after the skip above
+from emulator.linux_tun import LinuxTunHost  # noqa: E402
 
 
 def namespace_inode() -> int:
