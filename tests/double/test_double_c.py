@@ -1,4 +1,5 @@
-"""The C test double (tests/double/wintun_double.c), driven directly through cffi ABI mode.
+"""The C test double (wintun_cffi/conformance/double/wintun_double.c), driven directly
+through cffi ABI mode.
 
 The test plays the kernel by hand: it reaches the session's ring memory through
 ``WintunDoubleGetSessionRings`` + ``ffi.buffer`` and reads and writes it with the emulator's
@@ -25,7 +26,8 @@ from typing import Any
 import pytest
 
 from emulator.ring import DATA_OFFSET, Ring
-from tests.double.build import (
+from wintun_cffi import _win32, platform
+from wintun_cffi.conformance.double.build import (
     WINDOWS,
     asan_runtime,
     build_double,
@@ -35,8 +37,7 @@ from tests.double.build import (
     host_target,
     library_name,
 )
-from tests.double.kernel import adopt_event
-from wintun_cffi import _win32, platform
+from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.constants import (
     ERROR_ALREADY_EXISTS,
     ERROR_ALREADY_INITIALIZED,

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
 from wintun_cffi import (
     Adapter,
     HandleClosedError,
@@ -42,6 +41,7 @@ from wintun_cffi.constants import (
 
 from .backends import BackendCase, Unavailable
 from .farside import FarSide, RawFarSide, app_receive_udp, udp_to_far
+from .support import wait_until
 
 TIMEOUT = 5.0
 

@@ -2,7 +2,7 @@
 
 * ``emulator-<api>``: :func:`wintun_cffi.emulated` (a fresh emulated machine per test).
 * ``double-<api>``: :func:`wintun_cffi.load` on the C test double (built once per test
-  session), with a :class:`~tests.double.kernel.DoubleKernel` attaching an emulator host to each
+  session), with a :class:`~wintun_cffi.conformance.double.kernel.DoubleKernel` attaching an emulator host to each
   session; the double is reset after each test.
 * ``linux-tun-<api>``: the emulator with ``host="linux-tun"``: the Linux kernel is the far
   side (a UDP socket), through a TUN interface per adapter. Root only, and only in a network
@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-
 from emulator import Emulator
 from emulator.host import RingField, RingName
 from emulator.releases import Release
-from tests.double.build import build_double, double_unavailable
-from tests.double.kernel import DoubleKernel
 from wintun_cffi import Adapter, Session, load, netconfig
+from wintun_cffi.conformance.double.build import build_double, double_unavailable
+from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.constants import ApiGeneration
 from wintun_cffi.pytest_plugin import TrackingWintun
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.double.build import build_double, double_unavailable
+    from wintun_cffi.conformance.double.build import build_double, double_unavailable
     path = build_double("0.14", tmp_dir)                   # libwintun_double_0_14.so
     path = build_double("pool", tmp_dir, sanitize=True)    # libwintun_double_pool_asan.so
     path = build_double("seed", tmp_dir, target=WINDOWS)   # wintun_double_seed.dll (MinGW)
@@ -12,7 +12,7 @@ Each library is built for a *target*: :data:`LINUX` (the system C compiler, an E
 is the default. A Windows Python (under Wine, or on Windows without a compiler) uses the DLLs
 that were built beforehand on Linux, from :func:`prebuilt_directory`::
 
-    python -m tests.double.build --target windows      # into tests/double/build/windows
+    python -m wintun_cffi.conformance.double.build --target windows   # into ./build/windows
 
 A library is rebuilt (or copied again) only when a source (or this file) is newer than it.
 """
@@ -112,7 +112,7 @@ def compiler_available(target: Target | None = None) -> bool:
 
 def prebuilt_directory(target: Target | None = None) -> Path:
     """Where prebuilt doubles of ``target`` are: ``$WINTUN_DOUBLE_PREBUILT``, else
-    ``tests/double/build/<target>``."""
+    ``build/<target>`` beside this module."""
     target = target or host_target()
     configured = os.environ.get(PREBUILT_ENV)
     return Path(configured) if configured else HERE / "build" / target.name
@@ -129,7 +129,8 @@ def double_unavailable(target: Target | None = None) -> str | None:
     if target is WINDOWS:
         return (
             f"no MinGW compiler ({compiler_command(target)[0]}) and no prebuilt Windows doubles "
-            f"in {prebuilt_directory(target)} (python -m tests.double.build --target windows)"
+            f"in {prebuilt_directory(target)} "
+            "(python -m wintun_cffi.conformance.double.build --target windows)"
         )
     return "no C compiler (cc / $CC) to build the Wintun test double"
 
@@ -270,11 +271,11 @@ def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.double.build [--target linux|windows] [OUT_DIR]``."""
+    """``python -m wintun_cffi.conformance.double.build [--target linux|windows] [OUT_DIR]``."""
     parser = argparse.ArgumentParser(description="Build every C test double for one target.")
     parser.add_argument("--target", choices=sorted(TARGETS), default=host_target().name)
     parser.add_argument("out_dir", nargs="?", type=Path,
-                        help="default: tests/double/build/<target> (where tests look)")
+                        help="default: build/<target> beside this module (where tests look)")
     args = parser.parse_args(argv)
     target = TARGETS[args.target]
     for path in build_all(args.out_dir or prebuilt_directory(target), target):

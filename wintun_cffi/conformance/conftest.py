@@ -39,6 +39,18 @@ RULE_RELEASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--wintun-backend", action="store", default=None, metavar="NAME[,NAME...]",
+        help="run the conformance suite on these backends only: "
+        f"{', '.join(BACKENDS)} (default: all; unavailable ones are skipped with the reason)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    selected_backends(config)  # a usage error at once for an unknown name
+
+
 def selected_backends(config: pytest.Config) -> list[str]:
     try:
         return parse_backend_option(config.getoption("wintun_backend", default=None))
