@@ -28,7 +28,9 @@ import pytest
 from emulator.ring import DATA_OFFSET, Ring
 from wintun_cffi import _win32, platform
 from wintun_cffi.conformance.double.build import (
+    PREBUILT_ENV,
     WINDOWS,
+    DoubleBuildError,
     asan_runtime,
     build_double,
     compiler_available,
@@ -459,6 +461,27 @@ def test_build_is_cached_and_named(double_dir: Path) -> None:
     assert path.stat().st_mtime_ns == before
     with pytest.raises(ValueError):
         build_double("0.8", double_dir)
+
+
+@pytest.mark.skipif(not compiler_available(), reason="needs a C compiler to build the doubles")
+def test_prebuilt_doubles_are_taken_by_content_not_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a compiler a prebuilt double is copied if it was built from these very
+    sources, however old its file looks (an installed package's files are all new)."""
+    prebuilt = build_double("0.14", tmp_path / "prebuilt")
+    os.utime(prebuilt, (0, 0))
+    monkeypatch.setenv(PREBUILT_ENV, str(tmp_path / "prebuilt"))
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    monkeypatch.setenv("MINGW_CC", "no-such-compiler-here")
+    assert double_unavailable() is None
+    copied = build_double("0.14", tmp_path / "run")
+    assert copied.read_bytes() == prebuilt.read_bytes()
+    record = prebuilt.with_name(prebuilt.name + ".sha256")
+    record.write_text("0" * 64, encoding="ascii")  # built from other sources
+    with pytest.raises(DoubleBuildError) as refused:
+        build_double("0.14", tmp_path / "another run")
+    assert str(refused.value) == double_unavailable()
 
 
 # ---- adapters: common -----------------------------------------------------------------------
