@@ -454,7 +454,7 @@ def test_closed_adapter_is_handle_closed() -> None:
 @pytest.fixture(scope="module")
 def double_wintun(tmp_path_factory: pytest.TempPathFactory) -> Wintun:
     """The 0.14 C double of this OS, as a native Wintun."""
-    from tests.double.build import build_double, double_unavailable
+    from wintun_cffi.conformance.double.build import build_double, double_unavailable
 
     reason = double_unavailable()
     if reason is not None:
@@ -544,7 +544,8 @@ def test_windows_set_mtu(windows_adapter: Adapter) -> None:
 
 
 class IpHelperDouble:
-    """tests/double/iphlpapi_double.c, loaded in place of iphlpapi.dll; its helper exports."""
+    """wintun_cffi/conformance/double/iphlpapi_double.c, loaded in place of iphlpapi.dll; its
+    helper exports."""
 
     HELPERS = """
         typedef struct { uint16_t si_family; uint16_t port; uint8_t rest[24]; } ADDRESS;
@@ -583,7 +584,7 @@ class IpHelperDouble:
 def ip_helper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpHelperDouble]:
     if sys.platform != "win32":
         pytest.skip("the IP Helper double is a Windows DLL, loaded by Windows Python")
-    from tests.double.build import build_iphlpapi_double, double_unavailable
+    from wintun_cffi.conformance.double.build import build_iphlpapi_double, double_unavailable
 
     reason = double_unavailable()
     if reason is not None:

@@ -291,7 +291,7 @@ def test_not_an_adapter_is_type_error() -> None:
 def test_native_adapter_off_windows_is_not_supported(tmp_path_factory: Any) -> None:
     import sys
 
-    from tests.double.build import build_double, compiler_available
+    from wintun_cffi.conformance.double.build import build_double, compiler_available
 
     if sys.platform == "win32" or not compiler_available():
         pytest.skip("needs the C test double (a C compiler, not Windows)")

@@ -1,4 +1,5 @@
-"""``python -m wintun_cffi``: the example program, library information and benchmarks."""
+"""``python -m wintun_cffi``: the example program, library information, benchmarks, the
+conformance suite and the installer of the official ``wintun.dll``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from .errors import LibraryLoadError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wintun_cffi",
-        description="Wintun's example program, library information, benchmarks and the "
-        "official wintun.dll's installer.",
+        description="Wintun's example program, library information, benchmarks, the "
+        "conformance suite and the official wintun.dll's installer.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -50,6 +51,28 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--url", default=None, metavar="URL",
                          help="download from this mirror (the archive must still be the "
                          "official one, by its SHA-256)")
+
+    conformance = commands.add_parser(
+        "conformance", help="run the conformance suite on backends of your choice",
+        description="Run the installed conformance suite on the backends named; arguments "
+        "after -- go to pytest. Exit status: 0 if no test failed, 1 if one did, 2 for bad "
+        "input.",
+    )
+    conformance.add_argument(
+        "--backend", metavar="NAME[,NAME...]",
+        help="emulator-0.14, emulator-pool, emulator-seed, double-0.14, double-pool, "
+        "double-seed, windows-native, linux-tun-0.14, linux-tun-pool, or module:factory for a "
+        "backend of your own (default: every built-in one; those that cannot run here are "
+        "skipped with the reason)")
+    conformance.add_argument("--dll", metavar="PATH",
+                             help="windows-native: this wintun.dll (default: where "
+                             "wintun_cffi.load() looks)")
+    conformance.add_argument("--sha256", metavar="HEX",
+                             help="windows-native: refuse the DLL unless its SHA-256 is this")
+    conformance.add_argument("--junit-xml", metavar="FILE",
+                             help="also write the results as JUnit XML to FILE")
+    conformance.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
+                             help="passed to pytest as they are (e.g. -- -x -k sessions)")
 
     bench = commands.add_parser("bench", help="measure packet throughput")
     bench.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -113,6 +136,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
         return installer.main(args.archive, args.url or installer.OFFICIAL_URL, sys.stdout,
                               sys.stderr)
+    if args.command == "conformance":
+        from .conformance.command import main as conformance_main
+
+        return conformance_main(args.backend, args.dll, args.sha256, args.junit_xml,
+                                args.pytest_args)
     from .bench import main as bench_main
 
     sizes = [int(size) for size in args.sizes.split(",")]

@@ -16,6 +16,7 @@ from typing import Any
 from .fdevent import WaitInterrupted
 
 WAIT_OBJECT_0 = 0x00000000
+WAIT_ABANDONED = 0x00000080
 WAIT_TIMEOUT = 0x00000102
 #: Seconds per wait: Python sees Ctrl+C on Windows only between C calls, so no wait is endless.
 WAIT_SLICE = 0.1
@@ -35,6 +36,8 @@ def kernel32() -> tuple[Any, Any]:
             typedef void *HANDLE;
             HANDLE WINAPI LoadLibraryExW(const wchar_t *, HANDLE, uint32_t);
             HANDLE WINAPI CreateEventW(void *, int, int, const wchar_t *);
+            HANDLE WINAPI CreateMutexW(void *, int, const wchar_t *);
+            int WINAPI ReleaseMutex(HANDLE);
             int WINAPI SetEvent(HANDLE);
             int WINAPI CloseHandle(HANDLE);
             void WINAPI SetLastError(uint32_t);

@@ -159,12 +159,10 @@ def emulator_rows(size: int, total: int) -> list[Row]:
 
 
 def _double() -> tuple[str, Any] | None:
-    """The 0.14 C double and its kernel harness, if this is a checkout with a C compiler."""
-    try:
-        from tests.double.build import build_double, compiler_available
-        from tests.double.kernel import DoubleKernel
-    except ImportError:
-        return None
+    """The 0.14 C double and its kernel harness, if there is a C compiler."""
+    from .conformance.double.build import build_double, compiler_available
+    from .conformance.double.kernel import DoubleKernel
+
     if not compiler_available():
         return None
     out = Path(tempfile.gettempdir()) / "wintun-cffi-bench"
@@ -173,10 +171,12 @@ def _double() -> tuple[str, Any] | None:
 
 
 def _c_drain(path: str, out: Path) -> Any:
-    """The compiled C loop of tests/double/bench_drain.c, through cffi."""
+    """The compiled C loop of wintun_cffi/conformance/double/bench_drain.c, through cffi."""
     import cffi
 
-    source = Path(__file__).resolve().parent.parent / "tests" / "double" / "bench_drain.c"
+    from .conformance.double.build import HERE
+
+    source = HERE / "bench_drain.c"
     library = out / "libwintun_bench_drain.so"
     compiler = os.environ.get("CC", "cc")
     subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)],

@@ -1,4 +1,5 @@
-"""The C test double (tests/double/wintun_double.c), driven directly through cffi ABI mode.
+"""The C test double (wintun_cffi/conformance/double/wintun_double.c), driven directly
+through cffi ABI mode.
 
 The test plays the kernel by hand: it reaches the session's ring memory through
 ``WintunDoubleGetSessionRings`` + ``ffi.buffer`` and reads and writes it with the emulator's
@@ -25,8 +26,11 @@ from typing import Any
 import pytest
 
 from emulator.ring import DATA_OFFSET, Ring
-from tests.double.build import (
+from wintun_cffi import _win32, platform
+from wintun_cffi.conformance.double.build import (
+    PREBUILT_ENV,
     WINDOWS,
+    DoubleBuildError,
     asan_runtime,
     build_double,
     compiler_available,
@@ -35,8 +39,7 @@ from tests.double.build import (
     host_target,
     library_name,
 )
-from tests.double.kernel import adopt_event
-from wintun_cffi import _win32, platform
+from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.constants import (
     ERROR_ALREADY_EXISTS,
     ERROR_ALREADY_INITIALIZED,
@@ -458,6 +461,27 @@ def test_build_is_cached_and_named(double_dir: Path) -> None:
     assert path.stat().st_mtime_ns == before
     with pytest.raises(ValueError):
         build_double("0.8", double_dir)
+
+
+@pytest.mark.skipif(not compiler_available(), reason="needs a C compiler to build the doubles")
+def test_prebuilt_doubles_are_taken_by_content_not_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a compiler a prebuilt double is copied if it was built from these very
+    sources, however old its file looks (an installed package's files are all new)."""
+    prebuilt = build_double("0.14", tmp_path / "prebuilt")
+    os.utime(prebuilt, (0, 0))
+    monkeypatch.setenv(PREBUILT_ENV, str(tmp_path / "prebuilt"))
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    monkeypatch.setenv("MINGW_CC", "no-such-compiler-here")
+    assert double_unavailable() is None
+    copied = build_double("0.14", tmp_path / "run")
+    assert copied.read_bytes() == prebuilt.read_bytes()
+    record = prebuilt.with_name(prebuilt.name + ".sha256")
+    record.write_text("0" * 64, encoding="ascii")  # built from other sources
+    with pytest.raises(DoubleBuildError) as refused:
+        build_double("0.14", tmp_path / "another run")
+    assert str(refused.value) == double_unavailable()
 
 
 # ---- adapters: common -----------------------------------------------------------------------

@@ -19,8 +19,8 @@ import pytest
 
 from emulator.host import Host
 from emulator.ring import Ring
-from tests.double.build import build_double, double_available, double_unavailable
-from tests.double.kernel import DoubleKernel
+from wintun_cffi.conformance.double.build import build_double, double_available, double_unavailable
+from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.constants import ApiGeneration
 from wintun_cffi.loader import LoadedLibrary, open_wintun
 from wintun_cffi.native import NativeAdapter, NativeBackend, NativeSession

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import wintun_cffi
-from tests.double.build import compiler_available, compiler_command
 from wintun_cffi import loader, platform
 from wintun_cffi._exports import EXPORTS
+from wintun_cffi.conformance.double.build import compiler_available, compiler_command
 from wintun_cffi.errors import (
     ChecksumMismatchError,
     LibraryLoadError,

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.double.kernel import adopt_event
-from wintun_cffi import _win32
 from tests.support import wait_until
+from wintun_cffi import _win32
+from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -40,7 +40,8 @@ from .conftest import CAPACITY, POOL, Double, run_in_thread
 
 ERROR_INF_IN_USE_BY_DEVICES = 0xE000023D
 IF_TYPE_PROP_VIRTUAL = 53
-#: Each double's default driver version, (major << 16) | minor (tests/double/wintun_double.c).
+#: Each double's default driver version, (major << 16) | minor
+#: (wintun_cffi/conformance/double/wintun_double.c).
 DRIVER_VERSION = {"0.14": 14, "pool": 13, "seed": 8}
 IPV4 = bytes([0x45]) + bytes(range(1, 20))
 

@@ -21,8 +21,13 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from tests.double.build import build_dependent, build_double, copy_file, double_unavailable
 from wintun_cffi import _win32, loader, platform
+from wintun_cffi.conformance.double.build import (
+    build_dependent,
+    build_double,
+    copy_file,
+    double_unavailable,
+)
 from wintun_cffi.constants import ERROR_INF_IN_USE_BY_DEVICES, ERROR_INVALID_HANDLE
 from wintun_cffi.errors import ChecksumMismatchError, WrongArchitectureError
 from wintun_cffi.fdevent import WaitInterrupted

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.double.build import double_available
+from wintun_cffi.conformance.double.build import double_available
 
 from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, Rig, open_rig
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tests.double.build import double_available
+from wintun_cffi.conformance.double.build import double_available
 
 from .engine import run_stress
 from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, open_rig

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from tests.double.build import double_available
+from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.api import Wintun
 from wintun_cffi.errors import (
     PacketReleasedError,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import wintun_header
-from tests.double.build import asan_runtime, build_double, double_available
+from wintun_cffi.conformance.double.build import asan_runtime, build_double, double_available
 from wintun_header import HeaderParseError
 
 from .ringfuzz import (

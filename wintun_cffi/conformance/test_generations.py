@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
 from wintun_cffi import (
     Adapter,
     HandleClosedError,
@@ -42,6 +41,7 @@ from wintun_cffi.constants import (
 
 from .backends import BackendCase, Unavailable
 from .farside import FarSide, RawFarSide, app_receive_udp, udp_to_far
+from .support import wait_until
 
 TIMEOUT = 5.0
 
@@ -209,7 +209,8 @@ def test_rings_with_the_send_tail_out_of_range_are_refused(
 ) -> None:
     if backend.kind == "double":
         pytest.skip("the C double's start hook cannot make WintunStartSession fail; its "
-                    "kernel marks refused rings dead instead (tests/native)")
+                    "kernel marks refused rings dead instead (the repository's tests/native "
+                    "check that)")
     try:
         backend.corrupt_at_registration(adapter, "send", "tail", MIN_RING_CAPACITY)
     except Unavailable as reason:

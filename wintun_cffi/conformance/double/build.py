@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.double.build import build_double, double_unavailable
+    from wintun_cffi.conformance.double.build import build_double, double_unavailable
     path = build_double("0.14", tmp_dir)                   # libwintun_double_0_14.so
     path = build_double("pool", tmp_dir, sanitize=True)    # libwintun_double_pool_asan.so
     path = build_double("seed", tmp_dir, target=WINDOWS)   # wintun_double_seed.dll (MinGW)
@@ -12,14 +12,16 @@ Each library is built for a *target*: :data:`LINUX` (the system C compiler, an E
 is the default. A Windows Python (under Wine, or on Windows without a compiler) uses the DLLs
 that were built beforehand on Linux, from :func:`prebuilt_directory`::
 
-    python -m tests.double.build --target windows      # into tests/double/build/windows
+    python -m wintun_cffi.conformance.double.build --target windows   # into ./build/windows
 
-A library is rebuilt (or copied again) only when a source (or this file) is newer than it.
+A library is rebuilt (or copied again) only when its source or this file changed: the SHA-256
+of their content is recorded beside it (``<library>.sha256``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shlex
 import shutil
@@ -112,7 +114,7 @@ def compiler_available(target: Target | None = None) -> bool:
 
 def prebuilt_directory(target: Target | None = None) -> Path:
     """Where prebuilt doubles of ``target`` are: ``$WINTUN_DOUBLE_PREBUILT``, else
-    ``tests/double/build/<target>``."""
+    ``build/<target>`` beside this module."""
     target = target or host_target()
     configured = os.environ.get(PREBUILT_ENV)
     return Path(configured) if configured else HERE / "build" / target.name
@@ -129,7 +131,8 @@ def double_unavailable(target: Target | None = None) -> str | None:
     if target is WINDOWS:
         return (
             f"no MinGW compiler ({compiler_command(target)[0]}) and no prebuilt Windows doubles "
-            f"in {prebuilt_directory(target)} (python -m tests.double.build --target windows)"
+            f"in {prebuilt_directory(target)} "
+            "(python -m wintun_cffi.conformance.double.build --target windows)"
         )
     return "no C compiler (cc / $CC) to build the Wintun test double"
 
@@ -223,19 +226,32 @@ def copy_file(source: Path, target: Path) -> None:
     os.utime(target, (stat.st_atime, stat.st_mtime))
 
 
-def _inputs(source: Path) -> tuple[Path, ...]:
-    return (source, Path(__file__))
+def _inputs(source: Path) -> str:
+    """The SHA-256 of what a library is built from: its source and this file (whose flags
+    it is built with), line endings aside."""
+    digest = hashlib.sha256()
+    for path in (source, Path(__file__)):
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()
 
 
-def _up_to_date(library: Path, sources: tuple[Path, ...]) -> bool:
-    newest = max(path.stat().st_mtime for path in sources)
-    return library.exists() and library.stat().st_mtime >= newest
+def _record(library: Path) -> Path:
+    """Beside each library, the :func:`_inputs` it was built from. (Installing a package
+    gives its files new times, so only their content tells.)"""
+    return library.with_name(library.name + ".sha256")
 
 
-def _prebuilt(name: str, sources: tuple[Path, ...], target: Target) -> Path | None:
-    """The prebuilt ``name`` if it exists and is newer than its sources."""
+def _built_from(library: Path, inputs: str) -> bool:
+    try:
+        return library.is_file() and _record(library).read_text(encoding="ascii") == inputs
+    except OSError:
+        return False
+
+
+def _prebuilt(name: str, inputs: str, target: Target) -> Path | None:
+    """The prebuilt ``name`` if it was built from ``inputs``."""
     path = prebuilt_directory(target) / name
-    return path if _up_to_date(path, sources) else None
+    return path if _built_from(path, inputs) else None
 
 
 def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
@@ -243,7 +259,7 @@ def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / name
     inputs = _inputs(source)
-    if _up_to_date(output, inputs):
+    if _built_from(output, inputs):
         return output
     if not compiler_available(target):
         prebuilt = _prebuilt(name, inputs, target)
@@ -251,6 +267,7 @@ def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
             raise DoubleBuildError(double_unavailable(target) or f"no prebuilt {name}")
         if prebuilt.resolve() != output.resolve():
             copy_file(prebuilt, output)
+            _record(output).write_text(inputs, encoding="ascii")
         return output
     # Compile into a temporary folder and rename, so parallel test runs never load a half
     # file; the file keeps its final name, which a DLL records in its export table.
@@ -266,15 +283,16 @@ def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
         os.replace(built, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _record(output).write_text(inputs, encoding="ascii")
     return output
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.double.build [--target linux|windows] [OUT_DIR]``."""
+    """``python -m wintun_cffi.conformance.double.build [--target linux|windows] [OUT_DIR]``."""
     parser = argparse.ArgumentParser(description="Build every C test double for one target.")
     parser.add_argument("--target", choices=sorted(TARGETS), default=host_target().name)
     parser.add_argument("out_dir", nargs="?", type=Path,
-                        help="default: tests/double/build/<target> (where tests look)")
+                        help="default: build/<target> beside this module (where tests look)")
     args = parser.parse_args(argv)
     target = TARGETS[args.target]
     for path in build_all(args.out_dir or prebuilt_directory(target), target):

@@ -37,7 +37,9 @@ FAR_INTERFACE = ipaddress.IPv4Interface("10.6.7.7/24")
 FAR_ADDRESS = FAR_INTERFACE.ip
 #: The application's address, in the adapter's subnet.
 APP_ADDRESS = ipaddress.IPv4Address("10.6.7.8")
+#: The far side's UDP port.
 FAR_PORT = 40007
+#: The application's UDP port.
 APP_PORT = 40008
 
 _PROTO_UDP = 17

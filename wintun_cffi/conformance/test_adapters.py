@@ -28,7 +28,7 @@ from wintun_cffi.constants import (
     MIN_RING_CAPACITY,
 )
 
-from .backends import POOL, BackendCase
+from .backends import OTHER_POOL, POOL, BackendCase
 
 
 def not_found_code(api: str) -> int:
@@ -119,7 +119,7 @@ def test_enumerate_pool(backend: BackendCase) -> None:
         return
     a = backend.create_adapter("PoolA")
     b = backend.create_adapter("PoolB")
-    backend.create_adapter("Elsewhere", pool=POOL + "Other")
+    backend.create_adapter("Elsewhere", pool=OTHER_POOL)
     found = backend.wintun.adapters(POOL)
     try:
         names = sorted(adapter.name for adapter in found)
@@ -176,7 +176,7 @@ def test_open_in_another_pool(backend: BackendCase) -> None:
             backend.wintun.open_adapter(name, pool=POOL)
         return
     with pytest.raises(AlreadyExistsError):
-        backend.open_adapter(name, pool=POOL + "Other")
+        backend.open_adapter(name, pool=OTHER_POOL)
 
 
 def test_running_driver_version(backend: BackendCase, wintun_release: str | None) -> None:
@@ -219,15 +219,15 @@ def test_delete_driver(backend: BackendCase) -> None:
     with pytest.raises(TypeError):
         wintun.delete_driver()
     backend.create_adapter("Mine")
-    other = backend.create_adapter("Theirs", pool=POOL + "Other")
+    other = backend.create_adapter("Theirs", pool=OTHER_POOL)
     with pytest.raises(WintunError) as caught:
         wintun.delete_driver(POOL)
     assert caught.value.winerror == ERROR_INF_IN_USE_BY_DEVICES
     with pytest.raises(AdapterNotFoundError):
         backend.open_adapter(backend.adapter_name("Mine"))
-    theirs = backend.open_adapter(backend.adapter_name("Theirs"), pool=POOL + "Other")
+    theirs = backend.open_adapter(backend.adapter_name("Theirs"), pool=OTHER_POOL)
     assert theirs.luid == other.luid
-    assert wintun.delete_driver(POOL + "Other") is False
+    assert wintun.delete_driver(OTHER_POOL) is False
 
 
 def test_logger_receives_lines(backend: BackendCase) -> None:
@@ -260,7 +260,7 @@ def test_error_carries_the_log(backend: BackendCase) -> None:
         with pytest.raises(AdapterNotFoundError) as caught:
             backend.open_adapter(backend.adapter_name("Nowhere"))
     else:
-        backend.create_adapter("Elsewhere", pool=POOL + "Other")
+        backend.create_adapter("Elsewhere", pool=OTHER_POOL)
         with pytest.raises(AlreadyExistsError) as caught:
             backend.open_adapter(backend.adapter_name("Elsewhere"))
     assert caught.value.log, "a failing open logs why"
