@@ -125,6 +125,7 @@ def session_ledgers(client: SessionClient, api: ApiGeneration) -> tuple[Ledger, 
     writing = Direction(
         client.take_allocated, client.allocated_views, client.sent.append,
         client.flush_sends, rules_for(api).give_up, False, view=client.allocated_view,
+        write=client.write_allocated,
     )
     return Ledger(reading), Ledger(writing)
 

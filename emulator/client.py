@@ -203,6 +203,11 @@ class SessionClient:
         start = (token & _OFFSET_MASK) + PACKET_HEADER_SIZE
         return self._write_data[start : start + size], None
 
+    def write_allocated(self, token: int, data: Any, size: int) -> None:
+        """Copy ``data`` (``size`` bytes) into the payload of an allocated token."""
+        start = (token & _OFFSET_MASK) + PACKET_HEADER_SIZE
+        self._write_data[start : start + size] = data
+
     def flush_sends(self) -> None:
         """``WintunSendPacket`` for the queued tokens: clear each record's flag, then publish
         Tail past every sent record at the front and wake an alertable driver."""

@@ -48,6 +48,7 @@ _getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
 #: Runs an iterator to its end, in C, keeping nothing.
 consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 _first = itemgetter(0)
+_FIRST = (0,)
 _tokens_of = attrgetter("_tokens")
 _release = memoryview.release
 _token_of = attrgetter("_token")
@@ -92,6 +93,9 @@ class Direction(NamedTuple):
     #: ``view(token, size)``: ``(view, exporter)`` of one packet (writing): the single-packet
     #: path skips the per-call machinery of ``views``.
     view: Callable[[Any, int], tuple[memoryview, Any]] | None = None
+    #: ``write(token, data, size)``: copy ``data`` into an allocated packet (writing), for
+    #: sending a copy without a packet object; None: not offered.
+    write: Callable[[Any, Any, int], Any] | None = None
 
 
 class Held:
@@ -232,6 +236,35 @@ class Ledger:
         out: list[Any] = []
         self.fill((size,), out, make)
         return out[0]
+
+    def send_copy(self, data: Any, size: int) -> None:
+        """Allocate ``size`` bytes (checked by the caller), copy ``data`` in and send it, with
+        no packet object (:attr:`Direction.write`). Raises the backend's error (the ring is
+        full) and then changes nothing.
+
+        Cut short, the allocation stays in ``raw``: the next :meth:`settle` makes it harmless
+        and sends it, so the ring never waits for it.
+        """
+        write = self.direction.write
+        assert write is not None, "a backend that offers write"
+        with self._lock:
+            raw = self.raw
+            if raw:  # another call was cut short: its allocations are settled later
+                self._adopt([], Held)
+            take_one = self._take_one
+            if take_one is None:
+                self.direction.take(raw, (size,))
+            else:
+                self._sizes.append(size)
+                take_one()  # raw = [token], or [NULL] if the ring is full
+                if not raw[0]:
+                    raw.clear()
+                    self.direction.take(raw, (size,))  # raises the backend's error
+            write(raw[0], data, size)
+            # Out of ``raw`` and given back in one C step.
+            consume(map(self.direction.give, map(raw.pop, _FIRST)))
+        if self._flush is not None:
+            self._flush()
 
     def fill_group(self, amount: Any, group: Group) -> None:
         """Like :meth:`fill`, but the packets become one :class:`Group` (no object each).

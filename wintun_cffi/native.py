@@ -458,7 +458,7 @@ class NativeBackend(GenerationBound):
         give_up = rules_for(self._api).give_up
         return Direction(
             take, views, partial(self._c_send, pointer), None, give_up, True,
-            one=partial(c_allocate, pointer), view=view,
+            one=partial(c_allocate, pointer), view=view, write=self._ffi.memmove,
         )
 
     def ledgers(self, session: object) -> tuple[Ledger, Ledger]:

@@ -94,7 +94,7 @@ class ReceivedPacket(_RingPacket):
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if self._is_given_back():
+        if self._view is None or self._session._live is None:  # released, or session closed
             return
         try:
             self.release()
@@ -157,10 +157,13 @@ class SendBuffer(_RingPacket):
                 session._finish(False)
 
     def __enter__(self) -> memoryview:
-        return self.data
+        view = self._view  # the data property, inline: the hot path
+        if view is None:
+            raise PacketReleasedError(self._gone())
+        return view
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if self._is_given_back():
+        if self._view is None or self._session._live is None:  # sent, or its session closed
             return
         if exc_type is None:
             try:
@@ -236,7 +239,7 @@ class PacketBatch(Group):
         return self
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
-        if self.released:
+        if self._views is None or self._session._live is None:  # released, or session closed
             return
         try:
             self.release()

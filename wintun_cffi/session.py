@@ -38,7 +38,7 @@ from .errors import (
     SessionClosedError,
     WintunError,
 )
-from .ledger import Group, Held, consume
+from .ledger import Group, consume
 from .lifetime import Lifetime, backoff
 from .packets import PacketBatch, ReceivedPacket, SendBuffer
 from .send_rules import rules_for
@@ -397,27 +397,26 @@ class Session(Lifetime):
             if live is None:
                 raise SessionClosedError("the session is closed")
             writes = self._writes
-            if writes.entries:
+            if writes.entries or writes.raw:
                 writes.settle()
             try:
-                buffer = writes.allocate(size, Held)
+                writes.send_copy(payload, size)
             except RingFullError:
                 if on_full == "raise":
                     raise
                 if on_full == "drop":
                     self.dropped += 1
                     return False
-                buffer = self._wait_for_room(size, deadline, timeout)
-            buffer._view[:] = payload
-            writes.give_back(buffer)
+                self._send_when_room(payload, size, deadline, timeout)
             return True
         finally:
             live = None
             if self._closing is not None:
                 self._finish(False)
 
-    def _wait_for_room(self, size: int, deadline: float | None, timeout: float | None) -> Held:
-        """Allocate ``size`` bytes once the driver has made room (it sends no signal)."""
+    def _send_when_room(self, payload: BytesLike, size: int, deadline: float | None,
+                        timeout: float | None) -> None:
+        """Send once the driver has made room (it sends no signal when it does)."""
         writes, sleep = self._writes, backoff(0.00005, 0.002)
         while True:
             if deadline is not None and time.monotonic() >= deadline:
@@ -427,8 +426,8 @@ class Session(Lifetime):
             writes.settle()
             sleep()
             try:
-                buffer: Held = writes.allocate(size, Held)
-                return buffer
+                writes.send_copy(payload, size)
+                return
             except RingFullError:
                 pass
 
