@@ -143,6 +143,10 @@ def test_bench_json_is_one_document_of_every_row() -> None:
         assert 0 < row["best_ns"] <= row["median_ns"] and row["runs"] == 2
     assert document["import_ms"] > 0
     assert {ratio["ratio"] for ratio in document["ratios"]} >= {"native single ÷ bare cffi"}
+    # It says what the native rows are, or why there are none.
+    native = any(name.startswith("native") for name in rows)
+    assert any(note.startswith("native rows:" if native else "no native rows:")
+               for note in document["notes"]), document["notes"]
 
 
 def test_bench_table() -> None:

@@ -418,6 +418,12 @@ def ratios(rows: list[Row], size: int) -> list[dict[str, Any]]:
     return found
 
 
+#: What the native rows are, said with every run that has them.
+_NATIVE_SCOPE = ("native rows: the binding over the 0.14 C test double, with the emulator's "
+                 "driver as the kernel; the real wintun.dll and driver are not measured by "
+                 "this command (receiving needs traffic from the system)")
+
+
 def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int:
     """The ``bench`` command: a table (or exactly one JSON document on stdout)."""
     for size in sizes:
@@ -433,6 +439,8 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
         rows += native
         if why_not and why_not not in notes:
             notes.append(why_not)
+    if any(row.name.startswith("native") for row in rows):
+        notes.append(_NATIVE_SCOPE)
     seconds = import_seconds()
     goals = [ratio for size in sizes for ratio in ratios(rows, size)]
     if as_json:
