@@ -308,8 +308,8 @@ def test_async_leaves_no_loop_or_session_behind() -> None:
         asyncio.run(one())  # a new loop each time
     from wintun_cffi.aio import _AsyncState
 
-    state = session._async
-    assert isinstance(state, _AsyncState) and not state.waiting  # nothing left registered
+    state = session._async  # registrations of the descriptor path (none on the worker path)
+    assert state is None or (isinstance(state, _AsyncState) and not state.waiting)
     session.close()
     reference = weakref.ref(session)
     del session, state

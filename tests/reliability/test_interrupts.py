@@ -33,7 +33,7 @@ def test_an_interrupt_anywhere_leaves_the_session_working(
     if backend == "double" and not double_available():
         pytest.skip(NO_DOUBLE)
     outcome = sweep(backend, operation, mode, EVERY, builds)
-    assert outcome.points > 10  # the operation really ran through the library
+    assert outcome.points >= 3  # it ran through the library (the session, the ledger, ...)
     assert outcome.interrupted == outcome.tried  # every chosen point was reached
     assert outcome.failures == [], "\n".join(outcome.failures)
 
