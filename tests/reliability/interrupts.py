@@ -118,14 +118,16 @@ class Interrupter:
 def _uninterruptible(code: CodeType) -> frozenset[int]:
     """Offsets of line starts no signal can reach: a ``NOP`` (a ``try:`` line), an exception
     handler's entry (``PUSH_EXC_INFO``), and the start of a ``with`` block's implicit
-    ``__exit__(None, None, None)`` call (three ``LOAD_CONST None`` and the call)."""
+    ``__exit__(None, None, None)`` call (three ``LOAD_CONST None`` and the call; after a
+    ``SWAP`` where a ``return`` leaves the block)."""
     instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
     found = {i.offset for i in instructions if i.opname in ("NOP", "PUSH_EXC_INFO")}
     for index in range(len(instructions) - 3):
-        window = instructions[index : index + 5]
-        if all(i.opname == "LOAD_CONST" and i.argval is None for i in window[:3]) and any(
-            i.opname == "CALL" and i.arg == 2 for i in window[3:]
-        ):
+        start = index + 1 if instructions[index].opname == "SWAP" else index
+        window = instructions[start : start + 5]
+        if len(window) == 5 and all(
+            i.opname == "LOAD_CONST" and i.argval is None for i in window[:3]
+        ) and any(i.opname == "CALL" and i.arg == 2 for i in window[3:]):
             found.add(instructions[index].offset)
     return frozenset(found)
 
