@@ -63,6 +63,7 @@ nitpick_ignore = [
         "ipaddress.IPv4Interface",
         "ipaddress.IPv6Interface",
         "asyncio.AbstractEventLoop",
+        "collections.deque",
         "collections.abc.AsyncIterator",
         "collections.abc.Callable",
         "collections.abc.Iterable",

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from wintun_cffi import validate
-from wintun_cffi.backend import EnumCallback, GenerationBound, LoggerCallback, PacketCalls
+from wintun_cffi.backend import EnumCallback, GenerationBound, LoggerCallback
 from wintun_cffi.constants import (
     API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
@@ -43,6 +44,9 @@ from wintun_cffi.errors import (
     error_from_code,
 )
 from wintun_cffi.fdevent import FdEvent, WaitInterrupted
+from wintun_cffi.ledger import Direction, Ledger, give_back_token, take_one
+from wintun_cffi.send_rules import rules_for
+from wintun_cffi.validate import check_packet_size
 
 from .client import SessionClient
 from .driver import RegistrationRefused
@@ -51,6 +55,7 @@ from .releases import Release, find_release
 from .ring import Ring
 
 _log = logging.getLogger(__name__)
+_getrefcount = getattr(sys, "getrefcount", None)
 
 #: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
 _FILETIME_UNIX_EPOCH = 116444736000000000
@@ -95,8 +100,34 @@ class EmulatedSession:
     client: SessionClient
     read_wait_event: FdEvent
     receive_tail_moved: FdEvent
-    interrupt: FdEvent = field(default_factory=lambda: FdEvent(manual_reset=True))
+    interrupt: FdEvent
+    #: The packets out of each ring (see :mod:`wintun_cffi.ledger`).
+    reads: Ledger
+    writes: Ledger
+    #: Refuses calls: set first when the session ends.
     ended: bool = False
+    #: Everything is freed: set last.
+    finished: bool = False
+
+
+def session_of(send_ring: Ring, adapter: EmulatedAdapter) -> EmulatedSession | None:
+    """The adapter's session if it is the one on ``send_ring`` (else None)."""
+    session = adapter.session
+    return session if session is not None and session.client.send_ring is send_ring else None
+
+
+def session_ledgers(client: SessionClient, api: ApiGeneration) -> tuple[Ledger, Ledger]:
+    """The ledgers of one emulated session: the client queues what they give back."""
+    reading = Direction(
+        client.take_received, client.received_views, client.released.append,
+        client.flush_releases, None, False,
+    )
+    writing = Direction(
+        client.take_allocated, client.allocated_views, client.sent.append,
+        client.flush_sends, rules_for(api).give_up, False, view=client.allocated_view,
+        write=client.write_allocated,
+    )
+    return Ledger(reading), Ledger(writing)
 
 
 class Emulator(GenerationBound):
@@ -144,7 +175,7 @@ class Emulator(GenerationBound):
             timestamp = time.time_ns() // 100 + _FILETIME_UNIX_EPOCH
         try:
             logger(level, timestamp, message)
-        except Exception:  # a logger must never break the call that logs
+        except BaseException:  # never into the call that logs (nor into C, in the real DLL)
             _log.exception("the Wintun logger raised")
 
     def _fail(self, code: int, function: str, message: str) -> WintunError:
@@ -276,9 +307,9 @@ class Emulator(GenerationBound):
         self._require("WintunCloseAdapter", "0.14")
         target = self._adapter(adapter, "WintunCloseAdapter")
         assert isinstance(adapter, AdapterHandle)
-        adapter.closed = True
         if adapter.created:
-            self._remove(target)
+            self._remove(target)  # idempotent: a retry after an interruption carries on
+        adapter.closed = True
 
     def free_adapter(self, adapter: object) -> None:
         """``WintunFreeAdapter`` (pool era)."""
@@ -390,6 +421,12 @@ class Emulator(GenerationBound):
         function = "WintunStartSession"
         with self._lock:
             target = self._live_adapter(adapter, function)
+            # References: the attribute and the argument. Nothing else holds a session whose
+            # starter was interrupted before it got the handle (or dropped it): end it.
+            if target.session is not None and _getrefcount is not None and (
+                _getrefcount(target.session) <= 2
+            ):
+                self.end_session(target.session)
             if target.session is not None:  # the driver refuses a second session first
                 raise self._fail(ERROR_ALREADY_INITIALIZED, function, "Failed to register rings")
             if not isinstance(capacity, int) or not is_valid_capacity(capacity):
@@ -398,42 +435,59 @@ class Emulator(GenerationBound):
             region = memoryview(bytearray(2 * size))  # one zeroed region, two rings
             send_ring = Ring(region[:size], capacity)
             receive_ring = Ring(region[size:], capacity)
-            read_wait_event = FdEvent()
-            receive_tail_moved = FdEvent()
-            try:
+            events: list[FdEvent] = []
+            try:  # descriptors may run out: close what was made, register nothing
+                for manual_reset in (False, False, True):
+                    events.append(FdEvent(manual_reset=manual_reset))
+                read_wait_event, receive_tail_moved, interrupt = events
+                client = SessionClient(send_ring, receive_ring, receive_tail_moved, self._release)
+                session = EmulatedSession(
+                    target, client, read_wait_event, receive_tail_moved, interrupt,
+                    *session_ledgers(client, self._api),
+                )
+                # Recorded before its driver starts: a start cut short after that leaves a
+                # session nothing holds, which the next start ends.
+                target.session = session
                 target.host.attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
-            except RegistrationRefused:
-                read_wait_event.close()
-                receive_tail_moved.close()
-                raise self._fail(
-                    ERROR_INVALID_PARAMETER, function, "Failed to register rings"
-                ) from None
-            session = EmulatedSession(
-                target,
-                SessionClient(send_ring, receive_ring, receive_tail_moved, self._release),
-                read_wait_event, receive_tail_moved,
-            )
-            target.session = session
+            except BaseException as error:
+                if session_of(send_ring, target) is not None:
+                    if not isinstance(error, Exception):
+                        raise  # interrupted once recorded: the next start ends it
+                    target.session = None  # refused: no driver runs on these events
+                for event in events:
+                    event.close()
+                if isinstance(error, RegistrationRefused):
+                    raise self._fail(
+                        ERROR_INVALID_PARAMETER, function, "Failed to register rings"
+                    ) from None
+                raise
             return session
 
     def end_session(self, session: object) -> None:
-        """``WintunEndSession``: stop the driver and free the rings and events."""
-        target = self._session(session, "WintunEndSession")
+        """``WintunEndSession``: stop the driver and free the rings and events.
+
+        Safe to call again after an interruption cut it short: it carries on where it stopped.
+        """
+        if not isinstance(session, EmulatedSession):
+            raise TypeError(f"WintunEndSession: not a session handle of this emulator: {session!r}")
+        if session.finished:
+            raise HandleClosedError("WintunEndSession: the session has ended")
+        session.ended = True
+        session.interrupt.set()
+        session.reads.end()
+        session.writes.end()
+        session.client.end()
         with self._lock:
-            if target.ended:
-                raise HandleClosedError("WintunEndSession: the session has ended")
-            target.ended = True
-            if target.adapter.session is target:
-                target.adapter.session = None
-                if target.adapter.removed:  # deleted while this session held it
-                    target.adapter.host.close()
+            adapter = session.adapter
+            if adapter.session is session:
+                if adapter.removed:  # deleted while this session held it
+                    adapter.host.close()
                 else:
-                    target.adapter.host.detach()
-        target.interrupt.set()
-        target.client.end()
-        target.read_wait_event.close()
-        target.receive_tail_moved.close()
-        target.interrupt.close()
+                    adapter.host.detach()
+                adapter.session = None
+        session.finished = True
+        for event in (session.read_wait_event, session.receive_tail_moved, session.interrupt):
+            event.close()
 
     def get_read_wait_event(self, session: object) -> int:
         """``WintunGetReadWaitEvent``: the event's descriptor (readable while signalled)."""
@@ -441,37 +495,32 @@ class Emulator(GenerationBound):
 
     def receive_packet(self, session: object) -> tuple[memoryview, object]:
         """``WintunReceivePacket``."""
-        if session.__class__ is not EmulatedSession:
-            self._session(session, "WintunReceivePacket")
-        return session.client.receive_packet()  # type: ignore[attr-defined, no-any-return]
+        return take_one(self._session(session, "WintunReceivePacket").reads, 1)
 
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
-        if session.__class__ is not EmulatedSession:
-            self._session(session, self._release.release_function)
-        session.client.release_receive_packet(token)  # type: ignore[attr-defined]
+        give_back_token(
+            self._session(session, self._release.release_function).reads, token,
+            "not a packet received from this session, or already released",
+        )
 
     def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
         """``WintunAllocateSendPacket``."""
-        if session.__class__ is not EmulatedSession:
-            self._session(session, "WintunAllocateSendPacket")
-        return session.client.allocate_send_packet(size)  # type: ignore[attr-defined, no-any-return]
+        target = self._session(session, "WintunAllocateSendPacket")
+        check_packet_size(size)
+        return take_one(target.writes, (size,))
 
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``."""
-        if session.__class__ is not EmulatedSession:
-            self._session(session, "WintunSendPacket")
-        session.client.send_packet(token)  # type: ignore[attr-defined]
-
-    def packet_calls(self, session: object) -> PacketCalls:
-        """The client's four packet operations, bound to ``session``."""
-        client = self._session(session, "packet_calls").client
-        return PacketCalls(
-            client.receive_packet, client.release_receive_packet,
-            client.allocate_send_packet, client.send_packet,
-            client.receive_packets, client.release_receive_packets,
-            client.allocate_send_packets, client.send_packets,
+        give_back_token(
+            self._session(session, "WintunSendPacket").writes, token,
+            "not a packet allocated in this session, or already sent",
         )
+
+    def ledgers(self, session: object) -> tuple[Ledger, Ledger]:
+        """The session's packet ledgers ``(reading, writing)``."""
+        target = self._session(session, "ledgers")
+        return target.reads, target.writes
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -482,6 +531,10 @@ class Emulator(GenerationBound):
             return target.read_wait_event.wait(timeout, interrupt=target.interrupt)
         except WaitInterrupted:
             raise SessionClosedError("the session was closed while waiting") from None
+
+    def signal_read_event(self, session: object) -> None:
+        """Signal the read-wait event: one waiter wakes and looks again."""
+        self._session(session, "signal_read_event").read_wait_event.set()
 
     def interrupt_waits(self, session: object) -> None:
         """Wake every waiter of ``session``, now and later."""

@@ -1,52 +1,61 @@
 """What ``wintun.dll`` does in the application's process: the four packet operations.
 
 The client reads the Send ring (packets the driver delivers) and writes the Receive ring
-(packets the application sends), exactly as the spec's section 3 describes: the same check
-order, error codes, release flag, out-of-order release and allocation-order publication. One
-lock per direction makes every operation thread-safe, as in the real DLL.
+(packets the application sends), exactly as the protocol page describes: the same check order,
+error codes, release flag, out-of-order release and allocation-order publication. One lock per
+direction makes every operation thread-safe, as in the real DLL.
 
-Unlike the C API, a token (the handle of a received or allocated packet) is checked: one from
-another session, or one already released or sent, raises :class:`ValueError` instead of
-corrupting the ring.
+Like the DLL it keeps no table of the packets it handed out; the session's
+:class:`~wintun_cffi.ledger.Ledger` does, for both backends. What the ledger needs of a backend
+is that taking a packet and recording it are one step: here each taken packet's token is
+appended to the ledger's list by the same line of plain stores that moves the client's
+position, so nothing can fall between them. Giving back queues the token (a C-level append, in
+the ledger's pipeline), and :meth:`SessionClient.flush_releases` /
+:meth:`SessionClient.flush_sends` do the DLL's work for the queued tokens, each step safe to
+redo if an interruption cuts it short.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections import deque
 from itertools import count
-from typing import Iterable, Sequence
+from typing import Any, Sequence
 
 from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,
     ERROR_HANDLE_EOF,
+    ERROR_INVALID_DATA,
     ERROR_NO_MORE_ITEMS,
     MAX_IP_PACKET_SIZE,
 )
-from wintun_cffi.backend import as_many_as_possible
 from wintun_cffi.errors import HandleClosedError, error_from_code
 from wintun_cffi.fdevent import FdEvent
-from wintun_cffi.outstanding import Outstanding
-from wintun_cffi.validate import check_packet_size
 
 from .releases import NEWEST, Release
 from .ring import (
-    ALERTABLE_OFFSET,
-    HEAD_OFFSET,
-    I32,
+    ALERTABLE_WORD,
+    DATA_WORD,
+    HEAD_WORD,
+    PACKET_HEADER_SIZE,
     PACKET_RELEASE_FLAG,
-    TAIL_OFFSET,
-    U32,
+    TAIL_WORD,
     Ring,
 )
 
 _OFFSET_MASK = 0xFFFFFFFF
-# Tokens are (serial << 32) | offset: a serial is never reused, so a stale token never matches.
+#: ``raw[_APPEND] = (token,)`` appends without a call: a store, like the ones beside it.
+_APPEND = slice(sys.maxsize, sys.maxsize)
+_UNFLAG = ~PACKET_RELEASE_FLAG & 0xFFFFFFFF
+# Serials are never reused, by any session: a stale or foreign token never matches.
 _serials = count(1)
 
 
 class SessionClient:
     """The client side of one session: reads ``send_ring``, writes ``receive_ring``, as the
-    DLL of ``release`` does (default: the newest)."""
+    DLL of ``release`` does (default: the newest). Tokens are ``(serial << 32) | offset``.
+    """
 
     def __init__(
         self, send_ring: Ring, receive_ring: Ring, receive_tail_moved: FdEvent,
@@ -60,198 +69,189 @@ class SessionClient:
         self.capacity = send_ring.capacity
         self._mask = send_ring.mask
         self._receive_tail_moved = receive_tail_moved
-        self._release_name = release.release_function
+        #: The release function's name in this release (for errors).
+        self.release_name = release.release_function
         # The 2020-11 snapshot, 0.9 and 0.9.1 signal the driver even if Tail did not move.
         self._signals_unmoved_tail = release.signals_unmoved_tail
         self.ended = False
         # Reading the Send ring.
         self._read_lock = threading.Lock()
-        self._read_memory = send_ring.memory
-        self._read_data = send_ring.data
+        self._read_words = send_ring.words
         self._head = 0
         self._head_release = 0
-        self._reads_to_release = 0
-        self._outstanding_reads = Outstanding()
+        self._reads_pending = 0  # taken and not yet behind Head
+        #: Tokens given back, to flag as released (see :meth:`flush_releases`).
+        self.released: deque[int] = deque()
         # Writing the Receive ring.
         self._write_lock = threading.Lock()
-        self._write_memory = receive_ring.memory
+        self._write_words = receive_ring.words
         self._write_data = receive_ring.data
         self._tail = 0
         self._tail_release = 0
-        self._writes_to_send = 0
-        self._outstanding_writes = Outstanding()
+        self._writes_pending = 0  # allocated and not yet behind Tail
+        self._published = 0  # the Tail whose publication was completed (signal included)
+        #: Tokens sent, to clear the flag of (see :meth:`flush_sends`).
+        self.sent: deque[int] = deque()
 
     # -- reading the Send ring -------------------------------------------------------------
 
-    def receive_packet(self) -> tuple[memoryview, int]:
-        """``WintunReceivePacket``: the next packet's payload view and its token."""
-        with self._read_lock:
-            return self._receive_locked()
+    def take_received(self, raw: list[Any], limit: int) -> None:
+        """``WintunReceivePacket`` up to ``limit`` times, each token appended to ``raw``.
 
-    def receive_packets(self, limit: int) -> list[tuple[memoryview, int]]:
-        """Up to ``limit`` packets under one lock; raises only if there is not even one."""
-        with self._read_lock:
-            return as_many_as_possible(lambda _: self._receive_locked(), range(limit))
-
-    def _receive_locked(self) -> tuple[memoryview, int]:
-        if self.ended:
-            raise HandleClosedError("WintunReceivePacket: the session has ended")
-        head = self._head
-        capacity = self.capacity
-        if head >= capacity:
-            raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
-        tail = U32.unpack_from(self._read_memory, TAIL_OFFSET)[0]
-        if tail >= capacity:
-            raise error_from_code(ERROR_HANDLE_EOF, "WintunReceivePacket")
-        if head == tail:
-            raise error_from_code(ERROR_NO_MORE_ITEMS, "WintunReceivePacket")
-        data = self._read_data
-        content = (tail - head) & self._mask
-        size = U32.unpack_from(data, head)[0] if content >= 4 else -1
-        aligned = (size + 7) & ~3
-        if size < 0 or size > MAX_IP_PACKET_SIZE or aligned > content:
-            self.send_ring.check_record(head, tail)  # raises the precise RingCorruptError
-        self._head = (head + aligned) & self._mask
-        self._reads_to_release += 1
-        token = (next(_serials) << 32) | head
-        view = data[head + 4 : head + 4 + size]
-        self._outstanding_reads[token] = (view, None)  # the ring's memory outlives the session
-        return view, token
-
-    def release_receive_packet(self, token: object) -> None:
-        """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``): give a received
-        packet's space back, in ring order."""
-        self.release_receive_packets((token,))
-
-    def release_receive_packets(self, tokens: Iterable[object]) -> None:
-        """Release several packets under one lock, publishing Head once.
-
-        Stops at the first token that is refused; the ones before it are released.
+        Raises the first call's error (e.g. NoMoreItemsError) only if nothing was taken.
         """
         with self._read_lock:
             if self.ended:
-                raise HandleClosedError(f"{self._release_name}: the session has ended")
-            data = self._read_data
-            take = self._outstanding_reads.take
-            try:
-                for token in tokens:
-                    take(token, "not a packet received from this session, or already released")
-                    offset = token & _OFFSET_MASK  # type: ignore[operator]
-                    flagged = U32.unpack_from(data, offset)[0] | PACKET_RELEASE_FLAG
-                    U32.pack_into(data, offset, flagged)
-            finally:
-                self._advance_head_release()
+                raise HandleClosedError("WintunReceivePacket: the session has ended")
+            words, capacity, mask = self._read_words, self.capacity, self._mask
+            head, pending = self._head, self._reads_pending
+            for _ in range(limit):
+                code = 0
+                if head >= capacity:
+                    code = ERROR_HANDLE_EOF
+                else:
+                    tail = words[TAIL_WORD]
+                    if tail >= capacity:  # the driver is gone
+                        code = ERROR_HANDLE_EOF
+                    elif head == tail:
+                        code = ERROR_NO_MORE_ITEMS
+                    else:
+                        content = (tail - head) & mask
+                        size = words[DATA_WORD + (head >> 2)] if content >= 4 else -1
+                        aligned = (size + 7) & ~3
+                        if size < 0 or size > MAX_IP_PACKET_SIZE or aligned > content:
+                            code = ERROR_INVALID_DATA
+                if code:
+                    if raw:
+                        return
+                    if code == ERROR_INVALID_DATA:
+                        self.send_ring.check_record(head, tail)  # the precise RingCorruptError
+                    raise error_from_code(code, "WintunReceivePacket")
+                token = (next(_serials) << 32) | head
+                head = (head + aligned) & mask
+                pending += 1
+                # One line of stores: the client moves on and the ledger records the token.
+                self._head, self._reads_pending, raw[_APPEND] = head, pending, (token,)
 
-    def _advance_head_release(self) -> None:
-        """Move Head past every released packet at its front (out-of-order release waits)."""
-        data = self._read_data
-        position = self._head_release
-        pending = self._reads_to_release
-        mask = self._mask
-        while pending:
-            size = U32.unpack_from(data, position)[0]
-            if not size & PACKET_RELEASE_FLAG:
-                break
-            position = (position + (((size & ~PACKET_RELEASE_FLAG) + 7) & ~3)) & mask
-            pending -= 1
-        self._head_release = position
-        self._reads_to_release = pending
-        U32.pack_into(self._read_memory, HEAD_OFFSET, position)
+    def received_views(self, raw: list[Any]) -> tuple[list[memoryview], list[None]]:
+        """The payload views of received tokens (no per-packet buffer object here)."""
+        return self._views(self.send_ring, raw)
+
+    def flush_releases(self) -> None:
+        """``WintunReleaseReceivePacket`` for the queued tokens: flag each record released,
+        then move Head past every released record at the front."""
+        with self._read_lock:
+            if self.ended:
+                return
+            words, released = self._read_words, self.released
+            while released:
+                index = DATA_WORD + ((released[0] & _OFFSET_MASK) >> 2)
+                words[index] = words[index] | PACKET_RELEASE_FLAG  # redone harmlessly if cut
+                released.popleft()
+            position, pending, mask = self._head_release, self._reads_pending, self._mask
+            while pending:
+                size = words[DATA_WORD + (position >> 2)]
+                if not size & PACKET_RELEASE_FLAG:
+                    break
+                position = (position + (((size & _UNFLAG) + 7) & ~3)) & mask
+                pending -= 1
+            self._head_release, self._reads_pending = position, pending
+            words[HEAD_WORD] = position
 
     # -- writing the Receive ring ----------------------------------------------------------
 
-    def allocate_send_packet(self, size: int) -> tuple[memoryview, int]:
-        """``WintunAllocateSendPacket``: a writable view of ``size`` bytes and its token."""
-        if size.__class__ is not int or not 0 <= size <= MAX_IP_PACKET_SIZE:
-            check_packet_size(size)
-        with self._write_lock:
-            return self._allocate_locked(size)
+    def take_allocated(self, raw: list[Any], sizes: Sequence[int]) -> None:
+        """``WintunAllocateSendPacket`` for each size in order, each token appended to
+        ``raw``, until one does not fit. Sizes must be checked (0..0xFFFF) by the caller.
 
-    def allocate_send_packets(self, sizes: Sequence[int]) -> list[tuple[memoryview, int]]:
-        """Allocate in order under one lock until one does not fit; raises only if none fit."""
-        for size in sizes:
-            check_packet_size(size)
-        with self._write_lock:
-            return as_many_as_possible(self._allocate_locked, sizes)
-
-    def _allocate_locked(self, size: int) -> tuple[memoryview, int]:
-        if self.ended:
-            raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
-        tail = self._tail
-        capacity = self.capacity
-        if tail >= capacity:
-            raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
-        head = U32.unpack_from(self._write_memory, HEAD_OFFSET)[0]
-        if head >= capacity:
-            raise error_from_code(ERROR_HANDLE_EOF, "WintunAllocateSendPacket")
-        aligned = (size + 7) & ~3
-        if aligned > ((head - tail - 4) & self._mask):
-            raise error_from_code(ERROR_BUFFER_OVERFLOW, "WintunAllocateSendPacket")
-        data = self._write_data
-        U32.pack_into(data, tail, size | PACKET_RELEASE_FLAG)
-        self._tail = (tail + aligned) & self._mask
-        self._writes_to_send += 1
-        token = (next(_serials) << 32) | tail
-        view = data[tail + 4 : tail + 4 + size]
-        self._outstanding_writes[token] = (view, None)
-        return view, token
-
-    def send_packet(self, token: object) -> None:
-        """``WintunSendPacket``: publish every sent packet up to the first one still allocated."""
-        self.send_packets((token,))
-
-    def send_packets(self, tokens: Iterable[object]) -> None:
-        """Send several packets under one lock, publishing Tail (and signalling) once.
-
-        Stops at the first token that is refused; the ones before it are sent.
+        Raises the first call's error (e.g. RingFullError) only if nothing was taken.
         """
         with self._write_lock:
             if self.ended:
-                raise HandleClosedError("WintunSendPacket: the session has ended")
-            data = self._write_data
-            take = self._outstanding_writes.take
-            try:
-                for token in tokens:
-                    take(token, "not a packet allocated in this session, or already sent")
-                    offset = token & _OFFSET_MASK  # type: ignore[operator]
-                    cleared = U32.unpack_from(data, offset)[0] & ~PACKET_RELEASE_FLAG
-                    U32.pack_into(data, offset, cleared)
-            finally:
-                self._publish_tail()
+                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+            words, capacity, mask = self._write_words, self.capacity, self._mask
+            tail, pending = self._tail, self._writes_pending
+            for size in sizes:
+                code = 0
+                aligned = (size + 7) & ~3
+                if tail >= capacity:
+                    code = ERROR_HANDLE_EOF
+                else:
+                    head = words[HEAD_WORD]
+                    if head >= capacity:  # the driver is gone
+                        code = ERROR_HANDLE_EOF
+                    elif aligned > ((head - tail - PACKET_HEADER_SIZE) & mask):
+                        code = ERROR_BUFFER_OVERFLOW
+                if code:
+                    if raw:
+                        return
+                    raise error_from_code(code, "WintunAllocateSendPacket")
+                # Past Tail, so the driver cannot see it yet; harmless if cut off here.
+                words[DATA_WORD + (tail >> 2)] = size | PACKET_RELEASE_FLAG
+                token = (next(_serials) << 32) | tail
+                tail = (tail + aligned) & mask
+                pending += 1
+                # One line of stores: the client moves on and the ledger records the token.
+                self._tail, self._writes_pending, raw[_APPEND] = tail, pending, (token,)
 
-    def _publish_tail(self) -> None:
-        """Move Tail past every sent packet at the front; wake an alertable driver (when Tail
-        moved, or on every call for the releases that signal regardless)."""
-        data = self._write_data
-        position = self._tail_release
-        pending = self._writes_to_send
-        mask = self._mask
-        while pending:
-            size = U32.unpack_from(data, position)[0]
-            if size & PACKET_RELEASE_FLAG:
-                break
-            position = (position + ((size + 7) & ~3)) & mask
-            pending -= 1
-        self._tail_release = position
-        self._writes_to_send = pending
-        memory = self._write_memory
-        if self._signals_unmoved_tail or U32.unpack_from(memory, TAIL_OFFSET)[0] != position:
-            U32.pack_into(memory, TAIL_OFFSET, position)
-            if I32.unpack_from(memory, ALERTABLE_OFFSET)[0]:
-                self._receive_tail_moved.set()
+    def allocated_views(self, raw: list[Any]) -> tuple[list[memoryview], list[None]]:
+        """The payload views of allocated tokens."""
+        return self._views(self.receive_ring, raw)
+
+    def allocated_view(self, token: int, size: int) -> tuple[memoryview, None]:
+        """The payload view of one allocated token of ``size`` bytes."""
+        start = (token & _OFFSET_MASK) + PACKET_HEADER_SIZE
+        return self._write_data[start : start + size], None
+
+    def write_allocated(self, token: int, data: Any, size: int) -> None:
+        """Copy ``data`` (``size`` bytes) into the payload of an allocated token."""
+        start = (token & _OFFSET_MASK) + PACKET_HEADER_SIZE
+        self._write_data[start : start + size] = data
+
+    def flush_sends(self) -> None:
+        """``WintunSendPacket`` for the queued tokens: clear each record's flag, then publish
+        Tail past every sent record at the front and wake an alertable driver."""
+        with self._write_lock:
+            if self.ended:
+                return
+            words, sent = self._write_words, self.sent
+            while sent:
+                index = DATA_WORD + ((sent[0] & _OFFSET_MASK) >> 2)
+                words[index] = words[index] & _UNFLAG  # redone harmlessly if cut
+                sent.popleft()
+            position, pending, mask = self._tail_release, self._writes_pending, self._mask
+            while pending:
+                size = words[DATA_WORD + (position >> 2)]
+                if size & PACKET_RELEASE_FLAG:
+                    break
+                position = (position + ((size + 7) & ~3)) & mask
+                pending -= 1
+            self._tail_release, self._writes_pending = position, pending
+            if words[TAIL_WORD] != position:
+                words[TAIL_WORD] = position
+            # Also completes a publication an interruption cut off before its signal.
+            if self._signals_unmoved_tail or self._published != position:
+                if words[ALERTABLE_WORD]:
+                    self._receive_tail_moved.set()
+                self._published = position
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def outstanding(self) -> int:
-        """Packets received but not released, plus packets allocated but not sent."""
-        return len(self._outstanding_reads) + len(self._outstanding_writes)
+    @staticmethod
+    def _views(ring: Ring, raw: list[Any]) -> tuple[list[memoryview], list[None]]:
+        words, data = ring.words, ring.data
+        views = []
+        for token in raw:
+            offset = token & _OFFSET_MASK
+            size = words[DATA_WORD + (offset >> 2)] & _UNFLAG
+            start = offset + PACKET_HEADER_SIZE
+            views.append(data[start : start + size])
+        return views, [None] * len(views)
 
     def end(self) -> None:
         """Refuse every later call (the session's memory is about to be freed)."""
         with self._read_lock, self._write_lock:
             self.ended = True
-            self._outstanding_reads.release_all()
-            self._outstanding_writes.release_all()
 
 
 __all__ = ["SessionClient"]

@@ -89,6 +89,7 @@ class SessionDriver:
         name: str = "wintun",
         *,
         stops_at_non_ip: bool = False,
+        start: bool = True,
     ) -> None:
         if send_ring.tail >= send_ring.capacity:
             raise RegistrationRefused(f"the Send ring's Tail {send_ring.tail:#x} is out of range")
@@ -106,6 +107,7 @@ class SessionDriver:
         # so that one wait covers both.
         self._stopping = type(receive_tail_moved)(manual_reset=True)
         self._stopped = False
+        self._finished = False  # stop() ran to its end
         # Pausing the system: None, it takes every packet; n, it takes n more and then holds
         # the next one (the consumer waits, and Head with it, as when Windows keeps a packet).
         self._system_gate = threading.Condition()
@@ -114,6 +116,11 @@ class SessionDriver:
         self._consumer = threading.Thread(
             target=self._consume, name=f"wintun-driver-{name}", daemon=True
         )
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the consumer thread (the constructor does, unless told not to)."""
         self._consumer.start()
 
     @property
@@ -266,17 +273,20 @@ class SessionDriver:
 
     def stop(self) -> None:
         """Stop using the rings: the consumer ends, both rings get the dead marker and a
-        blocked reader wakes (it then gets ``ERROR_HANDLE_EOF``). Idempotent."""
+        blocked reader wakes (it then gets ``ERROR_HANDLE_EOF``). Idempotent, and every step
+        is redone by a later call if an interruption cut this one short."""
         with self._send_lock:
-            if self._stopped:
+            if self._finished:
                 return
             self._stopped = True
         self._stopping.set()
         with self._system_gate:  # a consumer held for a paused system must see the stop
             self._system_gate.notify_all()
-        if threading.current_thread() is not self._consumer:
-            self._consumer.join()
+        consumer = self._consumer
+        if consumer.ident is not None and threading.current_thread() is not consumer:
+            consumer.join()  # started (a start cut short may never have started it)
         self.receive_ring.head = RING_DEAD_MARKER
         self.send_ring.tail = RING_DEAD_MARKER
         self.read_wait_event.set()
+        self._finished = True
         self._stopping.close()

@@ -152,18 +152,21 @@ class Host:
         faults, self._registration_faults = self._registration_faults, []
         for ring, field, value in faults:
             _set_field(send_ring if ring == "send" else receive_ring, field, value)
-        self._driver = SessionDriver(
+        driver = SessionDriver(
             send_ring, receive_ring, read_wait_event, receive_tail_moved,
             self._from_application, self.statistics, self.name,
-            stops_at_non_ip=self.release.stops_at_non_ip,
+            stops_at_non_ip=self.release.stops_at_non_ip, start=False,
         )
-        return self._driver
+        self._driver = driver  # known before its thread runs: detach() can always stop it
+        driver.start()
+        return driver
 
     def detach(self) -> None:
         """Stop the session's driver (dead markers on both rings, a blocked reader woken)."""
-        driver, self._driver = self._driver, None
+        driver = self._driver
         if driver is not None:
-            driver.stop()
+            driver.stop()  # kept until stopped: a detach cut short is redone in full
+            self._driver = None
 
     def set_terminate_hook(self, hook: Callable[[], None] | None) -> None:
         """What :meth:`terminate` does besides stopping the driver (the emulator removes the

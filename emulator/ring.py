@@ -12,7 +12,8 @@ The buffer may be a ``bytearray``, an ``mmap`` or memory another library owns (c
 from __future__ import annotations
 
 import struct
-from typing import Final
+import sys
+from typing import Final, Union
 
 from wintun_cffi.constants import (
     MAX_IP_PACKET_SIZE,
@@ -38,8 +39,11 @@ I32: Final = struct.Struct("<i")
 
 __all__ = [
     "ALERTABLE_OFFSET",
+    "ALERTABLE_WORD",
     "DATA_OFFSET",
+    "DATA_WORD",
     "HEAD_OFFSET",
+    "HEAD_WORD",
     "I32",
     "MAX_IP_PACKET_SIZE",
     "PACKET_HEADER_SIZE",
@@ -47,15 +51,50 @@ __all__ = [
     "RING_DEAD_MARKER",
     "Ring",
     "TAIL_OFFSET",
+    "TAIL_WORD",
     "U32",
+    "Words",
     "record_size",
 ]
+
+
+#: The word index of Head, Tail and Alertable, and of the first data word, in :attr:`Ring.words`.
+HEAD_WORD: Final = HEAD_OFFSET // 4
+TAIL_WORD: Final = TAIL_OFFSET // 4
+ALERTABLE_WORD: Final = ALERTABLE_OFFSET // 4
+DATA_WORD: Final = DATA_OFFSET // 4
+
+
+class _LittleEndianWords:
+    """A buffer's little-endian ``u32`` words on a big-endian host (struct, slower)."""
+
+    __slots__ = ("_memory",)
+
+    def __init__(self, memory: memoryview) -> None:
+        self._memory = memory
+
+    def __getitem__(self, index: int) -> int:
+        return int(U32.unpack_from(self._memory, index * 4)[0])
+
+    def __setitem__(self, index: int, value: int) -> None:
+        U32.pack_into(self._memory, index * 4, value)
+
+
+#: ``u32`` words by index: a ``memoryview`` cast where the host is little-endian.
+Words = Union[memoryview, _LittleEndianWords]
+
+
+def words(memory: memoryview) -> Words:
+    """``memory`` (a multiple of 4 bytes) as indexable little-endian ``u32`` words."""
+    if sys.byteorder == "little":
+        return memory.cast("I")
+    return _LittleEndianWords(memory)
 
 
 class Ring:
     """One ring over ``buffer``; reads and writes its fields at their exact offsets."""
 
-    __slots__ = ("memory", "capacity", "mask", "data")
+    __slots__ = ("memory", "capacity", "mask", "data", "words")
 
     def __init__(self, buffer: bytearray | memoryview, capacity: int) -> None:
         if not is_valid_capacity(capacity):
@@ -76,6 +115,9 @@ class Ring:
         self.mask = capacity - 1
         #: The data region (offsets in Head and Tail are relative to it), trailer included.
         self.data = self.memory[DATA_OFFSET:]
+        #: The whole ring as ``u32`` words: Head, Tail, Alertable at :data:`HEAD_WORD` ...; the
+        #: Size of the record at data offset ``o`` at ``DATA_WORD + o // 4``.
+        self.words = words(self.memory)
 
     @classmethod
     def allocate(cls, capacity: int) -> Ring:

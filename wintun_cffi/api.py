@@ -16,6 +16,7 @@ from . import validate
 from .backend import Backend
 from .constants import DEFAULT_RING_CAPACITY, ApiGeneration
 from .errors import HandleClosedError, NotSupportedError, WintunError
+from .lifetime import Lifetime
 from .logbridge import LogBridge, UserLogger
 from .session import Session
 
@@ -128,10 +129,12 @@ class Wintun:
         return self.call(self.backend.delete_pool_driver, pool)
 
 
-class Adapter:
+class Adapter(Lifetime):
     """A Wintun adapter handle; close it (or use ``with``) when done.
 
-    In Wintun 0.14, closing the handle that created the adapter removes the adapter.
+    In Wintun 0.14, closing the handle that created the adapter removes the adapter. Closing
+    waits for calls in progress on other threads (a :meth:`start_session` say) and closes the
+    adapter's sessions first, so the handle is never freed under a call.
     """
 
     def __init__(
@@ -145,27 +148,31 @@ class Adapter:
         self.pool = pool
         #: True if this handle created the adapter.
         self.created = created
-        self._handle: object | None = handle
+        self._handle = handle
         self._name = name
         self._guid = guid
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._luid = wintun.call(wintun.backend.get_adapter_luid, handle)
+        self._begin_lifetime()
 
     def __repr__(self) -> str:
-        state = "closed" if self._handle is None else f"luid={self._luid:#x}"
+        state = "closed" if self._live is None else f"luid={self._luid:#x}"
         return f"<Adapter {self._name!r} {state}>"
+
+    def _closed_error(self) -> HandleClosedError:
+        return HandleClosedError(f"the adapter {self._name!r} is closed")
 
     @property
     def handle(self) -> object:
         """The backend's adapter handle, for advanced use; refused once closed."""
-        if self._handle is None:
-            raise HandleClosedError(f"the adapter {self._name!r} is closed")
+        if self._live is None:
+            raise self._closed_error()
         return self._handle
 
     @property
     def closed(self) -> bool:
         """True once closed."""
-        return self._handle is None
+        return self._live is None
 
     @property
     def luid(self) -> int:
@@ -182,7 +189,7 @@ class Adapter:
         """The adapter's name (read from Wintun in the pool era)."""
         if self.wintun.api == "0.14":
             return self._name
-        self._name = self.wintun.call(self.wintun.backend.get_adapter_name, self.handle)
+        self._name = self._call(self.wintun.backend.get_adapter_name)
         return self._name
 
     @name.setter
@@ -190,8 +197,20 @@ class Adapter:
         if self.wintun.api == "0.14":
             raise NotSupportedError.for_generation("WintunSetAdapterName", self.wintun.api)
         validate.check_adapter_name(name)
-        self.wintun.call(self.wintun.backend.set_adapter_name, self.handle, name)
+        self._call(self.wintun.backend.set_adapter_name, name)
         self._name = name
+
+    def _call(self, function: Callable[..., _T], *args: object) -> _T:
+        """``function(handle, *args)`` while the adapter cannot be closed under it."""
+        try:
+            live = self._live
+            if live is None:
+                raise self._closed_error()
+            return self.wintun.call(function, self._handle, *args)
+        finally:
+            live = None
+            if self._closing is not None:
+                self._finish(False)
 
     @property
     def host(self) -> Host:
@@ -206,11 +225,22 @@ class Adapter:
         """Start a session with rings of ``capacity`` bytes (a power of two, 128 KiB to
         64 MiB). One session per adapter at a time."""
         validate.check_capacity(capacity)
+        for earlier in list(self._sessions):
+            if earlier.closed:  # a close an interruption cut short: finish it first
+                earlier.close()
         backend = self.wintun.backend
-        handle = self.wintun.call(backend.start_session, self.handle, capacity)
-        session = Session(self, backend, handle, capacity)
-        self._sessions.add(session)
-        return session
+        try:
+            live = self._live
+            if live is None:
+                raise self._closed_error()
+            handle = self.wintun.call(backend.start_session, self._handle, capacity)
+            session = Session(self, backend, handle, capacity)
+            self._sessions.add(session)
+            return session
+        finally:
+            live = None
+            if self._closing is not None:
+                self._finish(False)
 
     def _forget_session(self, session: Session) -> None:
         self._sessions.discard(session)
@@ -221,22 +251,23 @@ class Adapter:
             raise NotSupportedError.for_generation("WintunDeleteAdapter", self.wintun.api)
         for session in list(self._sessions):
             session.close()
-        return self.wintun.call(
-            self.wintun.backend.delete_adapter, self.handle, bool(force_close_sessions)
-        )
+        return self._call(self.wintun.backend.delete_adapter, bool(force_close_sessions))
 
     def close(self) -> None:
-        """Close this adapter's sessions, then the handle. Idempotent."""
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
+        """Close this adapter's sessions, then the handle. Idempotent; safe to call again
+        after an interruption cut it short."""
+        self._stop_calls()
+        self._finish(True)
+
+    def _end(self) -> None:
         for session in list(self._sessions):
             session.close()
         backend = self.wintun.backend
-        if self.wintun.api == "0.14":
-            self.wintun.call(backend.close_adapter, handle)
-        else:
-            self.wintun.call(backend.free_adapter, handle)
+        release = backend.close_adapter if self.wintun.api == "0.14" else backend.free_adapter
+        try:
+            self.wintun.call(release, self._handle)
+        except HandleClosedError:  # released by an earlier close an interruption cut short
+            pass
 
     def __enter__(self) -> Adapter:
         return self
@@ -245,7 +276,7 @@ class Adapter:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_handle", None) is not None:
+        if getattr(self, "_live", None) is not None:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
             try:
                 self.close()

@@ -11,7 +11,9 @@ Conventions shared by every implementation:
   or one already closed, with :class:`~wintun_cffi.errors.HandleClosedError` instead of using
   freed memory as the C API would.
 * Packets cross as a :class:`memoryview` over ring memory (no copy) plus an opaque token that
-  releases or sends them. A token is good once, for the session that made it.
+  releases or sends them. A token is good once, for the session that made it. Both backends
+  keep them in a :class:`~wintun_cffi.ledger.Ledger` per direction, whose rules make every
+  change of ownership safe against interruptions (``KeyboardInterrupt``).
 * Failures raise the :class:`~wintun_cffi.errors.WintunError` subclass of the Win32 code. An
   empty Send ring raises :class:`~wintun_cffi.errors.NoMoreItemsError`.
 * A function the backend's API generation lacks raises
@@ -25,10 +27,13 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterable, NamedTuple, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from .constants import ApiGeneration
-from .errors import NotSupportedError, WintunError
+from .errors import NotSupportedError
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 #: ``logger(level, timestamp, message)``: ``level`` is ``LOG_INFO``/``LOG_WARN``/``LOG_ERR``;
 #: ``timestamp`` is in 100 ns units since 1601-01-01 UTC (0.14), or ``None`` where the API
@@ -37,52 +42,6 @@ LoggerCallback = Callable[[int, "int | None", str], None]
 
 #: ``callback(adapter_handle) -> continue?``; the handle is valid only during the call.
 EnumCallback = Callable[[object], bool]
-
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-
-
-def as_many_as_possible(
-    step: Callable[[_Item], _Result], items: Iterable[_Item]
-) -> list[_Result]:
-    """``step`` over ``items`` until one fails: the batch forms' rule. The results so far are
-    returned; the failure is raised only if there is none (e.g. an empty ring)."""
-    results: list[_Result] = []
-    try:
-        for item in items:
-            results.append(step(item))
-    except WintunError:
-        if not results:
-            raise
-    return results
-
-
-class PacketCalls(NamedTuple):
-    """A session's packet functions, bound to it once (see :meth:`Backend.packet_calls`).
-
-    The batch forms do the same as a loop of the single ones, with the per-call work (locks,
-    handle checks, publishing Head or Tail) done once per batch where the backend can.
-    """
-
-    #: ``WintunReceivePacket``: ``() -> (view, token)``.
-    receive: Callable[[], tuple[memoryview, object]]
-    #: ``WintunReleaseReceivePacket``: ``(token) -> None``.
-    release: Callable[[object], None]
-    #: ``WintunAllocateSendPacket``: ``(size) -> (view, token)``.
-    allocate: Callable[[int], tuple[memoryview, object]]
-    #: ``WintunSendPacket``: ``(token) -> None``.
-    send: Callable[[object], None]
-    #: Up to ``limit`` packets at once: ``(limit) -> [(view, token), ...]``; raises only if
-    #: there is not even one (e.g. NoMoreItemsError).
-    receive_many: Callable[[int], Sequence[tuple[memoryview, object]]]
-    #: Release several tokens; stops at the first refused one (those before are released).
-    release_many: Callable[[Iterable[object]], None]
-    #: Allocate in order until one does not fit: ``(sizes) -> [(view, token), ...]``; raises
-    #: only if none fit (RingFullError).
-    allocate_many: Callable[[Sequence[int]], Sequence[tuple[memoryview, object]]]
-    #: Send several tokens; stops at the first refused one (those before are sent).
-    send_many: Callable[[Iterable[object]], None]
 
 
 class GenerationBound:
@@ -212,12 +171,9 @@ class Backend(Protocol):
         """``WintunSendPacket``: hand an allocated packet to the driver."""
         ...
 
-    def packet_calls(self, session: object) -> PacketCalls:
-        """The packet functions bound to ``session``, checked once, for hot loops.
-
-        They behave exactly as the methods above (tokens and sizes are still checked) but
-        skip the per-call handle lookup; they must not be called after :meth:`end_session`.
-        """
+    def ledgers(self, session: object) -> tuple[Ledger, Ledger]:
+        """The session's packet ledgers, ``(reading, writing)``: the fast path of the high-level
+        API (see :mod:`wintun_cffi.ledger`). The single calls above go through them too."""
         ...
 
     # -- waiting (the platform seam; not C functions) ---------------------------------------
@@ -228,6 +184,10 @@ class Backend(Protocol):
         Raises :class:`~wintun_cffi.errors.SessionClosedError` once :meth:`interrupt_waits`
         was called for the session, including for waits already blocked.
         """
+        ...
+
+    def signal_read_event(self, session: object) -> None:
+        """Signal the read-wait event (``SetEvent``): wakes one waiter, which looks again."""
         ...
 
     def interrupt_waits(self, session: object) -> None:

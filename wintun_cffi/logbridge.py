@@ -76,6 +76,11 @@ class LogBridge:
             target(level, when, message)
         except Exception:  # never let the user's logger break a Wintun call
             _self_log.exception("the Wintun logger %r raised", target)
+        except BaseException as stop:  # KeyboardInterrupt, SystemExit: once the call returns
+            if lines is None or getattr(self._captures, "stop", None) is not None:
+                _self_log.error("the Wintun logger %r raised", target, exc_info=stop)
+            else:
+                self._captures.stop = stop
 
     @contextmanager
     def capture(self) -> Iterator[list[str]]:
@@ -89,3 +94,7 @@ class LogBridge:
             self._captures.lines = outer
             if outer is not None:
                 outer.extend(lines)
+            stop = getattr(self._captures, "stop", None)
+            if stop is not None and outer is None:
+                self._captures.stop = None
+                raise stop

@@ -8,21 +8,20 @@ or come from elsewhere, packet tokens that are stale or foreign, and packet size
 
 from __future__ import annotations
 
+import itertools
 import logging
-import threading
+import sys
 import uuid
 import warnings
-from typing import Any, Iterable, Sequence
+import weakref
+from functools import partial
+from itertools import repeat, takewhile
+from operator import add, and_, getitem, sub
+from typing import Any, Callable, Sequence
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import (
-    EnumCallback,
-    GenerationBound,
-    LoggerCallback,
-    PacketCalls,
-    as_many_as_possible,
-)
+from .backend import EnumCallback, GenerationBound, LoggerCallback
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
@@ -31,10 +30,12 @@ from .errors import (
     error_from_code,
 )
 from .fdevent import WaitInterrupted
+from .ledger import Direction, Ledger, consume, give_back_token, take_one
 from .loader import LoadedLibrary
-from .outstanding import Outstanding
+from .send_rules import rules_for
 
 _log = logging.getLogger(__name__)
+_getrefcount = getattr(sys, "getrefcount", None)
 
 #: The logger callback each library (by path) points at. The library keeps it after the
 #: backend that installed it is gone, so it must stay alive until replaced or removed.
@@ -44,31 +45,60 @@ _installed_loggers: dict[str, Any] = {}
 class NativeAdapter:
     """An adapter handle of the native backend."""
 
-    __slots__ = ("backend", "pointer", "closed")
+    __slots__ = ("backend", "pointer", "closed", "_release_call", "sessions")
 
     def __init__(self, backend: NativeBackend, pointer: Any) -> None:
         self.backend = backend
         self.pointer = pointer
         self.closed = False
+        #: The sessions started through this handle and not yet ended, by start number: the C
+        #: session's pointer until its handle exists, then the handle.
+        self.sessions: dict[int, Any] = {}
+        # WintunCloseAdapter / WintunFreeAdapter, made at most once however often closing is
+        # retried after an interruption: the map calls it on its first pass only.
+        release = "WintunCloseAdapter" if backend.api == "0.14" else "WintunFreeAdapter"
+        self._release_call = map(getattr(backend._lib, release), (pointer,))
 
     def __repr__(self) -> str:
         return f"<NativeAdapter {'closed' if self.closed else self.pointer}>"
 
 
+#: How many packets one pass over a ring takes at most (one DWORD out-parameter each).
+_TAKE_LIMIT = 256
+_start_numbers = itertools.count()
+_SIZE_MASK = 0x7FFFFFFF  # a record's Size without the release flag
+
+
+def _ended(handle: weakref.ref[NativeSession]) -> bool:
+    session = handle()
+    return session is None or session.ended
+_view: Callable[[Any], memoryview] = memoryview
+
+
 class NativeSession:
     """A session handle of the native backend."""
 
-    __slots__ = ("backend", "pointer", "ended", "waiter", "reads", "writes", "calls")
+    __slots__ = ("backend", "pointer", "ended", "finished", "waiter", "reads", "writes",
+                 "_end_call", "_started", "_key", "__weakref__")
 
-    def __init__(self, backend: NativeBackend, pointer: Any, waiter: platform.ReadWaiter) -> None:
+    def __init__(
+        self, backend: NativeBackend, pointer: Any, waiter: platform.ReadWaiter,
+        started: dict[int, Any], key: int,
+    ) -> None:
         self.backend = backend
         self.pointer = pointer
+        # Where the adapter handle keeps this session until it ends.
+        self._started, self._key = started, key
+        #: Refuses calls: set first when the session ends.
         self.ended = False
+        #: The C session is freed (or deliberately kept): set last.
+        self.finished = False
         self.waiter = waiter
-        #: Views of packets received and not released / allocated and not sent, by pointer.
-        self.reads = Outstanding()
-        self.writes = Outstanding()
-        self.calls = backend._packet_calls(self)
+        #: The packets out of each ring (see :mod:`wintun_cffi.ledger`).
+        self.reads = Ledger(backend._reading(self))
+        self.writes = Ledger(backend._writing(self))
+        # WintunEndSession, at most once (see NativeAdapter._release_call).
+        self._end_call = map(backend._lib.WintunEndSession, (pointer,))
 
     def __repr__(self) -> str:
         return f"<NativeSession {'ended' if self.ended else self.pointer}>"
@@ -85,7 +115,8 @@ class NativeBackend(GenerationBound):
         self._logger_callback: Any = None  # kept alive while installed
         names = {"seed": ("WintunGetAdapter", "WintunReceiveRelease")}.get(self._api)
         self._open_name, self._release_name = names or (
-            "WintunOpenAdapter", "WintunReleaseReceivePacket")
+            "WintunOpenAdapter", "WintunReleaseReceivePacket"
+        )
         self._c_release = getattr(self._lib, self._release_name)
         self._c_receive = self._lib.WintunReceivePacket
         self._c_allocate = self._lib.WintunAllocateSendPacket
@@ -159,18 +190,18 @@ class NativeBackend(GenerationBound):
     def close_adapter(self, adapter: object) -> None:
         """``WintunCloseAdapter`` (0.14)."""
         self._require("WintunCloseAdapter", "0.14")
-        pointer = self._adapter(adapter, "WintunCloseAdapter")
-        assert isinstance(adapter, NativeAdapter)
-        adapter.closed = True
-        self._lib.WintunCloseAdapter(pointer)
+        self._release_adapter(adapter, "WintunCloseAdapter")
 
     def free_adapter(self, adapter: object) -> None:
         """``WintunFreeAdapter`` (pool era)."""
         self._require("WintunFreeAdapter", "pool", "seed")
-        pointer = self._adapter(adapter, "WintunFreeAdapter")
+        self._release_adapter(adapter, "WintunFreeAdapter")
+
+    def _release_adapter(self, adapter: object, function: str) -> None:
+        self._adapter(adapter, function)
         assert isinstance(adapter, NativeAdapter)
+        consume(adapter._release_call)  # the C call, once; a retry after Ctrl+C skips it
         adapter.closed = True
-        self._lib.WintunFreeAdapter(pointer)
 
     def delete_adapter(self, adapter: object, force_close_sessions: bool) -> bool:
         """``WintunDeleteAdapter`` (pool era)."""
@@ -299,30 +330,58 @@ class NativeBackend(GenerationBound):
     def start_session(self, adapter: object, capacity: int) -> object:
         """``WintunStartSession``."""
         pointer = self._adapter(adapter, "WintunStartSession")
+        assert isinstance(adapter, NativeAdapter)
         if not isinstance(capacity, int) or not 0 <= capacity <= 0xFFFFFFFF:
             raise ValueError(f"capacity must be a DWORD, not {capacity!r}")
-        session = self._lib.WintunStartSession(pointer, capacity)
+        self._end_orphans(adapter)
+        started, key = adapter.sessions, next(_start_numbers)
+        # The new session lands in ``started`` in the C step that makes it, and its handle
+        # replaces it there in one store: a start cut short leaves either a bare C session
+        # or a handle nothing holds, and the next start ends it.
+        started.update(zip((key,), map(self._lib.WintunStartSession, (pointer,), (capacity,))))
+        session = started[key]
         if not session:
+            del started[key]
             raise self._error("WintunStartSession")
         try:
             waiter = platform.ReadWaiter(self._ffi, self._lib.WintunGetReadWaitEvent(session))
-        except BaseException:
-            self._lib.WintunEndSession(session)
+        except Exception:
+            consume(map(self._lib.WintunEndSession, map(started.pop, (key,))))
             raise
-        return NativeSession(self, session, waiter)
+        handle = NativeSession(self, session, waiter, started, key)
+        started[key] = handle
+        return handle
+
+    def _end_orphans(self, adapter: NativeAdapter) -> None:
+        """End the sessions of ``adapter`` that nothing refers to any more (their starter was
+        interrupted before it got the handle, or dropped it): the driver would otherwise
+        refuse every new session."""
+        started = adapter.sessions
+        for key, entry in list(started.items()):
+            if not isinstance(entry, NativeSession):  # a bare C session: pop and end at once
+                consume(map(self._lib.WintunEndSession, map(started.pop, (key,))))
+            # References: the dict, the snapshot's tuple, this loop and the argument.
+            elif _getrefcount is not None and _getrefcount(entry) <= 4:
+                self.end_session(entry)
 
     def end_session(self, session: object) -> None:
         """``WintunEndSession``: the views of the session's packets are released first.
 
         If views derived from a packet's data still exist, freeing the rings would leave them
         pointing at freed memory: the session is then left allocated (a deliberate leak, with
-        a :class:`ResourceWarning`) rather than risk a crash.
+        a :class:`ResourceWarning`) rather than risk a crash. Safe to call again after an
+        interruption cut it short: it carries on where it stopped.
         """
-        target = self._session(session, "WintunEndSession")
-        target.ended = True
-        target.waiter.interrupt()
-        exported = target.reads.release_all() + target.writes.release_all()
+        if not isinstance(session, NativeSession) or session.backend is not self:
+            raise TypeError(f"WintunEndSession: not a session handle of this library: {session!r}")
+        if session.finished:
+            raise HandleClosedError("WintunEndSession: the session has ended")
+        session.ended = True
+        session.waiter.interrupt()
+        exported = session.reads.end() + session.writes.end()
         if exported:
+            session.finished = True
+            session._started.pop(session._key, None)
             warnings.warn(
                 f"{exported} packets still had views derived from their data when the session "
                 "ended; its rings are kept allocated so those views stay valid. Copy packet "
@@ -330,101 +389,106 @@ class NativeBackend(GenerationBound):
                 ResourceWarning, stacklevel=2,
             )
             return
-        self._lib.WintunEndSession(target.pointer)
-        target.waiter.close()
+        consume(session._end_call)  # the C call, once; a retry after Ctrl+C skips it
+        session.finished = True
+        session._started.pop(session._key, None)
+        session.waiter.close()
 
     def get_read_wait_event(self, session: object) -> int:
         """``WintunGetReadWaitEvent``: the HANDLE's value (a descriptor off Windows)."""
         pointer = self._session(session, "WintunGetReadWaitEvent").pointer
         return int(self._ffi.cast("intptr_t", self._lib.WintunGetReadWaitEvent(pointer)))
 
-    def _packet_calls(self, session: NativeSession) -> PacketCalls:
-        """The C packet functions bound to one session, with the checks the C API lacks."""
-        ffi, pointer, reads, writes = self._ffi, session.pointer, session.reads, session.writes
-        c_receive, c_release = self._c_receive, self._c_release
-        c_allocate, c_send = self._c_allocate, self._c_send
-        buffer, error = ffi.buffer, self._error
-        sizes = threading.local()  # one DWORD out-parameter per thread, not one per call
+    def _reading(self, session: NativeSession) -> Direction:
+        """How a session's ledger takes from and gives back to the Send ring, in C steps."""
+        ffi, pointer, error = self._ffi, session.pointer, self._error
+        c_receive, buffer = self._c_receive, ffi.buffer
+        sizes = ffi.new("DWORD[]", _TAKE_LIMIT)  # one out-parameter per packet of a pass
+        size_slots = [sizes + index for index in range(_TAKE_LIMIT)]
+        handle = weakref.ref(session)  # not a reference: a handle nothing holds is an orphan
 
-        def receive() -> tuple[memoryview, object]:
-            if session.ended:  # the C session is freed: never pass its pointer again
+        def take(raw: list[Any], limit: int) -> None:
+            if _ended(handle):  # the C session is freed: never pass its pointer again
                 raise HandleClosedError("WintunReceivePacket: the session has ended")
-            try:
-                size = sizes.out
-            except AttributeError:
-                size = sizes.out = ffi.new("DWORD *")
-            packet = c_receive(pointer, size)
-            if not packet:
+            # Each packet C hands over is in raw before Python can run anything else.
+            raw.extend(takewhile(bool, map(c_receive, repeat(pointer, limit), size_slots)))
+            if not raw:
                 raise error("WintunReceivePacket")
-            exporter = buffer(packet, size[0])  # one per packet: shows derived views
-            view = memoryview(exporter)
-            reads[packet] = (view, exporter)
-            return view, packet
 
-        def release(token: object) -> None:
-            reads.take(token, "not a packet received from this session, or already released")
-            c_release(pointer, token)
+        def views(raw: list[Any]) -> tuple[list[memoryview], list[Any]]:
+            exporters = list(map(buffer, raw, sizes[0 : len(raw)]))  # one each: shows derived views
+            return list(map(_view, exporters)), exporters
 
-        def allocate(size: int) -> tuple[memoryview, object]:
-            if size.__class__ is not int or not 0 <= size <= 0xFFFF:
-                validate.check_packet_size(size)  # the DLL would write past the ring
-            if session.ended:
+        def span(raw: list[Any]) -> tuple[Any, list[slice]] | None:
+            count = len(raw)
+            offsets = list(map(sub, raw, repeat(raw[0], count)))  # pointers into one ring
+            if offsets[-1] < 0:
+                return None  # wrapped around the ring: the last lies below the first
+            ends = list(map(add, offsets, sizes[0:count]))
+            return buffer(raw[0], ends[-1]), list(map(slice, offsets, ends))
+
+        return Direction(take, views, partial(self._c_release, pointer), None, None, True, span)
+
+    def _writing(self, session: NativeSession) -> Direction:
+        """How a session's ledger takes from and gives back to the Receive ring, in C steps."""
+        pointer, error = session.pointer, self._error
+        c_allocate, buffer, cast = self._c_allocate, self._ffi.buffer, self._ffi.cast
+        handle = weakref.ref(session)
+
+        def take(raw: list[Any], sizes: Sequence[int]) -> None:
+            if _ended(handle):
                 raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
-            packet = c_allocate(pointer, size)
-            if not packet:
+            # Sizes are checked by the caller: the DLL would write past the ring.
+            raw.extend(takewhile(bool, map(c_allocate, repeat(pointer), sizes)))
+            if not raw:
                 raise error("WintunAllocateSendPacket")
-            exporter = buffer(packet, size)
-            view = memoryview(exporter)
-            writes[packet] = (view, exporter)
-            return view, packet
 
-        def send(token: object) -> None:
-            writes.take(token, "not a packet allocated in this session, or already sent")
-            c_send(pointer, token)
+        def views(raw: list[Any]) -> tuple[list[memoryview], list[Any]]:
+            # Each record's size from its header, just before the payload (flag masked):
+            # whatever allocated them, even a call an interruption cut short.
+            headers = map(cast, repeat("uint32_t *"), raw)
+            sizes = map(and_, map(getitem, headers, repeat(-1)), repeat(_SIZE_MASK))
+            exporters = list(map(buffer, raw, sizes))
+            return list(map(_view, exporters)), exporters
 
-        # The C API has no batch calls: the batch forms loop here, saving the Python layers
-        # above one call per packet.
-        def receive_many(limit: int) -> list[tuple[memoryview, object]]:
-            return as_many_as_possible(lambda _: receive(), range(limit))
+        def view(token: Any, size: int) -> tuple[memoryview, Any]:
+            exporter = buffer(token, size)
+            return memoryview(exporter), exporter
 
-        def release_many(tokens: Iterable[object]) -> None:
-            for token in tokens:
-                release(token)
-
-        def allocate_many(sizes: Sequence[int]) -> list[tuple[memoryview, object]]:
-            for size in sizes:
-                validate.check_packet_size(size)
-            return as_many_as_possible(allocate, sizes)
-
-        def send_many(tokens: Iterable[object]) -> None:
-            for token in tokens:
-                send(token)
-
-        return PacketCalls(
-            receive, release, allocate, send, receive_many, release_many, allocate_many, send_many
+        give_up = rules_for(self._api).give_up
+        return Direction(
+            take, views, partial(self._c_send, pointer), None, give_up, True,
+            one=partial(c_allocate, pointer), view=view, write=self._ffi.memmove,
         )
 
-    def packet_calls(self, session: object) -> PacketCalls:
-        """The packet functions (single and batch) bound to ``session``."""
-        return self._session(session, "packet_calls").calls
+    def ledgers(self, session: object) -> tuple[Ledger, Ledger]:
+        """The session's packet ledgers ``(reading, writing)``."""
+        target = self._session(session, "ledgers")
+        return target.reads, target.writes
 
     def receive_packet(self, session: object) -> tuple[memoryview, object]:
         """``WintunReceivePacket``."""
-        return self._session(session, "WintunReceivePacket").calls.receive()
+        return take_one(self._session(session, "WintunReceivePacket").reads, 1)
 
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
-        self._session(session, self._release_name).calls.release(token)
+        give_back_token(
+            self._session(session, self._release_name).reads, token,
+            "not a packet received from this session, or already released",
+        )
 
     def allocate_send_packet(self, session: object, size: int) -> tuple[memoryview, object]:
         """``WintunAllocateSendPacket``; sizes above 0xFFFF are refused before the call."""
-        if size.__class__ is not int or not 0 <= size <= 0xFFFF:
-            validate.check_packet_size(size)
-        return self._session(session, "WintunAllocateSendPacket").calls.allocate(size)
+        target = self._session(session, "WintunAllocateSendPacket")
+        validate.check_packet_size(size)
+        return take_one(target.writes, (size,))
 
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``."""
-        self._session(session, "WintunSendPacket").calls.send(token)
+        give_back_token(
+            self._session(session, "WintunSendPacket").writes, token,
+            "not a packet allocated in this session, or already sent",
+        )
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -435,6 +499,10 @@ class NativeBackend(GenerationBound):
             return target.waiter.wait(timeout)
         except WaitInterrupted:
             raise SessionClosedError("the session was closed while waiting") from None
+
+    def signal_read_event(self, session: object) -> None:
+        """Signal the read-wait event: one waiter wakes and looks again."""
+        self._session(session, "signal_read_event").waiter.signal()
 
     def interrupt_waits(self, session: object) -> None:
         """Wake every waiter of ``session``, now and later."""

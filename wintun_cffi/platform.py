@@ -65,6 +65,10 @@ class _ReadWaiter(Generic[_Event]):
         """True when signalled (consumed), False on timeout; WaitInterrupted once interrupted."""
         return self._event.wait(timeout, interrupt=self._interrupt)
 
+    def signal(self) -> None:
+        """Signal the read-wait event itself (SetEvent): one waiter wakes and looks again."""
+        self._event.set()
+
     def interrupt(self) -> None:
         """Wake every waiter, now and later."""
         self._interrupt.set()

@@ -12,6 +12,7 @@ from emulator.client import SessionClient
 from emulator.driver import AdapterStatistics, SessionDriver
 from emulator.ring import Ring
 from wintun_cffi.constants import MIN_RING_CAPACITY
+from tests.support import ClientCalls
 from wintun_cffi.fdevent import FdEvent
 
 CAP = MIN_RING_CAPACITY
@@ -58,14 +59,14 @@ class ClientRings:
     send: Ring
     receive: Ring
     tail_moved: FdEvent
-    client: SessionClient
+    client: ClientCalls
 
 
 @pytest.fixture
 def rings() -> Iterator[ClientRings]:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     event = FdEvent()
-    yield ClientRings(send, receive, event, SessionClient(send, receive, event))
+    yield ClientRings(send, receive, event, ClientCalls(SessionClient(send, receive, event)))
     event.close()
 
 
@@ -77,7 +78,7 @@ class DriverRig:
     receive: Ring
     read_wait: FdEvent
     tail_moved: FdEvent
-    client: SessionClient
+    client: ClientCalls
     driver: SessionDriver
     stats: AdapterStatistics
     system: list[bytes] = field(default_factory=list)
@@ -93,7 +94,7 @@ def rig() -> Iterator[DriverRig]:
     stats = AdapterStatistics()
     packets: list[bytes] = []
     driver = SessionDriver(send, receive, read_wait, tail_moved, packets.append, stats, "t")
-    client = SessionClient(send, receive, tail_moved)
+    client = ClientCalls(SessionClient(send, receive, tail_moved))
     yield DriverRig(send, receive, read_wait, tail_moved, client, driver, stats, packets)
     driver.stop()
     read_wait.close()

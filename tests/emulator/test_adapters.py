@@ -541,7 +541,7 @@ def test_packets_round_trip_through_the_emulator(wintun: Emulator) -> None:
 def test_second_session_is_refused_before_the_capacity_is_checked(api: ApiGeneration) -> None:
     wintun = Emulator(api)
     handle = create(wintun, "Busy")
-    wintun.start_session(handle, CAP)
+    busy = wintun.start_session(handle, CAP)  # held: a handle nothing holds is ended
     with pytest.raises(WintunError) as caught:
         wintun.start_session(handle, 0x12345)  # bad capacity too: the driver says busy first
     assert caught.value.winerror == 1247

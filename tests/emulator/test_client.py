@@ -19,6 +19,8 @@ from wintun_cffi.errors import (
 )
 from wintun_cffi.fdevent import FdEvent
 
+from tests.support import ClientCalls
+
 from .conftest import CAP, DEAD, FLAG, MASK, ClientRings, header, rec, u32, write_record
 
 
@@ -88,7 +90,7 @@ def test_receive_returns_each_payload_in_order_and_in_place(rings: ClientRings) 
 
 def test_client_head_at_capacity_gives_eof(rings: ClientRings) -> None:
     deliver(rings.send, [b"ok"])
-    rings.client._head = CAP  # the DLL's first check, unreachable through the API
+    rings.client.raw._head = CAP  # the DLL's first check, unreachable through the API
     with pytest.raises(SessionEndedError) as exc:
         rings.client.receive_packet()
     expect_code(exc, 38)
@@ -239,7 +241,7 @@ def test_send_signals_tail_moved_only_while_alertable(rings: ClientRings, alerta
 def test_which_releases_signal_when_tail_did_not_move(release: str, signals: bool) -> None:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     event = FdEvent()
-    client = SessionClient(send, receive, event, RELEASES[release])
+    client = ClientCalls(SessionClient(send, receive, event, RELEASES[release]))
     receive.alertable = 1
     _, ta = client.allocate_send_packet(20)
     _, tb = client.allocate_send_packet(20)
@@ -260,7 +262,7 @@ def test_which_releases_signal_when_tail_did_not_move(release: str, signals: boo
 def test_errors_name_the_release_function_of_the_generation(release: str, name: str) -> None:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     event = FdEvent()
-    client = SessionClient(send, receive, event, RELEASES[release])
+    client = ClientCalls(SessionClient(send, receive, event, RELEASES[release]))
     client.end()
     with pytest.raises(HandleClosedError, match=name):
         client.release_receive_packet(1)
@@ -316,7 +318,7 @@ def test_ring_head_out_of_range_gives_eof_before_overflow(rings: ClientRings, he
 
 
 def test_client_tail_at_capacity_gives_eof(rings: ClientRings) -> None:
-    rings.client._tail = CAP  # the DLL's first check, unreachable through the API
+    rings.client.raw._tail = CAP  # the DLL's first check, unreachable through the API
     with pytest.raises(SessionEndedError) as exc:
         rings.client.allocate_send_packet(1)
     expect_code(exc, 38)
@@ -406,7 +408,7 @@ def test_allocate_wraps_a_record_running_into_the_trailer(rings: ClientRings, ba
 
 def test_foreign_stale_and_wrong_direction_tokens_are_refused(rings: ClientRings) -> None:
     other_event = FdEvent()
-    other = SessionClient(Ring.allocate(CAP), Ring.allocate(CAP), other_event)
+    other = ClientCalls(SessionClient(Ring.allocate(CAP), Ring.allocate(CAP), other_event))
     deliver(other.send_ring, [b"theirs"])
     _, foreign_read = other.receive_packet()
     _, foreign_write = other.allocate_send_packet(4)
@@ -484,13 +486,13 @@ def test_release_receive_packets_moves_head_once_past_all(rings: ClientRings) ->
     assert rings.client.outstanding() == 0
 
 
-def test_release_receive_packets_stops_at_a_refused_token(rings: ClientRings) -> None:
+def test_release_receive_packets_is_all_or_none(rings: ClientRings) -> None:
     deliver(rings.send, [b"one", b"two"])
     (_, first), (_, second) = rings.client.receive_packets(2)
     with pytest.raises(ValueError):
         rings.client.release_receive_packets([first, "not a token", second])
-    assert header(rings.send)[0] == rec(3)  # the first was released, the rest not
-    rings.client.release_receive_packets([second])
+    assert header(rings.send)[0] == 0  # checked first: nothing released
+    rings.client.release_receive_packets([first, second])
     assert header(rings.send)[0] == 2 * rec(3)
 
 

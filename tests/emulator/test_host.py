@@ -15,7 +15,7 @@ from emulator.client import SessionClient
 from emulator.driver import RegistrationRefused
 from emulator.releases import RELEASES
 from emulator.ring import Ring
-from tests.support import wait_until
+from tests.support import ClientCalls, wait_until
 from wintun_cffi import ip
 from wintun_cffi.errors import (
     AdapterNotFoundError,
@@ -31,7 +31,7 @@ from .conftest import CAP, DEAD, ipv4, rec
 @dataclass
 class Rig:
     host: Host
-    client: SessionClient
+    client: ClientCalls
     send: Ring
     receive: Ring
     read_wait: FdEvent
@@ -61,7 +61,7 @@ def make_rig(capture_limit: int = 1000) -> Rig:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
     host.attach(send, receive, read_wait, tail_moved)
-    return Rig(host, SessionClient(send, receive, tail_moved), send, receive, read_wait,
+    return Rig(host, ClientCalls(SessionClient(send, receive, tail_moved)), send, receive, read_wait,
                tail_moved)
 
 
@@ -311,7 +311,7 @@ def test_the_host_runs_its_release_s_driver() -> None:
         send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
         read_wait, tail_moved = FdEvent(), FdEvent()
         host.attach(send, receive, read_wait, tail_moved)
-        client = SessionClient(send, receive, tail_moved, RELEASES[release])
+        client = ClientCalls(SessionClient(send, receive, tail_moved, RELEASES[release]))
         view, token = client.allocate_send_packet(30)
         client.send_packet(token)  # all zeros: not IP
         assert wait_until(lambda: receive.head in (DEAD, rec(30)))

@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 )
 
 from emulator.client import SessionClient
+from tests.support import ClientCalls
 from emulator.driver import AdapterStatistics, SessionDriver
 from emulator.ring import Ring
 from wintun_cffi.errors import NoMoreItemsError, RingFullError
@@ -53,7 +54,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.stats = AdapterStatistics()
         self.driver = SessionDriver(self.send_ring, self.spare, self.read_wait, self.spare_event,
                                     lambda packet: None, self.stats, "model")
-        self.client = SessionClient(self.send_ring, self.recv_ring, self.tail_moved)
+        self.client = ClientCalls(SessionClient(self.send_ring, self.recv_ring, self.tail_moved))
         self.serial = 0
         # Send ring (driver -> application).
         self.d_tail = 0

@@ -173,19 +173,25 @@ def ring_state(fresh: Fresh) -> object:
     emulated = fresh.emulator
     driver = emulated.host.driver
     assert driver is not None
-    client = emulated.handle(emulated.session).client
+    handle = emulated.handle(emulated.session)
+    client = handle.client
     return (
         bytes(driver.send_ring.memory[:12]), bytes(driver.receive_ring.memory[:12]),
         client._head, client._head_release, client._tail, client._tail_release,
-        client.outstanding(), emulated.session.dropped, emulated.host.statistics.as_dict(),
+        _outstanding(handle), emulated.session.dropped, emulated.host.statistics.as_dict(),
         emulated.held.released, emulated.sent.sent,
     )
 
 
 def both_sessions(fresh: Fresh) -> object:
     """The ring state of the session and of the other session (a foreign token's owner)."""
-    other = fresh.emulator.handle(fresh.emulator.other).client
-    return ring_state(fresh), other._head, other._tail, other.outstanding()
+    other = fresh.emulator.handle(fresh.emulator.other)
+    return ring_state(fresh), other.client._head, other.client._tail, _outstanding(other)
+
+
+def _outstanding(handle: Any) -> int:
+    """Packets received and not released, plus allocated and not sent."""
+    return len(handle.reads.entries) + len(handle.writes.entries)
 
 
 def adapter_state(fresh: Fresh) -> object:
@@ -213,7 +219,7 @@ def pool_ring_state(fresh: Fresh) -> object:
     assert driver is not None
     client = handle.client
     return (bytes(driver.receive_ring.memory[:12]), client._tail, client._tail_release,
-            client.outstanding(), host.statistics.as_dict(), fresh.pool_buffer.sent)
+            _outstanding(handle), host.statistics.as_dict(), fresh.pool_buffer.sent)
 
 
 def host_state(fresh: Fresh) -> object:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import wintun_cffi
 from emulator.client import SessionClient
+from tests.support import ClientCalls
 from emulator.ring import Ring
 from wintun_cffi.constants import RING_DEAD_MARKER, RING_HEADER_SIZE, RING_TRAILER_SIZE
 from wintun_cffi.errors import NoMoreItemsError, RingCorruptError, SessionEndedError
@@ -118,8 +119,8 @@ def _outcome(receive: Callable[[], object], release: Callable[[object], None],
 def check_emulator_reader(case: RingCase) -> None:
     """Poke ``case`` into a fresh emulator client's Send ring and read it."""
     send, receive = Ring.allocate(CAPACITY), Ring.allocate(CAPACITY)
-    client = SessionClient(send, receive, FdEvent())
-    client._head = client._head_release = case.head  # where an earlier read left the reader
+    client = ClientCalls(SessionClient(send, receive, FdEvent()))
+    client.raw._head = client.raw._head_release = case.head  # where an earlier read left the reader
     _write(send.data, case.head, case.content)
     send.head, send.tail = case.head_field, case.tail
     views: dict[int, memoryview] = {}

@@ -98,8 +98,10 @@ class Rig:
 class DoubleBuilds:
     """The C double built once per process (per generation), with its kernel hooks."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, sanitize: bool = False) -> None:
         self._directory = directory
+        #: Built with AddressSanitizer (the process must run with its runtime preloaded).
+        self._sanitize = sanitize
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
         self._loaded: dict[str, tuple[DoubleKernel, Wintun]] = {}
 
@@ -111,7 +113,7 @@ class DoubleBuilds:
 
     def get(self, api: str = "0.14") -> tuple[DoubleKernel, Wintun]:
         if api not in self._loaded:
-            path = str(build_double(api, self.directory()))
+            path = str(build_double(api, self.directory(), sanitize=self._sanitize))
             self._loaded[api] = (DoubleKernel(path), wintun_cffi.load(path))
         return self._loaded[api]
 

@@ -1,0 +1,199 @@
+"""asyncio for sessions: awaiting packets without blocking the event loop.
+
+Where the read-wait event is a pollable descriptor (the emulator, the C test double, and
+selector event loops), an awaiter registers a *duplicate* of it with its loop for as long as it
+waits, together with the session's closing event; so nothing stays registered once the awaits
+are over, no loop keeps a session alive, and closing the session never has to reach into a loop
+from another thread (its awaiters wake on their own loop and see it closed).
+
+Elsewhere (Windows HANDLEs, the proactor loop) a worker thread waits in short slices. An await
+cancelled just as its worker took the driver's signal hands that signal on, so no other waiter
+sleeps through a packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from .errors import SessionClosedError
+from .fdevent import FdEvent
+
+if TYPE_CHECKING:
+    from .packets import ReceivedPacket
+    from .session import Session
+
+#: How long an executor thread waits at a time for an await that may be cancelled (seconds).
+WORKER_SLICE = 0.25
+
+
+class _AsyncState:
+    """A session's asyncio state: its closing event and the awaiters of each loop."""
+
+    def __init__(self) -> None:
+        self.closed = FdEvent(manual_reset=True)
+        self.waiting: dict[asyncio.AbstractEventLoop, _LoopWaiters] = {}
+
+    def __del__(self) -> None:
+        # Gone with its session; no loop has the descriptor registered any more.
+        self.closed.close()
+
+
+class _LoopWaiters:
+    """The awaiters of one loop, and the descriptors registered for them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, session: Session, fd: int) -> None:
+        self.loop = loop
+        self.futures: list[asyncio.Future[None]] = []
+        self.read_fd = os.dup(fd)
+        state = session._async
+        assert isinstance(state, _AsyncState)
+        self.closed_fd = state.closed.fileno()
+        self._session = session
+        loop.add_reader(self.read_fd, self._readable)
+        loop.add_reader(self.closed_fd, self._wake)
+
+    def _readable(self) -> None:
+        session = self._session
+        if session._live is not None:
+            try:
+                session._backend.wait_read_event(session._handle, 0)  # consume the signal
+            except Exception:  # closing meanwhile: the closing event wakes everyone
+                pass
+        self._wake()
+
+    def _wake(self) -> None:
+        futures, self.futures = self.futures, []
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    def detach(self) -> None:
+        self.loop.remove_reader(self.read_fd)
+        self.loop.remove_reader(self.closed_fd)
+        os.close(self.read_fd)
+
+
+def _state(session: Session) -> _AsyncState:
+    state = session._async
+    if state is None:
+        with session._end_lock:
+            if session._async is None:
+                session._async = _AsyncState()
+            state = session._async
+    assert isinstance(state, _AsyncState)
+    return state
+
+
+async def receive_async(session: Session) -> ReceivedPacket:
+    """See :meth:`wintun_cffi.session.Session.receive_async`."""
+    loop = asyncio.get_running_loop()
+    while True:
+        packet = session.receive_packet()  # raises SessionClosedError once closed
+        if packet is not None:
+            return packet
+        fd = _pollable_fd(session, loop)
+        if fd is None:
+            await _wait_in_worker(session, loop)
+        else:
+            await _wait_on_loop(session, loop, fd)
+
+
+def _pollable_fd(session: Session, loop: asyncio.AbstractEventLoop) -> int | None:
+    if not hasattr(loop, "add_reader") or isinstance(loop, getattr(asyncio, "ProactorEventLoop",
+                                                                    ())):
+        return None
+    try:
+        live = session._live
+        if live is None:
+            raise SessionClosedError("the session is closed")
+        return session._backend.read_wait_fd(session._handle)
+    finally:
+        live = None
+
+
+async def _wait_on_loop(session: Session, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    state = _state(session)
+    waiters = state.waiting.get(loop)
+    if waiters is None:
+        if session._live is None:
+            raise SessionClosedError("the session is closed")
+        try:
+            waiters = _LoopWaiters(loop, session, fd)
+        except NotImplementedError:  # a loop without add_reader after all
+            await _wait_in_worker(session, loop)
+            return
+        state.waiting[loop] = waiters
+    future: asyncio.Future[None] = loop.create_future()
+    waiters.futures.append(future)
+    if session._live is None:  # closed before close() could see this state: wake now
+        state.closed.set()
+    try:
+        await future
+    finally:
+        if future in waiters.futures:
+            waiters.futures.remove(future)
+        if not waiters.futures and state.waiting.get(loop) is waiters:
+            del state.waiting[loop]
+            waiters.detach()
+
+
+async def _wait_in_worker(session: Session, loop: asyncio.AbstractEventLoop) -> None:
+    handoff = _Handoff()
+    try:
+        await loop.run_in_executor(None, _worker, session, handoff)
+    except BaseException:  # cancelled (or the loop is going away): nobody takes the signal
+        handoff.abandon(session)
+        raise
+
+
+class _Handoff:
+    """Between an await and its worker: a signal the worker took reaches someone."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cancelled = False
+        self.took_signal = False
+
+    def took(self, session: Session) -> None:
+        """The worker took the driver's signal: hand it on if its await is gone."""
+        with self.lock:
+            self.took_signal = True
+            gone = self.cancelled
+        if gone:
+            session._signal_waiters()
+
+    def abandon(self, session: Session) -> None:
+        """The await was cancelled: a signal its worker took goes to another waiter."""
+        with self.lock:
+            self.cancelled = True
+            took = self.took_signal
+        if took:
+            session._signal_waiters()
+
+
+def _worker(session: Session, handoff: _Handoff) -> None:
+    try:
+        live = session._live
+        if live is None:
+            raise SessionClosedError("the session is closed")
+        while not handoff.cancelled:
+            if session._backend.wait_read_event(session._handle, WORKER_SLICE):
+                handoff.took(session)
+                return
+    finally:
+        live = None
+        if session._closing is not None:
+            session._finish(False)
+
+
+def wake_all(session: Session) -> None:
+    """The session is closing: wake its awaiters (each on its own loop)."""
+    state = session._async
+    if isinstance(state, _AsyncState):
+        state.closed.set()
+
+
+__all__ = ["WORKER_SLICE", "receive_async", "wake_all"]

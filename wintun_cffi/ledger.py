@@ -1,0 +1,648 @@
+"""The packets of one direction of one session that are out of the ring, shared by both backends.
+
+A packet leaves the ring when Wintun hands it over (``WintunReceivePacket``,
+``WintunAllocateSendPacket``) and goes back when the application gives it back
+(``WintunReleaseReceivePacket``, ``WintunSendPacket``). Between the two it is the
+application's, and a packet nobody can give back any more stalls the ring: a received one keeps
+Head where it is, an allocated one holds up every later send. The :class:`Ledger` is the one
+record of those packets, and it keeps that record true whatever interrupts it.
+
+**Interruptions.** Python raises ``KeyboardInterrupt`` (and whatever a signal handler raises)
+between two steps of Python code: after a call returns, when a function starts, at the end of a
+loop's pass. Each change of ownership is therefore made in one step that nothing can split:
+
+* Taking from the ring and recording the packet happen in one call from Python's point of view:
+  the backend appends each token it takes to a list the ledger owns (``raw``) in the same C
+  call (``list.extend`` over ``map``), or, for the pure-Python emulator, in one line of plain
+  stores. Turning raw tokens into packet objects is redone, never duplicated, if it is cut off.
+* Giving back pops the ledger's entry and hands its token to the backend in one step: a
+  ``map`` pipeline in C that pops and calls, so a packet is either still the application's or
+  given back, never both and never neither.
+
+**Abandoned packets** (dropped without being released or sent, or lost to an interruption
+before the application saw them) are found by their reference count, oldest first, when the
+session settles (:meth:`Ledger.settle`): received ones are released, allocated ones are sent
+after the backend made them harmless. No finalizer runs on the hot path.
+
+**Views.** Each packet's data is a :class:`memoryview` over ring memory, released when the
+packet goes back, so nothing reads memory Wintun has taken back. Views *derived* from it
+(slices, ``memoryview(data)``) survive that release; where the backend gives each packet a
+buffer object of its own (the native backend), that object's reference count shows such views
+and the packet is then refused (:class:`~wintun_cffi.errors.PacketInUseError`) rather than given
+back under them (CPython only; elsewhere the check is skipped).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from functools import partial
+from itertools import chain, islice, repeat
+from operator import attrgetter, is_not, itemgetter
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from .errors import PacketInUseError, PacketReleasedError
+
+_getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
+#: Runs an iterator to its end, in C, keeping nothing.
+consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+_first = itemgetter(0)
+_FIRST = (0,)
+_tokens_of = attrgetter("_tokens")
+_release = memoryview.release
+_token_of = attrgetter("_token")
+_view_of = attrgetter("_view")
+_exporter_of = attrgetter("_exporter")
+#: How many of the oldest entries one settling pass looks at.
+_SETTLE_WINDOW = 16
+
+
+class Direction(NamedTuple):
+    """What a backend provides for one direction of one session.
+
+    ``take`` and ``give`` must each change the ring and the ledger's record together: see the
+    module documentation.
+    """
+
+    #: ``take(raw, amount)``: take packets from the ring, appending each token to ``raw`` in
+    #: the step that takes it. Reading: ``amount`` is how many at most. Writing: ``amount`` is
+    #: the sizes to allocate, in order, stopping at the first that does not fit. Raises the
+    #: backend's error only if nothing was taken.
+    take: Callable[[list[Any], Any], None]
+    #: ``views(raw)``: ``(views, exporters)`` for the tokens of the last ``take`` (exporters
+    #: are the per-packet buffer objects, or ``None`` where the backend has none).
+    views: Callable[[list[Any]], tuple[list[memoryview], list[Any]]]
+    #: ``give(token)``: hand one token back (release or send). Called inside a C pipeline: it
+    #: must be a C callable, or one whose effect the backend completes in ``flush``.
+    give: Callable[[Any], Any]
+    #: ``flush()``: complete what ``give`` queued (the emulator), or ``None``.
+    flush: Callable[[], None] | None
+    #: ``harmless(view)``: make an allocated packet that is given up harmless before it is
+    #: sent (writing only), or ``None``.
+    harmless: Callable[[memoryview], None] | None
+    #: The backend gives each packet a buffer object of its own (derived views are detected).
+    exporters: bool
+    #: ``span(raw)``: for a group, ``(exporter, slices)``: one buffer object over the ring
+    #: memory from the first packet to the end of the last, and each packet's place in it;
+    #: None where the packets wrap around the ring (or without buffer objects: no ``span``).
+    span: Callable[[list[Any]], tuple[Any, list[slice]] | None] | None = None
+    #: ``one(size)``: allocate one packet, a C callable returning its token or a false NULL
+    #: (writing, native), for the single-packet path; None: ``take`` serves it.
+    one: Callable[[int], Any] | None = None
+    #: ``view(token, size)``: ``(view, exporter)`` of one packet (writing): the single-packet
+    #: path skips the per-call machinery of ``views``.
+    view: Callable[[Any, int], tuple[memoryview, Any]] | None = None
+    #: ``write(token, data, size)``: copy ``data`` into an allocated packet (writing), for
+    #: sending a copy without a packet object; None: not offered.
+    write: Callable[[Any, Any, int], Any] | None = None
+
+
+class Held:
+    """A packet held through the Backend protocol's single calls (no user object around it)."""
+
+    __slots__ = ("_view", "_exporter", "_token")
+
+    def __init__(self, view: memoryview, exporter: Any, token: Any) -> None:
+        self._view: memoryview | None = view
+        self._exporter = exporter
+        self._token = token
+
+
+class Group:
+    """Packets taken together and given back as one (a batch): parallel lists, no object per
+    packet. The ledger records the group once, under its first token.
+
+    Where the backend can, the packets' views are slices of one view (``_base``) of one buffer
+    object spanning them all: derived views of any of them then show on that one object.
+    """
+
+    __slots__ = ("_tokens", "_views", "_exporters", "_base", "_slices")
+
+    def __init__(self) -> None:
+        self._tokens: list[Any] = []
+        #: None once given back.
+        self._views: list[memoryview] | None = []
+        #: One per packet, or the spanning one only (then ``_slices`` places the packets).
+        self._exporters: list[Any] = []
+        self._base: memoryview | None = None
+        self._slices: list[slice] | None = None
+
+    def _rebuild_views(self) -> None:
+        """Fresh views of the packets (their old ones were released)."""
+        if self._slices is None:
+            self._views = [memoryview(exporter) for exporter in self._exporters]
+        else:
+            base = self._base = memoryview(self._exporters[0])
+            self._views = list(map(base.__getitem__, self._slices))
+
+
+#: ``make(view, exporter, token)``: the object a ledger keeps for each packet.
+Maker = Callable[[memoryview, Any, Any], Any]
+
+
+class Ledger:
+    """The packets of one direction of one session that are out of the ring.
+
+    ``entries`` maps each token to its packet object (anything with ``_view``, ``_exporter``
+    and ``_token`` slots). Thread-safe: taking is serialised by a lock; giving back needs none.
+    """
+
+    __slots__ = ("direction", "entries", "raw", "_lock", "_queue", "_pipe", "_flush", "_get",
+                 "_enqueue", "_step", "_sizes", "_take_one")
+
+    def __init__(self, direction: Direction) -> None:
+        self.direction = direction
+        #: token -> packet object, oldest first.
+        self.entries: dict[Any, Any] = {}
+        #: Tokens taken from the ring and not yet made packets of (only after an interruption
+        #: does it stay non-empty between calls).
+        self.raw: list[Any] = []
+        self._lock = threading.Lock()
+        self._flush = direction.flush
+        # Giving back one packet: its token is queued, then this pipeline pops the queue and
+        # the entry and gives the token back, all in C. A token left queued by an
+        # interruption is given back by the next pass.
+        self._queue: deque[Any] = deque()
+        self._pipe = map(
+            direction.give, map(_token_of, map(self.entries.pop, iter(self._queue.popleft, None)))
+        )
+        # Bound once: the hot path looks nothing up.
+        self._get: Callable[[Any], Any] = self.entries.get
+        self._enqueue = self._queue.append
+        self._step = partial(next, self._pipe)
+        # Allocating one packet: its size is queued, then this pipeline allocates it and puts
+        # the token (or NULL) in ``raw``, in C.
+        self._sizes: deque[int] = deque()
+        self._take_one = None if direction.one is None else partial(next, map(
+            self.raw.append, map(direction.one, iter(self._sizes.popleft, None))
+        ))
+
+    # -- taking ------------------------------------------------------------------------------
+
+    def fill(self, amount: Any, out: list[Any] | deque[Any], make: Maker) -> None:
+        """Take packets from the ring (``amount`` as in :attr:`Direction.take`), record them
+        and append their objects (made by ``make``) to ``out``.
+
+        Packets an interrupted fill had taken but not handed out come first when reading;
+        when writing, such allocations are made harmless and sent first (nobody can fill
+        them). Raises the backend's error (e.g. NoMoreItemsError, RingFullError) only if
+        nothing was appended.
+        """
+        writing = self.direction.harmless is not None
+        with self._lock:
+            raw = self.raw
+            leftovers = bool(raw)
+            if leftovers:
+                if writing:
+                    self._adopt([], Held)  # recorded, held by nobody: settled below
+                else:
+                    self._adopt(out, make)
+                    if out:
+                        return
+            if not (writing and leftovers):
+                self.direction.take(raw, amount)
+                self._record(out, make)
+                return
+        self.settle()  # the allocations nobody can fill go out, harmless, before this one
+        with self._lock:
+            self.direction.take(self.raw, amount)
+            self._record(out, make)
+
+    def allocate(self, size: int, make: Maker) -> Any:
+        """One allocation of ``size`` bytes (checked by the caller), recorded and made a
+        packet object by ``make``: :meth:`fill` for one, without its per-call machinery where
+        the backend allocates in one C call (``Direction.one``)."""
+        direction = self.direction
+        view = direction.view
+        if view is not None and not self.raw:
+            with self._lock:
+                raw = self.raw
+                if not raw:
+                    take_one = self._take_one
+                    if take_one is None:
+                        direction.take(raw, (size,))  # raises if it does not fit
+                    else:
+                        self._sizes.append(size)
+                        take_one()  # raw = [token], or [NULL] if the ring is full
+                    token = raw[0]
+                    if token:
+                        data, exporter = view(token, size)
+                        packet = make(data, exporter, token)
+                        self.entries[token] = packet
+                        raw.clear()
+                        return packet
+                    raw.clear()  # full (or gone): the general path raises the right error
+        out: list[Any] = []
+        self.fill((size,), out, make)
+        return out[0]
+
+    def send_copy(self, data: Any, size: int) -> None:
+        """Allocate ``size`` bytes (checked by the caller), copy ``data`` in and send it, with
+        no packet object (:attr:`Direction.write`). Raises the backend's error (the ring is
+        full) and then changes nothing.
+
+        Cut short, the allocation stays in ``raw``: the next :meth:`settle` makes it harmless
+        and sends it, so the ring never waits for it.
+        """
+        write = self.direction.write
+        assert write is not None, "a backend that offers write"
+        with self._lock:
+            raw = self.raw
+            if raw:  # another call was cut short: its allocations are settled later
+                self._adopt([], Held)
+            take_one = self._take_one
+            if take_one is None:
+                self.direction.take(raw, (size,))
+            else:
+                self._sizes.append(size)
+                take_one()  # raw = [token], or [NULL] if the ring is full
+                if not raw[0]:
+                    raw.clear()
+                    self.direction.take(raw, (size,))  # raises the backend's error
+            write(raw[0], data, size)
+            # Out of ``raw`` and given back in one C step.
+            consume(map(self.direction.give, map(raw.pop, _FIRST)))
+        if self._flush is not None:
+            self._flush()
+
+    def fill_group(self, amount: Any, group: Group) -> None:
+        """Like :meth:`fill`, but the packets become one :class:`Group` (no object each).
+
+        Needs no packets left by an interrupted fill (``raw`` empty): :meth:`fill` first."""
+        direction = self.direction
+        with self._lock:
+            raw = self.raw
+            if raw:
+                raise RuntimeError("packets of an interrupted fill are waiting: fill() first")
+            direction.take(raw, amount)
+            span = direction.span(raw) if direction.span is not None else None
+            if span is None:
+                group._views, group._exporters = direction.views(raw)
+            else:
+                group._exporters, group._slices = [span[0]], span[1]
+                group._rebuild_views()
+            group._tokens = raw.copy()
+            self.entries[raw[0]] = group  # one entry: given back as one
+            raw.clear()  # cut short before this: the next fill finds them recorded, held
+
+    def _adopt(self, out: list[Any] | deque[Any], make: Maker) -> None:
+        """Make packet objects of the raw tokens an interrupted fill left, record them, and
+        move them to ``out``.
+
+        Each step can be cut off and redone: tokens leave ``raw`` only once recorded, and a
+        recorded packet nobody holds yet is handed out by the next adoption (``_recover``).
+        """
+        if any(map(self.entries.__contains__, self.raw)):
+            self._recover(out)
+        self._record(out, make)
+
+    def _record(self, out: list[Any] | deque[Any], make: Maker) -> None:
+        """Make packet objects of the raw tokens (none recorded yet), record them, and move
+        them to ``out``."""
+        raw, entries = self.raw, self.entries
+        views, exporters = self.direction.views(raw)
+        packets = list(map(make, views, exporters, raw))
+        entries.update(zip(raw, packets))
+        out.extend(packets)
+        raw.clear()
+
+    def _recover(self, out: list[Any] | deque[Any]) -> None:
+        """After an interrupted adoption every token of ``raw`` is recorded (the update is one
+        step): hand out the packets nobody holds yet, and empty ``raw``."""
+        entries = self.entries
+        for token in self.raw:
+            packet = entries.get(token)
+            # References: the entry, this local and the argument (a group: held, never lost).
+            if (packet is not None and not isinstance(packet, Group)
+                    and _getrefcount is not None and _getrefcount(packet) <= 3):
+                out.append(packet)
+        self.raw.clear()
+
+    # -- giving back -----------------------------------------------------------------------
+
+    def give_back(self, packet: Any) -> None:
+        """Give one packet back (release or send): its view, then its token, in one step.
+
+        Raises PacketReleasedError if it was already given back, and PacketInUseError (nothing
+        changed, the packet keeps a usable view) while views derived from its data exist.
+        """
+        token = packet._token
+        if self._get(token) is not packet:
+            raise PacketReleasedError("the packet was already given back")
+        view = packet._view
+        exporter = packet._exporter
+        # release_view(), its common case inline (the hot path): nothing derived, no export.
+        if view is not None and exporter is not None and _getrefcount is not None:
+            try:
+                view.release()
+            except BufferError:
+                view = exporter = None
+                raise _in_use(token, None) from None
+            packet._view = view = None
+            # References: the packet's slot, this local and the argument.
+            if _getrefcount(exporter) > 3:
+                packet._view = memoryview(exporter)
+                exporter = None  # a kept traceback must not count as a derived view
+                raise _in_use(token, packet._view)
+        elif view is not None or exporter is not None:
+            exporter = None
+            release_view(packet)
+        self._enqueue(token)
+        try:
+            self._step()
+        except KeyError:  # another thread gave it back first
+            raise PacketReleasedError("the packet was already given back") from None
+        if self._queue:
+            self._drain()
+        if self._flush is not None:
+            self._flush()
+
+    def give_up(self, packet: Any) -> None:
+        """Make an allocated packet harmless and send it (writing only)."""
+        if self.entries.get(packet._token) is not packet:
+            raise PacketReleasedError("the send buffer was already sent")
+        self._make_harmless([packet])
+        self.give_back(packet)
+
+    def give_back_many(self, packets: Sequence[Any]) -> None:
+        """Give several packets back, all or none: every packet is checked first, and
+        PacketInUseError (every packet keeps a usable view) while views derived from any of
+        them exist. Each step runs over the whole batch in C, as for a group."""
+        if len(set(map(id, packets))) != len(packets):
+            raise ValueError("the same packet appears more than once")
+        tokens = list(map(_token_of, packets))
+        if any(map(is_not, map(self.entries.get, tokens), packets)):
+            raise PacketReleasedError("a packet of the batch was already given back")
+        views = list(filter(None, map(_view_of, packets)))
+        # Slots first, as for a group: cut short below, the views are rebuilt, never reused.
+        consume(map(setattr, packets, repeat("_view"), repeat(None)))
+        try:
+            consume(map(_release, views))
+        except BufferError:
+            self._restore_views(packets, tokens)
+            raise _in_use(tokens[0], None) from None
+        del views
+        # References to each exporter: the packet's slot, this list and the argument.
+        exporters = list(map(_exporter_of, packets))
+        if _getrefcount is not None and exporters and exporters[0] is not None and (
+            max(map(_getrefcount, exporters)) > 3
+        ):
+            del exporters
+            self._restore_views(packets, tokens)
+            raise _in_use(tokens[0], None)
+        del exporters
+        self._give_tokens(tokens)
+        if self._flush is not None:
+            self._flush()
+
+    def _restore_views(self, packets: Sequence[Any], tokens: list[Any]) -> None:
+        """Fresh views for packets whose give-back was refused (their views were released).
+        A packet with a buffer object of its own keeps it: derived views are counted on it."""
+        fresh, _ = self.direction.views(tokens)
+        for packet, view in zip(packets, fresh):
+            exporter = packet._exporter
+            packet._view = view if exporter is None else memoryview(exporter)
+
+    def give_back_group(self, group: Group) -> None:
+        """Give a group's packets back, all at once: PacketInUseError (fresh views in place,
+        nothing given back) while views derived from any of them exist."""
+        tokens = group._tokens
+        if not tokens or self._get(tokens[0]) is not group:
+            raise PacketReleasedError("the batch was already given back")
+        release_group_views(group)
+        self._give_group(tokens[0])
+        if self._flush is not None:
+            self._flush()
+
+    def _give_group(self, key: Any) -> None:
+        """Pop a group's entry and give all its tokens back, in one C step."""
+        consume(map(self.direction.give, chain.from_iterable(
+            map(_tokens_of, map(self.entries.pop, (key,)))
+        )))
+
+    def _make_harmless(self, packets: Iterable[Any]) -> None:
+        harmless = self.direction.harmless
+        if harmless is None:
+            return
+        for packet in packets:
+            view = _writable_view(packet)
+            if view is not None:
+                harmless(view)
+
+    def _make_group_harmless(self, group: Group) -> None:
+        harmless = self.direction.harmless
+        if harmless is None:
+            return
+        if group._views is None and group._exporters and group._exporters[0] is not None:
+            group._rebuild_views()  # released by a give-back an interruption cut short
+        for view in group._views or ():
+            harmless(view)
+
+    def _give_tokens(self, tokens: list[Any]) -> None:
+        """Pop each token's entry and give the token back, each pair in one C step."""
+        consume(map(self.direction.give, map(_first, zip(tokens, map(self.entries.pop, tokens)))))
+
+    def _drain(self) -> None:
+        """Give back the tokens that interrupted calls left queued."""
+        try:
+            while self._queue:
+                next(self._pipe)
+        except (IndexError, KeyError):  # another thread took the last one first
+            pass
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def settle(self) -> int:
+        """Give back what nobody can give back any more; returns how many packets went back.
+
+        That is: tokens interrupted calls left queued; for writing, allocations an interrupted
+        call took but never handed out; and the oldest packets that no object outside the
+        ledger refers to (received ones are released, allocated ones made harmless and sent).
+        Packets whose data still has derived views wait for a later pass.
+        """
+        if self._queue:
+            self._drain()
+        if self.raw and self.direction.harmless is not None:
+            with self._lock:
+                if self.raw:
+                    self._adopt([], Held)
+        given = 0
+        while True:
+            abandoned = self._abandoned()
+            packets = [held for held in abandoned if not isinstance(held, Group)]
+            self._make_harmless(packets)
+            for group in abandoned:
+                if isinstance(group, Group):
+                    self._make_group_harmless(group)
+            ready = [packet for packet in packets if _settleable(packet)]
+            groups = [held for held in abandoned
+                      if isinstance(held, Group) and _group_settleable(held)]
+            if not ready and not groups:
+                break
+            self._give_tokens([packet._token for packet in ready])
+            for group in groups:
+                self._give_group(group._tokens[0])
+            given += len(ready) + sum(len(group._tokens) for group in groups)
+        if self._flush is not None:
+            self._flush()
+        return given
+
+    def _abandoned(self) -> list[Any]:
+        """The oldest packets (and groups) that nothing outside the ledger refers to, up to
+        the first one that something does (only the oldest hold the ring up)."""
+        if _getrefcount is None:
+            return []
+        snapshot = list(islice(self.entries.values(), _SETTLE_WINDOW))
+        found: list[Any] = []
+        for held in snapshot:
+            # References: the entry, the snapshot list, this loop and the argument.
+            if _getrefcount(held) > 4:
+                break
+            found.append(held)
+        return found
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def end(self) -> int:
+        """The session is ending: forget every packet and release its view. Returns how many
+        still have views derived from their data (their memory must outlive the session)."""
+        self._queue.clear()
+        self.raw.clear()
+        exported = 0
+        while self.entries:
+            _, held = self.entries.popitem()
+            if isinstance(held, Group):
+                try:
+                    release_group_views(held)
+                except PacketInUseError:
+                    exported += len(held._tokens)
+                held._views = None
+                continue
+            view, held._view = held._view, None
+            if view is not None:
+                try:
+                    view.release()
+                except BufferError:
+                    exported += 1
+                    continue
+            exporter = held._exporter
+            # References: the packet's slot, this local and the argument.
+            if exporter is not None and _getrefcount is not None and _getrefcount(exporter) > 3:
+                exported += 1
+        return exported
+
+
+def release_view(packet: Any) -> None:
+    """Release the packet's view (its slot becomes None). Raises PacketInUseError, with a
+    fresh view in the slot, while views derived from it still exist or it is exported."""
+    view = packet._view
+    if view is not None:
+        try:
+            view.release()
+        except BufferError:
+            view = None  # a kept traceback must not hold it
+            raise _in_use(packet._token, None) from None
+        packet._view = view = None
+    exporter = packet._exporter
+    # References: the packet's slot, this local and the argument.
+    in_use = exporter is not None and _getrefcount is not None and _getrefcount(exporter) > 3
+    exporter = None  # a kept traceback must not count as a derived view
+    if in_use:
+        packet._view = memoryview(packet._exporter)
+        raise _in_use(packet._token, packet._view)
+
+
+def release_group_views(group: Group) -> None:
+    """Release a group's views, all or none: PacketInUseError (every packet with a fresh view
+    again) while views derived from any of them exist or one is exported."""
+    views, exporters = group._views, group._exporters
+    if views is not None:
+        group._views = None  # first: cut short below, the views are rebuilt, never reused
+        try:
+            consume(map(_release, views))
+            if group._base is not None:
+                group._base.release()
+        except BufferError:
+            group._rebuild_views()
+            raise _in_use(group._tokens[0], None) from None
+    # References to each exporter: the group's list and the argument.
+    if _getrefcount is not None and exporters and exporters[0] is not None and (
+        max(map(_getrefcount, exporters)) > 2
+    ):
+        group._rebuild_views()
+        raise _in_use(group._tokens[0], None)
+
+
+def _group_settleable(group: Group) -> bool:
+    try:
+        release_group_views(group)
+    except PacketInUseError:
+        return False
+    return True
+
+
+def _settleable(packet: Any) -> bool:
+    """Release an abandoned packet's view; False while derived views still reach its memory."""
+    try:
+        release_view(packet)
+    except PacketInUseError:
+        return False
+    return True
+
+
+def _writable_view(packet: Any) -> memoryview | None:
+    """The packet's view, or a fresh one where its own was released (None if there is no
+    way to one: then its give-back was already under way, and what it holds goes out)."""
+    view: memoryview | None = packet._view
+    if view is not None:
+        try:
+            view.obj  # raises once released
+            return view
+        except ValueError:
+            pass
+    return _fresh_view(packet)
+
+
+def _fresh_view(packet: Any) -> memoryview | None:
+    exporter = packet._exporter
+    return None if exporter is None else memoryview(exporter)
+
+
+def _in_use(token: Any, view: memoryview | None) -> PacketInUseError:
+    return PacketInUseError(
+        "views derived from the packet's data (slices, memoryview(), arrays) still exist and "
+        "would outlive its memory; drop them, then try again", token, view,
+    )
+
+
+
+
+# -- the Backend protocol's single calls, over a ledger -----------------------------------------
+
+
+def take_one(ledger: Ledger, amount: Any) -> tuple[memoryview, Any]:
+    """One packet through the protocol (``WintunReceivePacket`` with ``amount`` 1,
+    ``WintunAllocateSendPacket`` with ``amount`` ``(size,)``): ``(view, token)``."""
+    out: list[Held] = []
+    ledger.fill(amount, out, Held)
+    held = out[0]
+    assert held._view is not None
+    return held._view, held._token
+
+
+def give_back_token(ledger: Ledger, token: Any, refusal: str) -> None:
+    """Give back the packet of ``token`` through the protocol; ValueError(refusal) if the
+    ledger does not hold it."""
+    try:
+        held = ledger.entries[token]
+    except (KeyError, TypeError):
+        raise ValueError(refusal) from None
+    ledger.give_back(held)
+
+
+__all__ = [
+    "Direction", "Group", "Held", "Ledger", "Maker", "consume", "give_back_token",
+    "release_group_views", "release_view",
+    "take_one",
+]
