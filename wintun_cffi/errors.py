@@ -123,9 +123,10 @@ class InvalidParameterError(WintunError):
 
 
 class HandleClosedError(WintunError):
-    """An adapter or session handle was used after it was closed (``ERROR_INVALID_HANDLE``).
+    """An adapter or session handle was used after it was closed, or given to a backend that
+    did not make it (``ERROR_INVALID_HANDLE``).
 
-    The C API would use freed memory here; wintun-cffi refuses the call instead.
+    The C API would use freed or foreign memory here; wintun-cffi refuses the call instead.
     """
 
     default_code = c.ERROR_INVALID_HANDLE

@@ -21,7 +21,14 @@ from typing import Any, Callable, Sequence
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import EnumCallback, GenerationBound, LoggerCallback
+from .backend import (
+    AdapterHandle,
+    EnumCallback,
+    GenerationBound,
+    LoggerCallback,
+    SessionHandle,
+    refuse_handle,
+)
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
@@ -42,7 +49,7 @@ _getrefcount = getattr(sys, "getrefcount", None)
 _installed_loggers: dict[str, Any] = {}
 
 
-class NativeAdapter:
+class NativeAdapter(AdapterHandle):
     """An adapter handle of the native backend."""
 
     __slots__ = ("backend", "pointer", "closed", "_release_call", "sessions")
@@ -75,7 +82,7 @@ def _ended(handle: weakref.ref[NativeSession]) -> bool:
 _view: Callable[[Any], memoryview] = memoryview
 
 
-class NativeSession:
+class NativeSession(SessionHandle):
     """A session handle of the native backend."""
 
     __slots__ = ("backend", "pointer", "ended", "finished", "waiter", "reads", "writes",
@@ -132,14 +139,14 @@ class NativeBackend(GenerationBound):
 
     def _adapter(self, handle: object, function: str) -> Any:
         if not isinstance(handle, NativeAdapter) or handle.backend is not self:
-            raise TypeError(f"{function}: not an adapter handle of this library: {handle!r}")
+            raise refuse_handle(handle, AdapterHandle, function)
         if handle.closed:
             raise HandleClosedError(f"{function}: the adapter handle was closed")
         return handle.pointer
 
     def _session(self, handle: object, function: str) -> NativeSession:
         if not isinstance(handle, NativeSession) or handle.backend is not self:
-            raise TypeError(f"{function}: not a session handle of this library: {handle!r}")
+            raise refuse_handle(handle, SessionHandle, function)
         if handle.ended:
             raise HandleClosedError(f"{function}: the session has ended")
         return handle
@@ -373,7 +380,7 @@ class NativeBackend(GenerationBound):
         interruption cut it short: it carries on where it stopped.
         """
         if not isinstance(session, NativeSession) or session.backend is not self:
-            raise TypeError(f"WintunEndSession: not a session handle of this library: {session!r}")
+            raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
             raise HandleClosedError("WintunEndSession: the session has ended")
         session.ended = True

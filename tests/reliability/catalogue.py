@@ -222,6 +222,12 @@ def pool_ring_state(fresh: Fresh) -> object:
             _outstanding(handle), host.statistics.as_dict(), fresh.pool_buffer.sent)
 
 
+def both_machines(fresh: Fresh) -> object:
+    """The ring state and adapters of the 0.14 machine and of the pool machine (another
+    emulator, whose handles the first one refuses)."""
+    return ring_state(fresh), adapter_state(fresh), pool_ring_state(fresh), pool_state(fresh)
+
+
 def host_state(fresh: Fresh) -> object:
     """The host's MTUs."""
     return fresh.emulator.host.mtu
@@ -449,6 +455,15 @@ CASES: tuple[Case, ...] = (
              f.emulator.session._handle, f.emulator.held._token)),
     Case("foreign handle", "backend ``receive_packet()`` with a str as session", TypeError,
          ring_state, lambda f: f.emulator.backend.receive_packet("session")),
+    Case("foreign handle", "backend ``receive_packet()`` with an adapter handle as session",
+         TypeError, ring_state,
+         lambda f: f.emulator.backend.receive_packet(f.emulator.adapter.handle)),
+    Case("foreign handle", "backend ``receive_packet()`` with another emulator's session",
+         HandleClosedError, both_machines,
+         lambda f: f.emulator.backend.receive_packet(f.pool_session._handle)),
+    Case("foreign handle", "backend ``start_session()`` with another emulator's adapter",
+         HandleClosedError, both_machines,
+         lambda f: f.emulator.backend.start_session(f.pool_adapter.handle, CAPACITY)),
     # wrong generation
     Case("generation", "``Adapter.delete()`` on 0.14", NotSupportedError, adapter_state,
          lambda f: f.emulator.adapter.delete()),
