@@ -196,7 +196,7 @@ class Emulator(GenerationBound):
         if not isinstance(handle, EmulatedAdapterHandle) or handle.adapter.emulator is not self:
             raise refuse_handle(handle, AdapterHandle, function)
         if handle.closed:
-            raise HandleClosedError(f"{function}: the adapter handle was closed")
+            raise HandleClosedError.adapter_closed(function)
         return handle.adapter
 
     def _live_adapter(self, handle: object, function: str) -> EmulatedAdapter:
@@ -209,7 +209,7 @@ class Emulator(GenerationBound):
         if not isinstance(session, EmulatedSession) or session.adapter.emulator is not self:
             raise refuse_handle(session, SessionHandle, function)
         if session.ended:
-            raise HandleClosedError(f"{function}: the session has ended")
+            raise HandleClosedError.session_ended(function)
         return session
 
     def _find(self, name: str) -> EmulatedAdapter | None:
@@ -480,7 +480,7 @@ class Emulator(GenerationBound):
         if not isinstance(session, EmulatedSession) or session.adapter.emulator is not self:
             raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
-            raise HandleClosedError("WintunEndSession: the session has ended")
+            raise HandleClosedError.session_ended("WintunEndSession")
         session.ended = True
         session.interrupt.set()
         session.reads.end()

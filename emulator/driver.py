@@ -1,4 +1,4 @@
-"""What the Wintun kernel driver does with a session's rings (the spec's section 4).
+"""What the Wintun kernel driver does with a session's rings (see :doc:`/protocol`).
 
 The driver is the *producer* of the Send ring (packets the operating system sends out through
 the adapter, delivered to the application) and the *consumer* of the Receive ring (packets the

@@ -69,7 +69,10 @@ class Wintun:
 
     @property
     def running_driver_version(self) -> tuple[int, int]:
-        """``(major, minor)`` of the loaded driver; raises if no driver is loaded."""
+        """``(major, minor)`` of the loaded driver.
+
+        Raises :class:`~wintun_cffi.errors.DriverNotLoadedError` if no driver is loaded.
+        """
         version = self.call(self.backend.get_running_driver_version)
         return version >> 16, version & 0xFFFF
 

@@ -141,14 +141,14 @@ class NativeBackend(GenerationBound):
         if not isinstance(handle, NativeAdapter) or handle.backend is not self:
             raise refuse_handle(handle, AdapterHandle, function)
         if handle.closed:
-            raise HandleClosedError(f"{function}: the adapter handle was closed")
+            raise HandleClosedError.adapter_closed(function)
         return handle.pointer
 
     def _session(self, handle: object, function: str) -> NativeSession:
         if not isinstance(handle, NativeSession) or handle.backend is not self:
             raise refuse_handle(handle, SessionHandle, function)
         if handle.ended:
-            raise HandleClosedError(f"{function}: the session has ended")
+            raise HandleClosedError.session_ended(function)
         return handle
 
     def _guid(self, guid: uuid.UUID | None) -> Any:
@@ -382,7 +382,7 @@ class NativeBackend(GenerationBound):
         if not isinstance(session, NativeSession) or session.backend is not self:
             raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
-            raise HandleClosedError("WintunEndSession: the session has ended")
+            raise HandleClosedError.session_ended("WintunEndSession")
         session.ended = True
         session.waiter.interrupt()
         exported = session.reads.end() + session.writes.end()
@@ -416,7 +416,7 @@ class NativeBackend(GenerationBound):
 
         def take(raw: list[Any], limit: int) -> None:
             if _ended(handle):  # the C session is freed: never pass its pointer again
-                raise HandleClosedError("WintunReceivePacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunReceivePacket")
             # Each packet C hands over is in raw before Python can run anything else.
             raw.extend(takewhile(bool, map(c_receive, repeat(pointer, limit), size_slots)))
             if not raw:
@@ -444,7 +444,7 @@ class NativeBackend(GenerationBound):
 
         def take(raw: list[Any], sizes: Sequence[int]) -> None:
             if _ended(handle):
-                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunAllocateSendPacket")
             # Sizes are checked by the caller: the DLL would write past the ring.
             raw.extend(takewhile(bool, map(c_allocate, repeat(pointer), sizes)))
             if not raw:

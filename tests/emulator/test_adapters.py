@@ -10,10 +10,11 @@ import pytest
 
 from emulator import Emulator
 from wintun_cffi.backend import Backend
-from wintun_cffi.constants import ApiGeneration
+from wintun_cffi.constants import ERROR_FILE_NOT_FOUND, ApiGeneration
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
+    DriverNotLoadedError,
     HandleClosedError,
     InvalidParameterError,
     NotSupportedError,
@@ -106,9 +107,9 @@ def test_bad_guid_type_is_refused(wintun: Emulator) -> None:
 ])
 def test_running_driver_version(api: ApiGeneration, release: str | None, version: int) -> None:
     wintun = Emulator(api, release=release)
-    with pytest.raises(AdapterNotFoundError) as exc:
+    with pytest.raises(DriverNotLoadedError) as exc:
         wintun.get_running_driver_version()
-    assert exc.value.winerror == 2
+    assert exc.value.winerror == ERROR_FILE_NOT_FOUND
     create(wintun, "V")
     assert wintun.get_running_driver_version() == (0 << 16) | version
 
@@ -133,7 +134,7 @@ def test_delete_driver_0_14() -> None:
     assert wintun.adapter_names() == ["D"]
     wintun.close_adapter(handle)
     wintun.delete_driver()
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(DriverNotLoadedError):
         wintun.get_running_driver_version()
 
 
@@ -149,7 +150,7 @@ def test_delete_pool_driver(api: ApiGeneration) -> None:
     assert wintun.get_running_driver_version() > 0
     wintun.delete_adapter(other, True)
     assert wintun.delete_pool_driver("B") is False
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(DriverNotLoadedError):
         wintun.get_running_driver_version()
 
 

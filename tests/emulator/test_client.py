@@ -1,4 +1,5 @@
-"""The client side of a session (spec section 3), the test playing the driver by hand."""
+"""The client side of a session (docs/protocol.rst, "Receiving" and "Sending"), the test
+playing the driver by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The kernel side (spec section 4): SessionDriver over two rings."""
+"""The kernel side (docs/protocol.rst): SessionDriver over two rings."""
 
 from __future__ import annotations
 

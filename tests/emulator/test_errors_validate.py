@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from wintun_cffi import constants as c
 from wintun_cffi import errors as e
 from wintun_cffi import validate as v
 
@@ -37,6 +38,31 @@ def test_error_from_code_picks_the_class(code: int, cls: type[e.WintunError], po
     assert str(error).startswith(f"[WinError {code}] WintunSomething: ERROR_")
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is cls and copy.winerror == code and copy.strerror == error.strerror
+
+
+def test_a_call_can_give_a_code_its_own_meaning() -> None:
+    """ERROR_FILE_NOT_FOUND is a missing adapter, except from WintunGetRunningDriverVersion,
+    where it means the driver is not loaded."""
+    missing = e.error_from_code(c.ERROR_FILE_NOT_FOUND, "WintunOpenAdapter")
+    assert type(missing) is e.AdapterNotFoundError
+    assert "driver" not in str(missing)
+    unloaded = e.error_from_code(c.ERROR_FILE_NOT_FOUND, "WintunGetRunningDriverVersion")
+    assert type(unloaded) is e.DriverNotLoadedError
+    assert not isinstance(unloaded, e.AdapterNotFoundError)
+    assert unloaded.winerror == c.ERROR_FILE_NOT_FOUND and unloaded.errno == errno.ENOENT
+    assert "ERROR_FILE_NOT_FOUND: the Wintun driver is not loaded" in str(unloaded)
+    other = e.error_from_code(c.ERROR_ACCESS_DENIED, "WintunGetRunningDriverVersion")
+    assert type(other) is e.AccessDeniedError
+
+
+def test_an_ended_session_handle_is_a_closed_handle() -> None:
+    error = e.HandleClosedError.session_ended("WintunReceivePacket")
+    assert not isinstance(error, e.SessionEndedError)  # that one is the driver's doing
+    assert error.winerror == c.ERROR_INVALID_HANDLE
+    assert str(error).startswith("[WinError 6] WintunReceivePacket: the session handle is closed")
+    assert "WintunEndSession" in str(error)
+    closed = e.HandleClosedError.adapter_closed("WintunStartSession")
+    assert "WintunStartSession: the adapter handle is closed" in str(closed)
 
 
 def test_unknown_code_is_the_generic_error() -> None:

@@ -1,7 +1,7 @@
 """A stateful model of one session: the client against a reference model of the rings.
 
 The driver's producer side is the real SessionDriver.deliver; its consumer side is played here,
-synchronously, so every step is deterministic. The model knows only the spec's arithmetic.
+synchronously, so every step is deterministic. The model knows only the ring arithmetic of docs/protocol.rst.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cross-check: the native backend on the C double's rings against the emulator's driver.
 
-Both sides are independent implementations of the ring protocol (spec sections 3 and 4): the
+Both sides are independent implementations of the ring protocol (docs/protocol.rst): the
 C double is the client (what wintun.dll does), the emulator's driver the kernel. Packets must
 cross byte-exact in both directions, and the failure modes must surface as the same errors.
 """
@@ -101,7 +101,7 @@ def test_payload_is_writable_in_place(double: Double) -> None:
     session, host = double.session()
     assert host.deliver(b"\x45" + bytes(30))
     view, token = double.backend.receive_packet(session)
-    view[1:5] = b"edit"  # the spec allows modifying a received packet until release
+    view[1:5] = b"edit"  # a received packet may be modified until it is released
     send_ring, _ = double.rings(session)
     assert bytes(send_ring.data[4:9]) == b"\x45edit"
     double.backend.release_receive_packet(session, token)

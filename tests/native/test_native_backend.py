@@ -21,9 +21,11 @@ import pytest
 from tests.support import wait_until
 from wintun_cffi import _win32
 from wintun_cffi.conformance.double.kernel import adopt_event
+from wintun_cffi.constants import ERROR_FILE_NOT_FOUND
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
+    DriverNotLoadedError,
     HandleClosedError,
     InvalidParameterError,
     NoMoreItemsError,
@@ -60,11 +62,12 @@ def test_generation_detected(double: Double) -> None:
     assert double.backend.path == double.path
 
 
-def test_driver_version_is_not_found_before_any_adapter(double: Double) -> None:
-    with pytest.raises(AdapterNotFoundError) as caught:
+def test_driver_version_needs_a_loaded_driver(double: Double) -> None:
+    with pytest.raises(DriverNotLoadedError) as caught:
         double.backend.get_running_driver_version()
-    assert caught.value.winerror == 2
+    assert caught.value.winerror == ERROR_FILE_NOT_FOUND
     assert "WintunGetRunningDriverVersion" in str(caught.value)
+    assert "driver is not loaded" in str(caught.value)
 
 
 def test_driver_version_once_an_adapter_exists(double: Double) -> None:

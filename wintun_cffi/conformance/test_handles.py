@@ -1,8 +1,9 @@
 """Handles: a backend takes only its own live handles (the Backend protocol's convention).
 
-A handle another backend made, even another instance of the same kind over the same library,
-raises HandleClosedError; something that is not a handle of the kind the call takes raises
-TypeError. Either way nothing changes: the handles involved keep working.
+A handle already closed or ended, or one another backend made (even another instance of the
+same kind over the same library), raises HandleClosedError; something that is not a handle
+of the kind the call takes raises TypeError. Either way nothing changes: the handles involved
+keep working.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wintun_cffi import Adapter, HandleClosedError, NoMoreItemsError, Session
+from wintun_cffi import (
+    Adapter,
+    HandleClosedError,
+    NoMoreItemsError,
+    Session,
+    SessionEndedError,
+)
 from wintun_cffi.backend import Backend
 from wintun_cffi.constants import MIN_RING_CAPACITY
 
@@ -107,3 +114,16 @@ def test_what_is_not_a_handle_of_the_kind_is_a_type_error(
     assert not adapter.closed
     assert_session_live(ours, session._handle)
     assert ours.get_adapter_luid(adapter.handle) == adapter.luid
+
+
+def test_an_ended_session_handle_is_a_closed_handle(backend: BackendCase, adapter: Adapter) -> None:
+    """Not SessionEndedError, which says the driver or the adapter ended the session."""
+    ours = backend.wintun.backend
+    handle = ours.start_session(adapter.handle, MIN_RING_CAPACITY)
+    ours.end_session(handle)
+    for name, call in SESSION_CALLS.items():
+        with pytest.raises(HandleClosedError) as caught:
+            call(ours, handle)
+        assert not isinstance(caught.value, SessionEndedError), name
+    with adapter.start_session(MIN_RING_CAPACITY) as session:  # the adapter is free again
+        assert_session_live(ours, session._handle)

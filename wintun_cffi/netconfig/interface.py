@@ -27,9 +27,9 @@ AddressLike = (
 #: changing it would change every derived GUID).
 GUID_NAMESPACE = uuid.UUID("9c0902b6-5100-4315-b59b-33077f3ca593")
 
-#: Smallest MTU per IP version that Windows accepts: 576 for IPv4 (the datagram size every
-#: host must take, RFC 791), 1280 for IPv6 (RFC 8200).
-MIN_MTU = {4: 576, 6: 1280}
+#: Smallest MTU per IP version: :data:`wintun_cffi.constants.MIN_MTU` (576 for IPv4, 1280
+#: for IPv6).
+MIN_MTU = c.MIN_MTU
 #: Largest MTU: the largest IP packet.
 MAX_MTU = c.MAX_IP_PACKET_SIZE
 
@@ -112,12 +112,7 @@ def set_mtu(
     ``mtu`` is at least 576 for IPv4 and 1280 for IPv6, and at most 65535.
     """
     version = _family_version(family)
-    if not isinstance(mtu, int) or isinstance(mtu, bool):
-        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
-    if not MIN_MTU[version] <= mtu <= MAX_MTU:
-        raise ValueError(
-            f"an IPv{version} MTU must be {MIN_MTU[version]} to {MAX_MTU}, not {mtu}"
-        )
+    validate.check_mtu(mtu, version)
     check_adapter(adapter)
     host = host_of(adapter)
     if host is not None:
