@@ -13,6 +13,7 @@ from .. import constants as c
 from .. import validate
 from ..api import Adapter
 from ..errors import AdapterNotFoundError, EntryNotFoundError, error_from_code
+from ..lifetime import backoff
 from ._target import adapter_name, check_adapter, host_of
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -127,8 +128,9 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
     """Wait until the operating system has created ``adapter``'s IP interface.
 
     Windows builds the interface shortly after the adapter; until then configuring it fails
-    with ``ERROR_NOT_FOUND``. Polls for up to ``timeout`` seconds and raises
-    :class:`TimeoutError` if the interface is still missing. An emulated adapter's interface
+    with ``ERROR_NOT_FOUND``. Polls (every 10 ms at first, backing off to every 0.1 s) for
+    up to ``timeout`` seconds and raises :class:`TimeoutError` if the interface is still
+    missing then. An emulated adapter's interface
     exists as long as the adapter does.
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -144,15 +146,13 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
     from .. import _iphlpapi
 
     deadline = time.monotonic() + timeout
-    pause = 0.01
+    sleep = backoff(0.01, 0.1)  # Windows signals nothing when it is done
     while not _iphlpapi.interface_exists(adapter.luid):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"Windows created no IP interface for the adapter within {timeout} s"
             )
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, 0.1)
+        sleep()
 
 
 # -- helpers ------------------------------------------------------------------------------
