@@ -25,6 +25,8 @@ from wintun_header import Callback, Function, HeaderParseError, Param, parse_hea
 ROOT = Path(build_ffi.__file__).resolve().parent
 INCLUDE = ROOT / "wintun_cffi" / "include"
 
+# Written out by hand, not read from wintun_cffi/_exports.py: that file is what the parser
+# under test generates, so it cannot be the parser's expectation.
 EXPECTED_EXPORTS = {
     "0.14": {
         "WintunCreateAdapter",

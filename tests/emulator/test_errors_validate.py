@@ -16,19 +16,19 @@ from wintun_cffi import validate as v
 @pytest.mark.parametrize(
     ("code", "cls", "posix"),
     [
-        (259, e.NoMoreItemsError, errno.EAGAIN),
-        (111, e.RingFullError, errno.ENOBUFS),
-        (38, e.SessionEndedError, errno.EPIPE),
-        (13, e.RingCorruptError, errno.EBADMSG),
-        (2, e.AdapterNotFoundError, errno.ENOENT),
-        (1168, e.AdapterNotFoundError, errno.ENOENT),
-        (183, e.AlreadyExistsError, errno.EEXIST),
-        (5010, e.AlreadyExistsError, errno.EEXIST),
-        (5, e.AccessDeniedError, errno.EACCES),
-        (1247, e.SessionActiveError, errno.EBUSY),
-        (87, e.InvalidParameterError, errno.EINVAL),
-        (6, e.HandleClosedError, errno.EBADF),
-        (50, e.NotSupportedError, errno.EOPNOTSUPP),
+        (c.ERROR_NO_MORE_ITEMS, e.NoMoreItemsError, errno.EAGAIN),
+        (c.ERROR_BUFFER_OVERFLOW, e.RingFullError, errno.ENOBUFS),
+        (c.ERROR_HANDLE_EOF, e.SessionEndedError, errno.EPIPE),
+        (c.ERROR_INVALID_DATA, e.RingCorruptError, errno.EBADMSG),
+        (c.ERROR_FILE_NOT_FOUND, e.AdapterNotFoundError, errno.ENOENT),
+        (c.ERROR_NOT_FOUND, e.AdapterNotFoundError, errno.ENOENT),
+        (c.ERROR_ALREADY_EXISTS, e.AlreadyExistsError, errno.EEXIST),
+        (c.ERROR_OBJECT_ALREADY_EXISTS, e.AlreadyExistsError, errno.EEXIST),
+        (c.ERROR_ACCESS_DENIED, e.AccessDeniedError, errno.EACCES),
+        (c.ERROR_ALREADY_INITIALIZED, e.SessionActiveError, errno.EBUSY),
+        (c.ERROR_INVALID_PARAMETER, e.InvalidParameterError, errno.EINVAL),
+        (c.ERROR_INVALID_HANDLE, e.HandleClosedError, errno.EBADF),
+        (c.ERROR_NOT_SUPPORTED, e.NotSupportedError, errno.EOPNOTSUPP),
     ],
 )
 def test_error_from_code_picks_the_class(code: int, cls: type[e.WintunError], posix: int) -> None:
@@ -72,10 +72,10 @@ def test_unknown_code_is_the_generic_error() -> None:
 
 
 def test_default_codes_and_log() -> None:
-    assert e.SessionClosedError("closed").winerror == 38
+    assert e.SessionClosedError("closed").winerror == c.ERROR_HANDLE_EOF
     assert issubclass(e.SessionClosedError, e.SessionEndedError)
     error = e.RingFullError("full")
-    assert error.winerror == 111
+    assert error.winerror == c.ERROR_BUFFER_OVERFLOW
     error.log = ("line one", "line two")
     assert str(error) == "[WinError 111] full (Wintun log: line one | line two)"
 
@@ -83,7 +83,7 @@ def test_default_codes_and_log() -> None:
 def test_not_supported_names_the_generation() -> None:
     error = e.NotSupportedError.for_generation("WintunDeleteDriver", "pool")
     assert "WintunDeleteDriver" in str(error) and "'pool'" in str(error)
-    assert error.winerror == 50
+    assert error.winerror == c.ERROR_NOT_SUPPORTED
 
 
 @pytest.mark.parametrize(
