@@ -42,6 +42,7 @@ from .session import ReceivedPacket, SendBuffer, Session
 if TYPE_CHECKING:
     from os import PathLike
 
+#: The package version, and the only place it is written (pyproject.toml reads it from here).
 __version__ = "0.1.0"
 
 
