@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
+from collections.abc import Sequence
 from itertools import count
-from typing import Any, Sequence
+from typing import Any
 
 from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,

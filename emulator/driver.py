@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Callable, Iterable
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER, record_size
 from wintun_cffi.errors import RingCorruptError

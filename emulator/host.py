@@ -13,21 +13,21 @@ import collections
 import ipaddress
 import threading
 import time
-from typing import Callable, Iterable, Literal, Union
+from collections.abc import Callable, Iterable
+from typing import Literal
 
 from wintun_cffi import ip
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
-# The MTU check, also the Linux TUN host's (it imports it from here).
-from wintun_cffi.validate import check_mtu as check_mtu
 from wintun_cffi.netconfig.dns import DnsSettings
 from wintun_cffi.netconfig.routes import Route
+from wintun_cffi.validate import check_mtu as check_mtu  # the Linux TUN host's too
 
 from .driver import AdapterStatistics, SessionDriver
 from .releases import NEWEST, Release
 from .ring import U32, Ring
 
-Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 RingName = Literal["send", "receive"]
 RingField = Literal["head", "tail", "alertable"]
 #: An IP family, as :meth:`Host.set_mtu` takes it: 4 (IPv4) or 6 (IPv6).

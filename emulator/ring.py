@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import Final, Union
+from typing import Final
 
 from wintun_cffi.constants import (
     MAX_IP_PACKET_SIZE,
@@ -81,7 +81,7 @@ class _LittleEndianWords:
 
 
 #: ``u32`` words by index: a ``memoryview`` cast where the host is little-endian.
-Words = Union[memoryview, _LittleEndianWords]
+Words = memoryview | _LittleEndianWords
 
 
 def words(memory: memoryview) -> Words:

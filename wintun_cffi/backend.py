@@ -31,7 +31,8 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .constants import ApiGeneration
 from .errors import HandleClosedError, NotSupportedError

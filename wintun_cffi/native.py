@@ -14,10 +14,11 @@ import sys
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import repeat, takewhile
 from operator import add, and_, getitem, sub
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
@@ -345,7 +346,9 @@ class NativeBackend(GenerationBound):
         # The new session lands in ``started`` in the C step that makes it, and its handle
         # replaces it there in one store: a start cut short leaves either a bare C session
         # or a handle nothing holds, and the next start ends it.
-        started.update(zip((key,), map(self._lib.WintunStartSession, (pointer,), (capacity,))))
+        started.update(
+            zip((key,), map(self._lib.WintunStartSession, (pointer,), (capacity,)), strict=False)
+        )
         session = started[key]
         if not session:
             del started[key]

@@ -7,7 +7,6 @@ nothing changes. The backends (native and emulated) and the high-level API all u
 from __future__ import annotations
 
 import uuid
-
 from typing import Literal
 
 from .constants import (

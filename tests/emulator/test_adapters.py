@@ -553,7 +553,7 @@ def test_packets_round_trip_through_the_emulator(wintun: Emulator) -> None:
 def test_second_session_is_refused_before_the_capacity_is_checked(api: ApiGeneration) -> None:
     wintun = Emulator(api)
     handle = create(wintun, "Busy")
-    busy = wintun.start_session(handle, CAP)  # held: a handle nothing holds is ended
+    _busy = wintun.start_session(handle, CAP)  # held: a handle nothing holds is ended
     with pytest.raises(WintunError) as caught:
         wintun.start_session(handle, 0x12345)  # bad capacity too: the driver says busy first
     assert caught.value.winerror == ERROR_ALREADY_INITIALIZED

@@ -80,7 +80,7 @@ def test_receive_returns_each_payload_in_order_and_in_place(rings: ClientRings) 
     payloads = [b"\x45first", b"", b"x" * 13, bytes(range(256))]
     deliver(rings.send, payloads)
     got = []
-    for payload in payloads:
+    for _ in payloads:
         view, _ = rings.client.receive_packet()
         got.append(bytes(view))
     assert got == payloads

@@ -21,9 +21,9 @@ from hypothesis.stateful import (
 )
 
 from emulator.client import SessionClient
-from tests.support import ClientCalls
 from emulator.driver import AdapterStatistics, SessionDriver
 from emulator.ring import Ring
+from tests.support import ClientCalls
 from wintun_cffi.errors import NoMoreItemsError, RingFullError
 from wintun_cffi.fdevent import FdEvent
 

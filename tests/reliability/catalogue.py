@@ -28,8 +28,8 @@ import build_ffi
 import wintun_cffi
 import wintun_header
 from emulator.backend import EmulatedSession
-from wintun_cffi.api import Wintun
 from wintun_cffi import netconfig
+from wintun_cffi.api import Wintun
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -227,12 +227,10 @@ def both_machines(fresh: Fresh) -> object:
     emulator, whose handles the first one refuses)."""
     # Both made, then both drivers idle: one that finds nothing to read marks its Receive
     # ring alertable shortly after it starts, which would change the state under the case.
-    fresh.pool_session  # noqa: B018
-    for host in (fresh.emulator.host, fresh.pool_adapter.host):
-        driver = host.driver
-        assert driver is not None
-        ring = driver.receive_ring
-        assert wait_until(lambda: ring.alertable == 1)
+    fresh.pool_session
+    drivers = [fresh.emulator.host.driver, fresh.pool_adapter.host.driver]
+    rings = [driver.receive_ring for driver in drivers if driver is not None]
+    assert len(rings) == 2 and wait_until(lambda: all(ring.alertable == 1 for ring in rings))
     return ring_state(fresh), adapter_state(fresh), pool_ring_state(fresh), pool_state(fresh)
 
 

@@ -325,7 +325,7 @@ class BackendCase:
             far = EmulatorFarSide(session.adapter.host)
         elif self.kind == "double":
             assert self.kernel is not None
-            far = EmulatorFarSide(self.kernel.host_for(getattr(session._handle, "pointer")))
+            far = EmulatorFarSide(self.kernel.host_for(session._handle.pointer))  # type: ignore[attr-defined]
         elif self.kind == "linux-tun":
             session.adapter.host.add_address(FAR_INTERFACE)
             far = SocketFarSide()

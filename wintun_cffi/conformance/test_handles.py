@@ -90,7 +90,7 @@ def test_handles_of_another_backend_are_refused(
         with pytest.raises(HandleClosedError):
             call(ours, adapter)
         assert other.get_adapter_luid(adapter) == luid, name
-    for name, call in SESSION_CALLS.items():
+    for call in SESSION_CALLS.values():
         with pytest.raises(HandleClosedError):
             call(ours, other_session)
         assert_session_live(other, other_session)
@@ -104,11 +104,11 @@ def test_what_is_not_a_handle_of_the_kind_is_a_type_error(
     not_adapters: list[object] = [None, "adapter", 12345, session._handle]
     not_sessions: list[object] = [None, "session", 12345, adapter.handle]
     for wrong in not_adapters:
-        for name, call in adapter_calls(backend.api).items():
+        for call in adapter_calls(backend.api).values():
             with pytest.raises(TypeError):
                 call(ours, wrong)
     for wrong in not_sessions:
-        for name, call in SESSION_CALLS.items():
+        for call in SESSION_CALLS.values():
             with pytest.raises(TypeError):
                 call(ours, wrong)
     assert not adapter.closed
