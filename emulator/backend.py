@@ -14,11 +14,18 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from wintun_cffi import validate
-from wintun_cffi.backend import EnumCallback, GenerationBound, LoggerCallback
+from wintun_cffi.backend import (
+    AdapterHandle,
+    EnumCallback,
+    GenerationBound,
+    LoggerCallback,
+    SessionHandle,
+    refuse_handle,
+)
 from wintun_cffi.constants import (
     API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
@@ -78,12 +85,14 @@ class EmulatedAdapter:
     guid: uuid.UUID
     luid: int
     host: Host
+    #: The emulated machine the adapter belongs to: its handles are refused elsewhere.
+    emulator: Emulator = field(repr=False)
     session: EmulatedSession | None = None
     removed: bool = False
 
 
 @dataclass(eq=False)
-class AdapterHandle:
+class EmulatedAdapterHandle(AdapterHandle):
     """What ``WintunCreateAdapter``/``WintunOpenAdapter`` return in the emulator."""
 
     adapter: EmulatedAdapter
@@ -93,7 +102,7 @@ class AdapterHandle:
 
 
 @dataclass(eq=False)
-class EmulatedSession:
+class EmulatedSession(SessionHandle):
     """What ``WintunStartSession`` returns in the emulator."""
 
     adapter: EmulatedAdapter
@@ -184,10 +193,10 @@ class Emulator(GenerationBound):
         return error_from_code(code, function)
 
     def _adapter(self, handle: object, function: str) -> EmulatedAdapter:
-        if not isinstance(handle, AdapterHandle):
-            raise TypeError(f"{function}: not an adapter handle of this emulator: {handle!r}")
+        if not isinstance(handle, EmulatedAdapterHandle) or handle.adapter.emulator is not self:
+            raise refuse_handle(handle, AdapterHandle, function)
         if handle.closed:
-            raise HandleClosedError(f"{function}: the adapter handle was closed")
+            raise HandleClosedError.adapter_closed(function)
         return handle.adapter
 
     def _live_adapter(self, handle: object, function: str) -> EmulatedAdapter:
@@ -197,10 +206,10 @@ class Emulator(GenerationBound):
         return adapter
 
     def _session(self, session: object, function: str) -> EmulatedSession:
-        if not isinstance(session, EmulatedSession):
-            raise TypeError(f"{function}: not a session handle of this emulator: {session!r}")
+        if not isinstance(session, EmulatedSession) or session.adapter.emulator is not self:
+            raise refuse_handle(session, SessionHandle, function)
         if session.ended:
-            raise HandleClosedError(f"{function}: the session has ended")
+            raise HandleClosedError.session_ended(function)
         return session
 
     def _find(self, name: str) -> EmulatedAdapter | None:
@@ -279,11 +288,11 @@ class Emulator(GenerationBound):
                 name=name, pool=pool, tunnel_type=tunnel_type,
                 guid=requested_guid or uuid.uuid4(),
                 luid=(IF_TYPE_PROP_VIRTUAL << 48) | (index << 24),
-                host=host,
+                host=host, emulator=self,
             )
             adapter.host.set_terminate_hook(lambda: self._remove(adapter))
             self._adapters.append(adapter)
-        return AdapterHandle(adapter, created=True), False
+        return EmulatedAdapterHandle(adapter, created=True), False
 
     def open_adapter(self, name: str, *, pool: str | None = None) -> object:
         """``WintunOpenAdapter`` (seed: ``WintunGetAdapter``)."""
@@ -300,13 +309,13 @@ class Emulator(GenerationBound):
                 raise self._fail(
                     ERROR_ALREADY_EXISTS, function, "Adapter is not a member of the pool"
                 )
-            return AdapterHandle(adapter, created=False)
+            return EmulatedAdapterHandle(adapter, created=False)
 
     def close_adapter(self, adapter: object) -> None:
         """``WintunCloseAdapter`` (0.14)."""
         self._require("WintunCloseAdapter", "0.14")
         target = self._adapter(adapter, "WintunCloseAdapter")
-        assert isinstance(adapter, AdapterHandle)
+        assert isinstance(adapter, EmulatedAdapterHandle)
         if adapter.created:
             self._remove(target)  # idempotent: a retry after an interruption carries on
         adapter.closed = True
@@ -315,7 +324,7 @@ class Emulator(GenerationBound):
         """``WintunFreeAdapter`` (pool era)."""
         self._require("WintunFreeAdapter", "pool", "seed")
         self._adapter(adapter, "WintunFreeAdapter")
-        assert isinstance(adapter, AdapterHandle)
+        assert isinstance(adapter, EmulatedAdapterHandle)
         adapter.closed = True
 
     def delete_adapter(self, adapter: object, force_close_sessions: bool) -> bool:
@@ -343,7 +352,7 @@ class Emulator(GenerationBound):
         with self._lock:
             members = [a for a in self._adapters if (a.pool or "").casefold() == pool.casefold()]
         for member in members:
-            handle = AdapterHandle(member, created=False)
+            handle = EmulatedAdapterHandle(member, created=False)
             try:
                 if not callback(handle):
                     break
@@ -468,10 +477,10 @@ class Emulator(GenerationBound):
 
         Safe to call again after an interruption cut it short: it carries on where it stopped.
         """
-        if not isinstance(session, EmulatedSession):
-            raise TypeError(f"WintunEndSession: not a session handle of this emulator: {session!r}")
+        if not isinstance(session, EmulatedSession) or session.adapter.emulator is not self:
+            raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
-            raise HandleClosedError("WintunEndSession: the session has ended")
+            raise HandleClosedError.session_ended("WintunEndSession")
         session.ended = True
         session.interrupt.set()
         session.reads.end()

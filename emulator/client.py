@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
+from collections.abc import Sequence
 from itertools import count
-from typing import Any, Sequence
+from typing import Any
 
 from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,
@@ -102,7 +103,7 @@ class SessionClient:
         """
         with self._read_lock:
             if self.ended:
-                raise HandleClosedError("WintunReceivePacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunReceivePacket")
             words, capacity, mask = self._read_words, self.capacity, self._mask
             head, pending = self._head, self._reads_pending
             for _ in range(limit):
@@ -168,7 +169,7 @@ class SessionClient:
         """
         with self._write_lock:
             if self.ended:
-                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunAllocateSendPacket")
             words, capacity, mask = self._write_words, self.capacity, self._mask
             tail, pending = self._tail, self._writes_pending
             for size in sizes:

@@ -1,4 +1,4 @@
-"""What the Wintun kernel driver does with a session's rings (the spec's section 4).
+"""What the Wintun kernel driver does with a session's rings (see :doc:`/protocol`).
 
 The driver is the *producer* of the Send ring (packets the operating system sends out through
 the adapter, delivered to the application) and the *consumer* of the Receive ring (packets the
@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Callable, Iterable
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER, record_size
 from wintun_cffi.errors import RingCorruptError

@@ -13,26 +13,25 @@ import collections
 import ipaddress
 import threading
 import time
-from typing import Callable, Iterable, Literal, Union
+from collections.abc import Callable, Iterable
+from typing import Literal
 
 from wintun_cffi import ip
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.netconfig.dns import DnsSettings
 from wintun_cffi.netconfig.routes import Route
+from wintun_cffi.validate import check_mtu as check_mtu  # the Linux TUN host's too
 
 from .driver import AdapterStatistics, SessionDriver
 from .releases import NEWEST, Release
 from .ring import U32, Ring
 
-Interface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 RingName = Literal["send", "receive"]
 RingField = Literal["head", "tail", "alertable"]
 #: An IP family, as :meth:`Host.set_mtu` takes it: 4 (IPv4) or 6 (IPv6).
 Family = Literal[4, 6]
-
-#: The smallest MTU each family allows (RFC 791: 68 bytes; RFC 8200: 1280 bytes).
-MIN_MTU: dict[Family, int] = {4: 68, 6: 1280}
 
 #: Packets the host keeps for :meth:`Host.receive` before it drops the oldest.
 DEFAULT_CAPTURE_LIMIT = 65536
@@ -97,7 +96,8 @@ class Host:
         return dict(self._mtu)
 
     def set_mtu(self, mtu: int, family: Family | None = None) -> None:
-        """Set the MTU of one IP family (4 or 6), or of both (``None``)."""
+        """Set the MTU of one IP family (4 or 6), or of both (``None``): at least
+        :data:`~wintun_cffi.constants.MIN_MTU` (576 for IPv4, 1280 for IPv6), as on Windows."""
         families = check_mtu(mtu, family)
         for each in families:
             self._mtu[each] = mtu
@@ -331,18 +331,3 @@ def _set_field(ring: Ring, field: RingField, value: int) -> None:
         ring.tail = value
     else:
         ring.alertable = value
-
-
-def check_mtu(mtu: int, family: Family | None) -> tuple[Family, ...]:
-    """The families ``set_mtu(mtu, family)`` sets; ValueError/TypeError if it is invalid."""
-    if family not in (4, 6, None):
-        raise ValueError(f"family must be 4, 6 or None (both), not {family!r}")
-    if not isinstance(mtu, int) or isinstance(mtu, bool):
-        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
-    families: tuple[Family, ...] = (4, 6) if family is None else (family,)
-    for each in families:
-        if not MIN_MTU[each] <= mtu <= MAX_IP_PACKET_SIZE:
-            raise ValueError(
-                f"an IPv{each} MTU must be {MIN_MTU[each]} to {MAX_IP_PACKET_SIZE}, not {mtu}"
-            )
-    return families

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import Final, Union
+from typing import Final
 
 from wintun_cffi.constants import (
     MAX_IP_PACKET_SIZE,
@@ -81,7 +81,7 @@ class _LittleEndianWords:
 
 
 #: ``u32`` words by index: a ``memoryview`` cast where the host is little-endian.
-Words = Union[memoryview, _LittleEndianWords]
+Words = memoryview | _LittleEndianWords
 
 
 def words(memory: memoryview) -> Words:
@@ -179,7 +179,7 @@ class Ring:
     def check_record(self, head: int, tail: int) -> int:
         """Validate the record at ``head`` of a producer at ``tail``; return its payload size.
 
-        Raises :class:`RingCorruptError` as the spec's reader does: fewer than 4 bytes of
+        Raises :class:`RingCorruptError` as Wintun's reader does (:doc:`/protocol`): fewer than 4 bytes of
         content, a Size above ``0xFFFF`` (a record still flagged as owned included), or a
         record longer than the content.
         """

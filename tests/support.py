@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from emulator.backend import session_ledgers
@@ -43,7 +43,7 @@ class ClientCalls:
 
     def _check_live(self, function: str) -> None:
         if self.raw.ended:  # as the backend refuses the ended session's handle
-            raise HandleClosedError(f"{function}: the session has ended")
+            raise HandleClosedError.session_ended(function)
 
     def _entries(self, ledger: Any, tokens: Iterable[Any]) -> list[Any]:
         try:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from emulator.netns import unavailable_reason
+from wintun_cffi.constants import API_GENERATIONS
 
 REPLY = "Received IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
 
@@ -23,7 +24,7 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("api", ["0.14", "pool", "seed"])
+@pytest.mark.parametrize("api", API_GENERATIONS)
 def test_example_on_the_emulator_gets_echo_replies(api: str) -> None:
     result = run("example", "--backend", "emulator", "--api", api, "--count", "2")
     assert result.returncode == 0, result.stderr

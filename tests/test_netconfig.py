@@ -24,6 +24,12 @@ import wintun_cffi
 from tests import mingw_layout
 from wintun_cffi import _iphlpapi, ip, netconfig
 from wintun_cffi.api import Adapter, Wintun
+from wintun_cffi.constants import (
+    ERROR_ACCESS_DENIED,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NOT_FOUND,
+    ERROR_OBJECT_ALREADY_EXISTS,
+)
 from wintun_cffi.errors import (
     AccessDeniedError,
     AdapterNotFoundError,
@@ -224,8 +230,8 @@ def test_prepare_mtu_clears_site_prefix_for_ipv4_only(family: int, site_prefix_a
 
 @pytest.mark.parametrize(
     ("code", "cls"),
-    [(5, AccessDeniedError), (5010, AlreadyExistsError), (1168, AdapterNotFoundError),
-     (87, WintunError)],
+    [(ERROR_ACCESS_DENIED, AccessDeniedError), (ERROR_OBJECT_ALREADY_EXISTS, AlreadyExistsError),
+     (ERROR_NOT_FOUND, AdapterNotFoundError), (ERROR_INVALID_PARAMETER, WintunError)],
 )
 def test_check_status_maps_win32_codes(code: int, cls: type[WintunError]) -> None:
     with pytest.raises(cls) as caught:
@@ -329,7 +335,7 @@ def test_adding_an_assigned_address_again_is_already_exists(emulated_adapter: Ad
     netconfig.add_address(emulated_adapter, "10.6.7.7/24")
     with pytest.raises(AlreadyExistsError) as caught:
         netconfig.add_address(emulated_adapter, "10.6.7.7/16")
-    assert caught.value.winerror == 5010
+    assert caught.value.winerror == ERROR_OBJECT_ALREADY_EXISTS
     assert emulated_adapter.host.interfaces == (ipaddress.ip_interface("10.6.7.7/24"),)
 
 
@@ -337,7 +343,7 @@ def test_removing_an_unassigned_address_is_not_found(emulated_adapter: Adapter) 
     netconfig.add_address(emulated_adapter, "10.6.7.7/24")
     with pytest.raises(EntryNotFoundError) as caught:
         netconfig.remove_address(emulated_adapter, "10.6.7.8/24")
-    assert caught.value.winerror == 1168
+    assert caught.value.winerror == ERROR_NOT_FOUND
     assert "10.6.7.8 is not assigned to the adapter 'NetConfig'" in str(caught.value)
     assert "no adapter of that name" not in str(caught.value)
     assert not isinstance(caught.value, AdapterNotFoundError)
@@ -638,7 +644,7 @@ def test_ip_helper_refuses_a_row_written_back_unprepared(
     with pytest.raises(WintunError) as caught:
         _iphlpapi.check_status(_iphlpapi._iphlpapi().SetIpInterfaceEntry(row),
                                "SetIpInterfaceEntry")
-    assert caught.value.winerror == 87  # ERROR_INVALID_PARAMETER
+    assert caught.value.winerror == ERROR_INVALID_PARAMETER
     assert "SitePrefixLength" in ip_helper.rejection()
     ip_helper.lib.IpHelperDoubleReset()  # forget the refusal this test provoked
     ip_helper.lib.IpHelperDoubleAddInterface(configured.luid, 0)

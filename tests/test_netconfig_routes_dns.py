@@ -17,6 +17,10 @@ import pytest
 import wintun_cffi
 from wintun_cffi import _iphlpapi, netconfig
 from wintun_cffi.api import Adapter
+from wintun_cffi.constants import (
+    ERROR_NOT_FOUND,
+    ERROR_OBJECT_ALREADY_EXISTS,
+)
 from wintun_cffi.errors import (
     AlreadyExistsError,
     EntryNotFoundError,
@@ -89,7 +93,7 @@ def test_an_existing_route_is_already_exists_and_changes_nothing(adapter: Adapte
     before = state(adapter)
     with pytest.raises(AlreadyExistsError) as caught:
         netconfig.add_route(adapter, "10.9.0.0/16", next_hop="10.8.0.1", metric=9)
-    assert caught.value.winerror == 5010
+    assert caught.value.winerror == ERROR_OBJECT_ALREADY_EXISTS
     assert "already has a route to 10.9.0.0/16 via 10.8.0.1" in str(caught.value)
     assert "'Vpn'" in str(caught.value)
     assert state(adapter) == before
@@ -102,7 +106,7 @@ def test_a_missing_route_is_entry_not_found_and_changes_nothing(adapter: Adapter
                              ("10.10.0.0/16", "10.8.0.1")]:
         with pytest.raises(EntryNotFoundError) as caught:
             netconfig.remove_route(adapter, destination, next_hop=hop)
-        assert caught.value.winerror == 1168
+        assert caught.value.winerror == ERROR_NOT_FOUND
         assert f"has no route to {destination}" in str(caught.value)
         assert "no adapter of that name" not in str(caught.value)
     assert state(adapter) == before

@@ -15,6 +15,7 @@ from .errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
     ChecksumMismatchError,
+    DriverNotLoadedError,
     EntryNotFoundError,
     HandleClosedError,
     InvalidParameterError,
@@ -41,6 +42,7 @@ from .session import ReceivedPacket, SendBuffer, Session
 if TYPE_CHECKING:
     from os import PathLike
 
+#: The package version, and the only place it is written (pyproject.toml reads it from here).
 __version__ = "0.1.0"
 
 
@@ -66,6 +68,7 @@ __all__ = [
     "AdapterNotFoundError",
     "AlreadyExistsError",
     "ChecksumMismatchError",
+    "DriverNotLoadedError",
     "EntryNotFoundError",
     "HandleClosedError",
     "InvalidParameterError",

@@ -150,7 +150,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
-        raise SystemExit(f"--sizes takes whole numbers separated by commas, not {args.sizes!r}")
+        raise SystemExit(
+            f"--sizes takes whole numbers separated by commas, not {args.sizes!r}"
+        ) from None
     if args.repeats < 1 or args.packets < 1:
         raise SystemExit("--repeats and --packets must be at least 1")
     return bench_main(sizes, args.packets, args.json, args.repeats)

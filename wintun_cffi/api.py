@@ -10,7 +10,8 @@ from __future__ import annotations
 import uuid
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from . import validate
 from .backend import Backend
@@ -69,7 +70,10 @@ class Wintun:
 
     @property
     def running_driver_version(self) -> tuple[int, int]:
-        """``(major, minor)`` of the loaded driver; raises if no driver is loaded."""
+        """``(major, minor)`` of the loaded driver.
+
+        Raises :class:`~wintun_cffi.errors.DriverNotLoadedError` if no driver is loaded.
+        """
         version = self.call(self.backend.get_running_driver_version)
         return version >> 16, version & 0xFFFF
 
@@ -277,7 +281,7 @@ class Adapter(Lifetime):
 
     def __del__(self) -> None:
         if getattr(self, "_live", None) is not None:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
             try:
                 self.close()
             except Exception:

@@ -7,9 +7,13 @@ high-level API in :mod:`wintun_cffi.api` is written once, over this protocol.
 Conventions shared by every implementation:
 
 * Strings are :class:`str`, GUIDs :class:`uuid.UUID`, LUIDs :class:`int`.
-* Handles (adapters, sessions) are opaque objects; a backend refuses a handle it did not make,
-  or one already closed, with :class:`~wintun_cffi.errors.HandleClosedError` instead of using
-  freed memory as the C API would.
+* Handles (adapters, sessions) are opaque objects, instances of :class:`AdapterHandle` or
+  :class:`SessionHandle`. A call refuses every handle that is not one of *this* backend's live
+  handles, where the C API would use freed or foreign memory: an adapter handle already
+  closed, a session handle already ended, or a handle another backend made (another instance,
+  or another implementation) raise :class:`~wintun_cffi.errors.HandleClosedError` saying
+  which. Something that is not a handle of the kind the call takes (``None``, a number, a
+  session handle where an adapter handle belongs) raises :class:`TypeError`.
 * Packets cross as a :class:`memoryview` over ring memory (no copy) plus an opaque token that
   releases or sends them. A token is good once, for the session that made it. Both backends
   keep them in a :class:`~wintun_cffi.ledger.Ledger` per direction, whose rules make every
@@ -27,10 +31,11 @@ Conventions shared by every implementation:
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from .constants import ApiGeneration
-from .errors import NotSupportedError
+from .errors import HandleClosedError, NotSupportedError
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -42,6 +47,42 @@ LoggerCallback = Callable[[int, "int | None", str], None]
 
 #: ``callback(adapter_handle) -> continue?``; the handle is valid only during the call.
 EnumCallback = Callable[[object], bool]
+
+
+class AdapterHandle:
+    """The base of every backend's adapter handles.
+
+    It carries nothing: it lets a backend tell another backend's adapter handle
+    (:class:`~wintun_cffi.errors.HandleClosedError`) from something that is not an adapter
+    handle at all (:class:`TypeError`); see :func:`refuse_handle`.
+    """
+
+    __slots__ = ()
+
+
+class SessionHandle:
+    """The base of every backend's session handles (see :class:`AdapterHandle`)."""
+
+    __slots__ = ()
+
+
+def refuse_handle(
+    handle: object, kind: type[AdapterHandle] | type[SessionHandle], function: str
+) -> Exception:
+    """The error a backend raises for ``handle``, which is not one of its own handles of
+    ``kind``: :class:`~wintun_cffi.errors.HandleClosedError` if another backend made it,
+    :class:`TypeError` if it is no handle of that kind at all.
+
+    The caller has checked that the handle is not its own; whether its own handle is still
+    open is the caller's to check too.
+    """
+    what = "an adapter" if kind is AdapterHandle else "a session"
+    if isinstance(handle, kind):
+        return HandleClosedError(
+            f"{function}: {what} handle of another backend ({type(handle).__name__}), "
+            "not of this one"
+        )
+    return TypeError(f"{function}: not {what} handle: {type(handle).__name__} {handle!r:.60}")
 
 
 class GenerationBound:

@@ -5,6 +5,8 @@ Everything here is shared by the binding and the emulator; nothing else defines 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Literal, NamedTuple
 
 #: Largest payload of one packet, in bytes.
@@ -34,6 +36,12 @@ RING_TRAILER_SIZE: Final = MAX_RECORD_SIZE - PACKET_HEADER_SIZE
 PACKET_RELEASE_FLAG: Final = 0x80000000
 #: Written into a ring's Head or Tail by the driver when it stops using the ring.
 RING_DEAD_MARKER: Final = 0xFFFFFFFF
+
+#: The smallest MTU of an adapter's IP interface, per IP version: 576 for IPv4, the least
+#: Windows' IP stack takes (RFC 791 lets a link go down to 68, but 576 is the datagram every
+#: IPv4 host must accept), and 1280 for IPv6 (RFC 8200's link minimum). Both
+#: :func:`wintun_cffi.netconfig.set_mtu` and the emulator's host hold to it.
+MIN_MTU: Final[Mapping[Literal[4, 6], int]] = MappingProxyType({4: 576, 6: 1280})
 
 #: ``IF_TYPE_PROP_VIRTUAL``: the interface type in every Wintun adapter's LUID.
 IF_TYPE_PROP_VIRTUAL: Final = 53
@@ -105,7 +113,7 @@ ERROR_OBJECT_ALREADY_EXISTS: Final = 5010
 
 
 def align(size: int) -> int:
-    """Round ``size`` up to the record alignment (``ALIGN`` in the spec)."""
+    """Round ``size`` up to the record alignment (4 bytes, :doc:`/protocol`)."""
     return (size + 3) & ~3
 
 

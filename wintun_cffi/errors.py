@@ -79,9 +79,18 @@ class RingCorruptError(WintunError):
 
 
 class AdapterNotFoundError(WintunError):
-    """No adapter of that name (``ERROR_FILE_NOT_FOUND`` or ``ERROR_NOT_FOUND``)."""
+    """No adapter of that name, or the adapter is gone (``ERROR_NOT_FOUND`` from 0.14,
+    ``ERROR_FILE_NOT_FOUND`` from the pool era)."""
 
     default_code = c.ERROR_NOT_FOUND
+    errno_equivalent = _errno.ENOENT
+
+
+class DriverNotLoadedError(WintunError):
+    """The Wintun driver is not loaded: ``ERROR_FILE_NOT_FOUND`` from
+    ``WintunGetRunningDriverVersion``. Windows loads the driver while an adapter exists."""
+
+    default_code = c.ERROR_FILE_NOT_FOUND
     errno_equivalent = _errno.ENOENT
 
 
@@ -123,13 +132,25 @@ class InvalidParameterError(WintunError):
 
 
 class HandleClosedError(WintunError):
-    """An adapter or session handle was used after it was closed (``ERROR_INVALID_HANDLE``).
+    """An adapter or session handle was used after it was closed, or given to a backend that
+    did not make it (``ERROR_INVALID_HANDLE``).
 
-    The C API would use freed memory here; wintun-cffi refuses the call instead.
+    The C API would use freed or foreign memory here; wintun-cffi refuses the call instead.
     """
 
     default_code = c.ERROR_INVALID_HANDLE
     errno_equivalent = _errno.EBADF
+
+    @classmethod
+    def adapter_closed(cls, function: str) -> HandleClosedError:
+        """The error for calling ``function`` with an adapter handle already closed."""
+        return cls(f"{function}: the adapter handle is closed")
+
+    @classmethod
+    def session_ended(cls, function: str) -> HandleClosedError:
+        """The error for calling ``function`` with a session handle already given to
+        ``WintunEndSession`` (not :class:`SessionEndedError`, which is the driver's doing)."""
+        return cls(f"{function}: the session handle is closed (WintunEndSession was called)")
 
 
 class NotSupportedError(WintunError):
@@ -222,6 +243,15 @@ _CLASS_BY_CODE: dict[int, type[WintunError]] = {
 }
 
 
+#: Where one call gives a code another meaning than the table above:
+#: ``(call, code) -> (class, meaning)``.
+_BY_CALL: dict[tuple[str, int], tuple[type[WintunError], str]] = {
+    ("WintunGetRunningDriverVersion", c.ERROR_FILE_NOT_FOUND): (
+        DriverNotLoadedError, "the Wintun driver is not loaded (it is while an adapter exists)"
+    ),
+}
+
+
 _NAME_BY_CODE: dict[int, str] = {
     value: name
     for name, value in vars(c).items()
@@ -230,7 +260,7 @@ _NAME_BY_CODE: dict[int, str] = {
 
 
 _MEANING_BY_CODE: dict[int, str] = {
-    c.ERROR_FILE_NOT_FOUND: "not found (no such adapter, or the driver is not loaded)",
+    c.ERROR_FILE_NOT_FOUND: "no adapter of that name, or the adapter is gone",
     c.ERROR_ACCESS_DENIED: "access denied (administrator rights are needed)",
     c.ERROR_INVALID_HANDLE: "the handle is closed or invalid",
     c.ERROR_NOT_ENOUGH_MEMORY: "not enough memory",
@@ -248,16 +278,12 @@ _MEANING_BY_CODE: dict[int, str] = {
 }
 
 
-def _describe(code: int) -> str:
-    """The symbolic name of a Win32 code and what it means here."""
-    name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
-    meaning = _MEANING_BY_CODE.get(code)
-    return f"{name}: {meaning}" if meaning else name
-
-
 def error_from_code(code: int, context: str = "") -> WintunError:
-    """The exception for Win32 ``code``, its message prefixed by ``context`` (the call's name)."""
-    cls = _CLASS_BY_CODE.get(code, WintunError)
-    description = _describe(code)
-    message = f"{context}: {description}" if context else description
-    return cls(message, code)
+    """The exception for Win32 ``code``, its message prefixed by ``context`` (the call's
+    name, which also picks the meaning where a call gives a code its own)."""
+    cls, meaning = _BY_CALL.get((context, code)) or (
+        _CLASS_BY_CODE.get(code, WintunError), _MEANING_BY_CODE.get(code)
+    )
+    name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
+    description = f"{name}: {meaning}" if meaning else name
+    return cls(f"{context}: {description}" if context else description, code)

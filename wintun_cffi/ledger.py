@@ -37,10 +37,11 @@ from __future__ import annotations
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import chain, islice, repeat
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from .errors import PacketInUseError, PacketReleasedError
 
@@ -303,7 +304,7 @@ class Ledger:
         raw, entries = self.raw, self.entries
         views, exporters = self.direction.views(raw)
         packets = list(map(make, views, exporters, raw))
-        entries.update(zip(raw, packets))
+        entries.update(zip(raw, packets, strict=True))
         out.extend(packets)
         raw.clear()
 
@@ -400,7 +401,7 @@ class Ledger:
         """Fresh views for packets whose give-back was refused (their views were released).
         A packet with a buffer object of its own keeps it: derived views are counted on it."""
         fresh, _ = self.direction.views(tokens)
-        for packet, view in zip(packets, fresh):
+        for packet, view in zip(packets, fresh, strict=True):
             exporter = packet._exporter
             packet._view = view if exporter is None else memoryview(exporter)
 
@@ -441,7 +442,8 @@ class Ledger:
 
     def _give_tokens(self, tokens: list[Any]) -> None:
         """Pop each token's entry and give the token back, each pair in one C step."""
-        consume(map(self.direction.give, map(_first, zip(tokens, map(self.entries.pop, tokens)))))
+        consume(map(self.direction.give, map(_first, zip(
+            tokens, map(self.entries.pop, tokens), strict=False))))
 
     def _drain(self) -> None:
         """Give back the tokens that interrupted calls left queued."""
@@ -597,7 +599,7 @@ def _writable_view(packet: Any) -> memoryview | None:
     view: memoryview | None = packet._view
     if view is not None:
         try:
-            view.obj  # raises once released
+            _ = view.obj  # raises once released
             return view
         except ValueError:
             pass

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 _getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from .constants import LOG_ERR, LOG_INFO, LOG_WARN
 

@@ -14,14 +14,22 @@ import sys
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import repeat, takewhile
 from operator import add, and_, getitem, sub
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import platform, validate
 from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
-from .backend import EnumCallback, GenerationBound, LoggerCallback
+from .backend import (
+    AdapterHandle,
+    EnumCallback,
+    GenerationBound,
+    LoggerCallback,
+    SessionHandle,
+    refuse_handle,
+)
 from .constants import ApiGeneration
 from .errors import (
     HandleClosedError,
@@ -42,7 +50,7 @@ _getrefcount = getattr(sys, "getrefcount", None)
 _installed_loggers: dict[str, Any] = {}
 
 
-class NativeAdapter:
+class NativeAdapter(AdapterHandle):
     """An adapter handle of the native backend."""
 
     __slots__ = ("backend", "pointer", "closed", "_release_call", "sessions")
@@ -75,7 +83,7 @@ def _ended(handle: weakref.ref[NativeSession]) -> bool:
 _view: Callable[[Any], memoryview] = memoryview
 
 
-class NativeSession:
+class NativeSession(SessionHandle):
     """A session handle of the native backend."""
 
     __slots__ = ("backend", "pointer", "ended", "finished", "waiter", "reads", "writes",
@@ -132,16 +140,16 @@ class NativeBackend(GenerationBound):
 
     def _adapter(self, handle: object, function: str) -> Any:
         if not isinstance(handle, NativeAdapter) or handle.backend is not self:
-            raise TypeError(f"{function}: not an adapter handle of this library: {handle!r}")
+            raise refuse_handle(handle, AdapterHandle, function)
         if handle.closed:
-            raise HandleClosedError(f"{function}: the adapter handle was closed")
+            raise HandleClosedError.adapter_closed(function)
         return handle.pointer
 
     def _session(self, handle: object, function: str) -> NativeSession:
         if not isinstance(handle, NativeSession) or handle.backend is not self:
-            raise TypeError(f"{function}: not a session handle of this library: {handle!r}")
+            raise refuse_handle(handle, SessionHandle, function)
         if handle.ended:
-            raise HandleClosedError(f"{function}: the session has ended")
+            raise HandleClosedError.session_ended(function)
         return handle
 
     def _guid(self, guid: uuid.UUID | None) -> Any:
@@ -338,7 +346,9 @@ class NativeBackend(GenerationBound):
         # The new session lands in ``started`` in the C step that makes it, and its handle
         # replaces it there in one store: a start cut short leaves either a bare C session
         # or a handle nothing holds, and the next start ends it.
-        started.update(zip((key,), map(self._lib.WintunStartSession, (pointer,), (capacity,))))
+        started.update(
+            zip((key,), map(self._lib.WintunStartSession, (pointer,), (capacity,)), strict=False)
+        )
         session = started[key]
         if not session:
             del started[key]
@@ -373,9 +383,9 @@ class NativeBackend(GenerationBound):
         interruption cut it short: it carries on where it stopped.
         """
         if not isinstance(session, NativeSession) or session.backend is not self:
-            raise TypeError(f"WintunEndSession: not a session handle of this library: {session!r}")
+            raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
-            raise HandleClosedError("WintunEndSession: the session has ended")
+            raise HandleClosedError.session_ended("WintunEndSession")
         session.ended = True
         session.waiter.interrupt()
         exported = session.reads.end() + session.writes.end()
@@ -409,7 +419,7 @@ class NativeBackend(GenerationBound):
 
         def take(raw: list[Any], limit: int) -> None:
             if _ended(handle):  # the C session is freed: never pass its pointer again
-                raise HandleClosedError("WintunReceivePacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunReceivePacket")
             # Each packet C hands over is in raw before Python can run anything else.
             raw.extend(takewhile(bool, map(c_receive, repeat(pointer, limit), size_slots)))
             if not raw:
@@ -437,7 +447,7 @@ class NativeBackend(GenerationBound):
 
         def take(raw: list[Any], sizes: Sequence[int]) -> None:
             if _ended(handle):
-                raise HandleClosedError("WintunAllocateSendPacket: the session has ended")
+                raise HandleClosedError.session_ended("WintunAllocateSendPacket")
             # Sizes are checked by the caller: the DLL would write past the ring.
             raw.extend(takewhile(bool, map(c_allocate, repeat(pointer), sizes)))
             if not raw:

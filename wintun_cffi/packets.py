@@ -11,7 +11,8 @@ harmless and sent, so the ring never waits for it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, overload
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, overload
 
 from .errors import NotIPPacketError, PacketInUseError, PacketReleasedError
 from .ledger import Group

@@ -18,8 +18,9 @@ the ring. A session binds them once (:func:`rules_for`), so 0.14's hot path pays
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Final, Union
+from typing import Final
 
 from .constants import ApiGeneration
 from .errors import NotIPPacketError
@@ -29,7 +30,7 @@ from .validate import check_packet_size
 MIN_IPV4_PACKET: Final = 20
 MIN_IPV6_PACKET: Final = 40
 
-Packet = Union[bytes, bytearray, memoryview]
+Packet = bytes | bytearray | memoryview
 
 #: The header written into a buffer given up on a pre-0.14 driver (see
 #: :func:`make_harmless_ipv4`): version 4 with a 20-byte header; total length (filled in);

@@ -22,10 +22,11 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import partial
-from operator import attrgetter, is_not
 from itertools import islice, repeat
-from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Iterator, Literal, Union
+from operator import attrgetter, is_not
+from typing import TYPE_CHECKING, Literal
 
 from . import validate
 from .backend import Backend
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from .api import Adapter
 
 #: What :meth:`Session.send` accepts: any contiguous bytes-like object.
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview
 
 OnFull = Literal["raise", "drop", "wait"]
 _ON_FULL = ("raise", "drop", "wait")
@@ -526,7 +527,7 @@ class Session(Lifetime):
         if getattr(self, "_live", None) is not None:
             import warnings
 
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
             try:
                 self.close()
             except Exception:

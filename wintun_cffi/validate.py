@@ -7,12 +7,14 @@ nothing changes. The backends (native and emulated) and the high-level API all u
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from .constants import (
     MAX_ADAPTER_NAME,
     MAX_IP_PACKET_SIZE,
     MAX_POOL,
     MAX_RING_CAPACITY,
+    MIN_MTU,
     MIN_RING_CAPACITY,
     is_valid_capacity,
 )
@@ -119,3 +121,19 @@ def check_open_pool(api: str, pool: object) -> None:
         if pool is None:
             raise TypeError(f"the {api!r} API needs a pool")
         check_pool(pool)
+
+
+def check_mtu(mtu: int, family: Literal[4, 6] | None) -> tuple[Literal[4, 6], ...]:
+    """The IP versions ``mtu`` is to be set for (``family``, or both for ``None``), once it is
+    an ``int`` from :data:`~wintun_cffi.constants.MIN_MTU` to 65535 for each of them."""
+    if family not in (4, 6, None):
+        raise ValueError(f"family must be 4, 6 or None (both), not {family!r}")
+    if not isinstance(mtu, int) or isinstance(mtu, bool):
+        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
+    families: tuple[Literal[4, 6], ...] = (4, 6) if family is None else (family,)
+    for each in families:
+        if not MIN_MTU[each] <= mtu <= MAX_IP_PACKET_SIZE:
+            raise ValueError(
+                f"an IPv{each} MTU must be {MIN_MTU[each]} to {MAX_IP_PACKET_SIZE}, not {mtu}"
+            )
+    return families

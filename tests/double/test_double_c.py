@@ -27,6 +27,7 @@ import pytest
 
 from emulator.ring import DATA_OFFSET, Ring
 from wintun_cffi import _win32, platform
+from wintun_cffi._exports import DECLARED
 from wintun_cffi.conformance.double.build import (
     PREBUILT_ENV,
     WINDOWS,
@@ -41,6 +42,7 @@ from wintun_cffi.conformance.double.build import (
 )
 from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.constants import (
+    API_GENERATIONS,
     ERROR_ALREADY_EXISTS,
     ERROR_ALREADY_INITIALIZED,
     ERROR_BUFFER_OVERFLOW,
@@ -65,33 +67,10 @@ if _UNAVAILABLE is not None:
 
 cffi = pytest.importorskip("cffi")
 
-GENERATIONS = ("0.14", "pool", "seed")
+GENERATIONS = API_GENERATIONS
 
-EXPORTS: dict[str, frozenset[str]] = {
-    "0.14": frozenset({
-        "WintunCreateAdapter", "WintunOpenAdapter", "WintunCloseAdapter", "WintunDeleteDriver",
-        "WintunGetAdapterLUID", "WintunGetRunningDriverVersion", "WintunSetLogger",
-        "WintunStartSession", "WintunEndSession", "WintunGetReadWaitEvent",
-        "WintunReceivePacket", "WintunReleaseReceivePacket", "WintunAllocateSendPacket",
-        "WintunSendPacket",
-    }),
-    "pool": frozenset({
-        "WintunCreateAdapter", "WintunOpenAdapter", "WintunFreeAdapter", "WintunDeleteAdapter",
-        "WintunEnumAdapters", "WintunDeletePoolDriver", "WintunGetAdapterLUID",
-        "WintunGetAdapterName", "WintunSetAdapterName", "WintunGetRunningDriverVersion",
-        "WintunSetLogger", "WintunStartSession", "WintunEndSession", "WintunGetReadWaitEvent",
-        "WintunReceivePacket", "WintunReleaseReceivePacket", "WintunAllocateSendPacket",
-        "WintunSendPacket",
-    }),
-    "seed": frozenset({
-        "WintunCreateAdapter", "WintunGetAdapter", "WintunFreeAdapter", "WintunDeleteAdapter",
-        "WintunEnumAdapters", "WintunDeletePoolDriver", "WintunOpenAdapterDeviceObject",
-        "WintunGetAdapterLUID", "WintunGetAdapterName", "WintunSetAdapterName",
-        "WintunGetRunningDriverVersion", "WintunSetLogger", "WintunStartSession",
-        "WintunEndSession", "WintunGetReadWaitEvent", "WintunReceivePacket",
-        "WintunReceiveRelease", "WintunAllocateSendPacket", "WintunSendPacket",
-    }),
-}
+#: What each generation exports: what our header of it declares (wintun_cffi/include).
+EXPORTS: dict[str, frozenset[str]] = {api: frozenset(DECLARED[api].exports) for api in GENERATIONS}
 ALL_NAMES = frozenset().union(*EXPORTS.values())
 HELPERS = frozenset({
     "WintunDoubleGetSessionRings", "WintunDoubleSetSessionHooks", "WintunDoubleMarkDead",

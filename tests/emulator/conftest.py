@@ -11,8 +11,8 @@ import pytest
 from emulator.client import SessionClient
 from emulator.driver import AdapterStatistics, SessionDriver
 from emulator.ring import Ring
-from wintun_cffi.constants import MIN_RING_CAPACITY
 from tests.support import ClientCalls
+from wintun_cffi.constants import MIN_RING_CAPACITY
 from wintun_cffi.fdevent import FdEvent
 
 CAP = MIN_RING_CAPACITY

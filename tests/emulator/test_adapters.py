@@ -10,10 +10,20 @@ import pytest
 
 from emulator import Emulator
 from wintun_cffi.backend import Backend
-from wintun_cffi.constants import ApiGeneration
+from wintun_cffi.constants import (
+    API_GENERATIONS,
+    ERROR_ALREADY_EXISTS,
+    ERROR_ALREADY_INITIALIZED,
+    ERROR_FILE_NOT_FOUND,
+    ERROR_HANDLE_EOF,
+    ERROR_INVALID_PARAMETER,
+    ERROR_NOT_FOUND,
+    ApiGeneration,
+)
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
+    DriverNotLoadedError,
     HandleClosedError,
     InvalidParameterError,
     NotSupportedError,
@@ -24,7 +34,7 @@ from wintun_cffi.errors import (
 
 from .conftest import CAP, DEAD
 
-APIS: list[ApiGeneration] = ["0.14", "pool", "seed"]
+APIS: list[ApiGeneration] = list(API_GENERATIONS)
 POOL_ERA: list[ApiGeneration] = ["pool", "seed"]
 
 
@@ -89,7 +99,7 @@ def test_requested_guid_in_use_is_refused(wintun: Emulator) -> None:
     create(wintun, "First", guid)
     with pytest.raises(AlreadyExistsError) as exc:
         create(wintun, "Second", guid)
-    assert exc.value.winerror == 183
+    assert exc.value.winerror == ERROR_ALREADY_EXISTS
     assert wintun.adapter_names() == ["First"]
     create(wintun, "Third", uuid.UUID(int=guid.int + 1))
 
@@ -106,9 +116,9 @@ def test_bad_guid_type_is_refused(wintun: Emulator) -> None:
 ])
 def test_running_driver_version(api: ApiGeneration, release: str | None, version: int) -> None:
     wintun = Emulator(api, release=release)
-    with pytest.raises(AdapterNotFoundError) as exc:
+    with pytest.raises(DriverNotLoadedError) as exc:
         wintun.get_running_driver_version()
-    assert exc.value.winerror == 2
+    assert exc.value.winerror == ERROR_FILE_NOT_FOUND
     create(wintun, "V")
     assert wintun.get_running_driver_version() == (0 << 16) | version
 
@@ -133,7 +143,7 @@ def test_delete_driver_0_14() -> None:
     assert wintun.adapter_names() == ["D"]
     wintun.close_adapter(handle)
     wintun.delete_driver()
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(DriverNotLoadedError):
         wintun.get_running_driver_version()
 
 
@@ -149,7 +159,7 @@ def test_delete_pool_driver(api: ApiGeneration) -> None:
     assert wintun.get_running_driver_version() > 0
     wintun.delete_adapter(other, True)
     assert wintun.delete_pool_driver("B") is False
-    with pytest.raises(AdapterNotFoundError):
+    with pytest.raises(DriverNotLoadedError):
         wintun.get_running_driver_version()
 
 
@@ -228,7 +238,9 @@ def test_duplicate_create_renames_the_old_holder(wintun: Emulator) -> None:
         assert [names(wintun, h) for h in (first, second, third)] == ["Dup 1", "dup 2", "dup"]
 
 
-@pytest.mark.parametrize(("api", "code"), [("0.14", 1168), ("pool", 2), ("seed", 2)])
+@pytest.mark.parametrize(("api", "code"), [
+    ("0.14", ERROR_NOT_FOUND), ("pool", ERROR_FILE_NOT_FOUND), ("seed", ERROR_FILE_NOT_FOUND),
+])
 def test_open_missing(api: ApiGeneration, code: int) -> None:
     wintun = Emulator(api)
     with pytest.raises(AdapterNotFoundError) as exc:
@@ -242,7 +254,7 @@ def test_open_in_another_pool_already_exists(api: ApiGeneration) -> None:
     create(wintun, "X", pool="Alpha")
     with pytest.raises(AlreadyExistsError) as exc:
         wintun.open_adapter("X", pool="Beta")
-    assert exc.value.winerror == 183
+    assert exc.value.winerror == ERROR_ALREADY_EXISTS
     open_(wintun, "x", pool="ALPHA")  # pools compare case-insensitively too
 
 
@@ -382,7 +394,7 @@ def test_0_14_close_of_the_creating_handle_removes_the_adapter() -> None:
     assert wintun.wait_read_event(session, 5.0)
     with pytest.raises(SessionEndedError) as exc:
         wintun.receive_packet(session)
-    assert exc.value.winerror == 38
+    assert exc.value.winerror == ERROR_HANDLE_EOF
     with pytest.raises(SessionEndedError):
         wintun.allocate_send_packet(session, 20)
     assert wintun.get_adapter_luid(other) == luid  # stale handle keeps the cached LUID
@@ -451,7 +463,7 @@ def test_one_session_per_adapter(wintun: Emulator) -> None:
     session = wintun.start_session(handle, CAP)
     with pytest.raises(SessionActiveError) as exc:
         wintun.start_session(open_(wintun, "S"), CAP)
-    assert exc.value.winerror == 1247
+    assert exc.value.winerror == ERROR_ALREADY_INITIALIZED
     wintun.end_session(session)
     wintun.end_session(wintun.start_session(handle, CAP * 2))
 
@@ -461,7 +473,7 @@ def test_bad_capacity(wintun: Emulator, capacity: object) -> None:
     handle = create(wintun, "C")
     with pytest.raises(InvalidParameterError) as exc:
         wintun.start_session(handle, capacity)  # type: ignore[arg-type]
-    assert exc.value.winerror == 87
+    assert exc.value.winerror == ERROR_INVALID_PARAMETER
     wintun.end_session(wintun.start_session(handle, CAP))
 
 
@@ -541,10 +553,10 @@ def test_packets_round_trip_through_the_emulator(wintun: Emulator) -> None:
 def test_second_session_is_refused_before_the_capacity_is_checked(api: ApiGeneration) -> None:
     wintun = Emulator(api)
     handle = create(wintun, "Busy")
-    busy = wintun.start_session(handle, CAP)  # held: a handle nothing holds is ended
+    _busy = wintun.start_session(handle, CAP)  # held: a handle nothing holds is ended
     with pytest.raises(WintunError) as caught:
         wintun.start_session(handle, 0x12345)  # bad capacity too: the driver says busy first
-    assert caught.value.winerror == 1247
+    assert caught.value.winerror == ERROR_ALREADY_INITIALIZED
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -581,7 +593,7 @@ def test_delete_with_force_ends_the_session(api: ApiGeneration) -> None:
     assert wintun.delete_adapter(handle, True) is False
     with pytest.raises(WintunError) as caught:
         wintun.allocate_send_packet(session, 20)
-    assert caught.value.winerror == 38
+    assert caught.value.winerror == ERROR_HANDLE_EOF
 
 
 def test_names_compare_one_character_at_a_time() -> None:

@@ -1,4 +1,5 @@
-"""The client side of a session (spec section 3), the test playing the driver by hand."""
+"""The client side of a session (docs/protocol.rst, "Receiving" and "Sending"), the test
+playing the driver by hand."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import pytest
 from emulator.client import SessionClient
 from emulator.releases import RELEASES
 from emulator.ring import Ring
+from tests.support import ClientCalls
+from wintun_cffi.constants import (
+    ERROR_BUFFER_OVERFLOW,
+    ERROR_HANDLE_EOF,
+    ERROR_INVALID_DATA,
+    ERROR_NO_MORE_ITEMS,
+)
 from wintun_cffi.errors import (
     HandleClosedError,
     NoMoreItemsError,
@@ -18,8 +26,6 @@ from wintun_cffi.errors import (
     WintunError,
 )
 from wintun_cffi.fdevent import FdEvent
-
-from tests.support import ClientCalls
 
 from .conftest import CAP, DEAD, FLAG, MASK, ClientRings, header, rec, u32, write_record
 
@@ -67,14 +73,14 @@ def move_writer_to(r: ClientRings, target: int) -> None:
 def test_empty_ring_gives_no_more_items(rings: ClientRings) -> None:
     with pytest.raises(NoMoreItemsError) as exc:
         rings.client.receive_packet()
-    expect_code(exc, 259)
+    expect_code(exc, ERROR_NO_MORE_ITEMS)
 
 
 def test_receive_returns_each_payload_in_order_and_in_place(rings: ClientRings) -> None:
     payloads = [b"\x45first", b"", b"x" * 13, bytes(range(256))]
     deliver(rings.send, payloads)
     got = []
-    for payload in payloads:
+    for _ in payloads:
         view, _ = rings.client.receive_packet()
         got.append(bytes(view))
     assert got == payloads
@@ -93,7 +99,7 @@ def test_client_head_at_capacity_gives_eof(rings: ClientRings) -> None:
     rings.client.raw._head = CAP  # the DLL's first check, unreachable through the API
     with pytest.raises(SessionEndedError) as exc:
         rings.client.receive_packet()
-    expect_code(exc, 38)
+    expect_code(exc, ERROR_HANDLE_EOF)
 
 
 @pytest.mark.parametrize("tail", [CAP, CAP + 4, DEAD])
@@ -102,7 +108,7 @@ def test_ring_tail_out_of_range_gives_eof(rings: ClientRings, tail: int) -> None
     rings.send.tail = tail
     with pytest.raises(SessionEndedError) as exc:
         rings.client.receive_packet()
-    expect_code(exc, 38)
+    expect_code(exc, ERROR_HANDLE_EOF)
 
 
 def test_empty_check_comes_before_the_content_checks(rings: ClientRings) -> None:
@@ -131,7 +137,7 @@ def test_corrupt_record_gives_invalid_data_and_changes_nothing(
     for _ in range(3):  # a corrupt ring keeps failing
         with pytest.raises(RingCorruptError) as exc:
             rings.client.receive_packet()
-        expect_code(exc, 13)
+        expect_code(exc, ERROR_INVALID_DATA)
     assert bytes(rings.send.memory) == before
     # Nothing moved: once the record is repaired it is read from offset 0.
     write_record(rings.send, 0, b"repaired")
@@ -275,7 +281,7 @@ def test_ring_full_exactly_where_the_free_space_ends(rings: ClientRings, size: i
     tokens = [rings.client.allocate_send_packet(size)[1] for _ in range(fit)]
     with pytest.raises(RingFullError) as exc:
         rings.client.allocate_send_packet(size)
-    expect_code(exc, 111)
+    expect_code(exc, ERROR_BUFFER_OVERFLOW)
     for token in tokens:
         rings.client.send_packet(token)
     tail = (fit * rec(size)) & MASK
@@ -313,7 +319,7 @@ def test_ring_head_out_of_range_gives_eof_before_overflow(rings: ClientRings, he
     before = bytes(rings.receive.memory)
     with pytest.raises(SessionEndedError) as exc:
         rings.client.allocate_send_packet(0xFFFF)
-    expect_code(exc, 38)
+    expect_code(exc, ERROR_HANDLE_EOF)
     assert bytes(rings.receive.memory) == before
 
 
@@ -321,7 +327,7 @@ def test_client_tail_at_capacity_gives_eof(rings: ClientRings) -> None:
     rings.client.raw._tail = CAP  # the DLL's first check, unreachable through the API
     with pytest.raises(SessionEndedError) as exc:
         rings.client.allocate_send_packet(1)
-    expect_code(exc, 38)
+    expect_code(exc, ERROR_HANDLE_EOF)
 
 
 @pytest.mark.parametrize(

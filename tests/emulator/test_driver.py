@@ -1,4 +1,4 @@
-"""The kernel side (spec section 4): SessionDriver over two rings."""
+"""The kernel side (docs/protocol.rst): SessionDriver over two rings."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import threading
 import pytest
 
 from emulator.driver import AdapterStatistics, RegistrationRefused, SessionDriver
-from wintun_cffi.send_rules import is_deliverable_ip
 from emulator.ring import Ring
 from tests.support import wait_until
+from wintun_cffi.constants import (
+    ERROR_HANDLE_EOF,
+)
 from wintun_cffi.errors import NoMoreItemsError, SessionEndedError
 from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.send_rules import is_deliverable_ip
 
 from .conftest import (
     CAP,
@@ -197,7 +200,7 @@ def test_corrupt_receive_ring_kills_it(rig: DriverRig, corrupt: str) -> None:
     assert rig.stats.in_errors == 0 and rig.stats.in_packets == 0  # uncounted, as wintun.sys
     with pytest.raises(SessionEndedError) as exc:
         rig.client.allocate_send_packet(20)
-    assert exc.value.winerror == 38
+    assert exc.value.winerror == ERROR_HANDLE_EOF
 
 
 def test_stop_marks_both_rings_dead_and_wakes_the_reader(rig: DriverRig) -> None:

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from wintun_cffi import constants as c
 from wintun_cffi import errors as e
 from wintun_cffi import validate as v
 
@@ -15,19 +16,19 @@ from wintun_cffi import validate as v
 @pytest.mark.parametrize(
     ("code", "cls", "posix"),
     [
-        (259, e.NoMoreItemsError, errno.EAGAIN),
-        (111, e.RingFullError, errno.ENOBUFS),
-        (38, e.SessionEndedError, errno.EPIPE),
-        (13, e.RingCorruptError, errno.EBADMSG),
-        (2, e.AdapterNotFoundError, errno.ENOENT),
-        (1168, e.AdapterNotFoundError, errno.ENOENT),
-        (183, e.AlreadyExistsError, errno.EEXIST),
-        (5010, e.AlreadyExistsError, errno.EEXIST),
-        (5, e.AccessDeniedError, errno.EACCES),
-        (1247, e.SessionActiveError, errno.EBUSY),
-        (87, e.InvalidParameterError, errno.EINVAL),
-        (6, e.HandleClosedError, errno.EBADF),
-        (50, e.NotSupportedError, errno.EOPNOTSUPP),
+        (c.ERROR_NO_MORE_ITEMS, e.NoMoreItemsError, errno.EAGAIN),
+        (c.ERROR_BUFFER_OVERFLOW, e.RingFullError, errno.ENOBUFS),
+        (c.ERROR_HANDLE_EOF, e.SessionEndedError, errno.EPIPE),
+        (c.ERROR_INVALID_DATA, e.RingCorruptError, errno.EBADMSG),
+        (c.ERROR_FILE_NOT_FOUND, e.AdapterNotFoundError, errno.ENOENT),
+        (c.ERROR_NOT_FOUND, e.AdapterNotFoundError, errno.ENOENT),
+        (c.ERROR_ALREADY_EXISTS, e.AlreadyExistsError, errno.EEXIST),
+        (c.ERROR_OBJECT_ALREADY_EXISTS, e.AlreadyExistsError, errno.EEXIST),
+        (c.ERROR_ACCESS_DENIED, e.AccessDeniedError, errno.EACCES),
+        (c.ERROR_ALREADY_INITIALIZED, e.SessionActiveError, errno.EBUSY),
+        (c.ERROR_INVALID_PARAMETER, e.InvalidParameterError, errno.EINVAL),
+        (c.ERROR_INVALID_HANDLE, e.HandleClosedError, errno.EBADF),
+        (c.ERROR_NOT_SUPPORTED, e.NotSupportedError, errno.EOPNOTSUPP),
     ],
 )
 def test_error_from_code_picks_the_class(code: int, cls: type[e.WintunError], posix: int) -> None:
@@ -39,6 +40,31 @@ def test_error_from_code_picks_the_class(code: int, cls: type[e.WintunError], po
     assert type(copy) is cls and copy.winerror == code and copy.strerror == error.strerror
 
 
+def test_a_call_can_give_a_code_its_own_meaning() -> None:
+    """ERROR_FILE_NOT_FOUND is a missing adapter, except from WintunGetRunningDriverVersion,
+    where it means the driver is not loaded."""
+    missing = e.error_from_code(c.ERROR_FILE_NOT_FOUND, "WintunOpenAdapter")
+    assert type(missing) is e.AdapterNotFoundError
+    assert "driver" not in str(missing)
+    unloaded = e.error_from_code(c.ERROR_FILE_NOT_FOUND, "WintunGetRunningDriverVersion")
+    assert type(unloaded) is e.DriverNotLoadedError
+    assert not isinstance(unloaded, e.AdapterNotFoundError)
+    assert unloaded.winerror == c.ERROR_FILE_NOT_FOUND and unloaded.errno == errno.ENOENT
+    assert "ERROR_FILE_NOT_FOUND: the Wintun driver is not loaded" in str(unloaded)
+    other = e.error_from_code(c.ERROR_ACCESS_DENIED, "WintunGetRunningDriverVersion")
+    assert type(other) is e.AccessDeniedError
+
+
+def test_an_ended_session_handle_is_a_closed_handle() -> None:
+    error = e.HandleClosedError.session_ended("WintunReceivePacket")
+    assert not isinstance(error, e.SessionEndedError)  # that one is the driver's doing
+    assert error.winerror == c.ERROR_INVALID_HANDLE
+    assert str(error).startswith("[WinError 6] WintunReceivePacket: the session handle is closed")
+    assert "WintunEndSession" in str(error)
+    closed = e.HandleClosedError.adapter_closed("WintunStartSession")
+    assert "WintunStartSession: the adapter handle is closed" in str(closed)
+
+
 def test_unknown_code_is_the_generic_error() -> None:
     error = e.error_from_code(12345)
     assert type(error) is e.WintunError and error.winerror == 12345
@@ -46,10 +72,10 @@ def test_unknown_code_is_the_generic_error() -> None:
 
 
 def test_default_codes_and_log() -> None:
-    assert e.SessionClosedError("closed").winerror == 38
+    assert e.SessionClosedError("closed").winerror == c.ERROR_HANDLE_EOF
     assert issubclass(e.SessionClosedError, e.SessionEndedError)
     error = e.RingFullError("full")
-    assert error.winerror == 111
+    assert error.winerror == c.ERROR_BUFFER_OVERFLOW
     error.log = ("line one", "line two")
     assert str(error) == "[WinError 111] full (Wintun log: line one | line two)"
 
@@ -57,7 +83,7 @@ def test_default_codes_and_log() -> None:
 def test_not_supported_names_the_generation() -> None:
     error = e.NotSupportedError.for_generation("WintunDeleteDriver", "pool")
     assert "WintunDeleteDriver" in str(error) and "'pool'" in str(error)
-    assert error.winerror == 50
+    assert error.winerror == c.ERROR_NOT_SUPPORTED
 
 
 @pytest.mark.parametrize(

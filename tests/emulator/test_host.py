@@ -17,6 +17,10 @@ from emulator.releases import RELEASES
 from emulator.ring import Ring
 from tests.support import ClientCalls, wait_until
 from wintun_cffi import ip
+from wintun_cffi.constants import (
+    ERROR_HANDLE_EOF,
+    ERROR_INVALID_DATA,
+)
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     NoMoreItemsError,
@@ -213,7 +217,7 @@ def test_corrupt_record_in_the_send_ring(rig: Rig) -> None:
     for _ in range(2):
         with pytest.raises(RingCorruptError) as exc:
             rig.client.receive_packet()
-        assert exc.value.winerror == 13
+        assert exc.value.winerror == ERROR_INVALID_DATA
     rig.host.corrupt_record("send", 0, 4)
     view, _ = rig.client.receive_packet()
     assert bytes(view) == b"\x45abc"
@@ -224,14 +228,14 @@ def test_corrupt_send_tail_ends_the_session_for_the_reader(rig: Rig) -> None:
     assert rig.read_wait.wait(5.0)  # a blocked reader is woken to see it
     with pytest.raises(SessionEndedError) as exc:
         rig.client.receive_packet()
-    assert exc.value.winerror == 38
+    assert exc.value.winerror == ERROR_HANDLE_EOF
 
 
 def test_corrupt_receive_head_ends_sending(rig: Rig) -> None:
     rig.host.corrupt_index("receive", "head", CAP)
     with pytest.raises(SessionEndedError) as exc:
         rig.client.allocate_send_packet(20)
-    assert exc.value.winerror == 38
+    assert exc.value.winerror == ERROR_HANDLE_EOF
 
 
 def test_corrupt_record_in_the_receive_ring_kills_the_consumer(rig: Rig) -> None:
@@ -271,7 +275,7 @@ def test_terminate_removes_the_adapter_and_wakes_a_blocked_reader() -> None:
     assert client.send_ring.tail == DEAD and client.receive_ring.head == DEAD
     with pytest.raises(SessionEndedError) as exc:
         wintun.receive_packet(session)
-    assert exc.value.winerror == 38
+    assert exc.value.winerror == ERROR_HANDLE_EOF
     with pytest.raises(SessionEndedError):
         wintun.allocate_send_packet(session, 20)
     with pytest.raises(AdapterNotFoundError):
@@ -314,7 +318,7 @@ def test_the_host_runs_its_release_s_driver() -> None:
         client = ClientCalls(SessionClient(send, receive, tail_moved, RELEASES[release]))
         view, token = client.allocate_send_packet(30)
         client.send_packet(token)  # all zeros: not IP
-        assert wait_until(lambda: receive.head in (DEAD, rec(30)))
+        assert wait_until(lambda: receive.head in (DEAD, rec(30)))  # noqa: B023 (called here)
         assert (receive.head == DEAD) is stops
         host.detach()
         read_wait.close()

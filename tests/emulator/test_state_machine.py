@@ -1,7 +1,7 @@
 """A stateful model of one session: the client against a reference model of the rings.
 
 The driver's producer side is the real SessionDriver.deliver; its consumer side is played here,
-synchronously, so every step is deterministic. The model knows only the spec's arithmetic.
+synchronously, so every step is deterministic. The model knows only the ring arithmetic of docs/protocol.rst.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from hypothesis.stateful import (
 )
 
 from emulator.client import SessionClient
-from tests.support import ClientCalls
 from emulator.driver import AdapterStatistics, SessionDriver
 from emulator.ring import Ring
+from tests.support import ClientCalls
 from wintun_cffi.errors import NoMoreItemsError, RingFullError
 from wintun_cffi.fdevent import FdEvent
 

@@ -21,11 +21,11 @@ from emulator.host import Host
 from emulator.ring import Ring
 from wintun_cffi.conformance.double.build import build_double, double_available, double_unavailable
 from wintun_cffi.conformance.double.kernel import DoubleKernel
-from wintun_cffi.constants import ApiGeneration
+from wintun_cffi.constants import API_GENERATIONS, ApiGeneration
 from wintun_cffi.loader import LoadedLibrary, open_wintun
 from wintun_cffi.native import NativeAdapter, NativeBackend, NativeSession
 
-GENERATIONS: tuple[ApiGeneration, ...] = ("0.14", "pool", "seed")
+GENERATIONS: tuple[ApiGeneration, ...] = API_GENERATIONS
 #: Why the C test double cannot be had here (empty when it can).
 NO_DOUBLE = double_unavailable() or ""
 CAPACITY = 0x20000

@@ -1,6 +1,6 @@
 """Cross-check: the native backend on the C double's rings against the emulator's driver.
 
-Both sides are independent implementations of the ring protocol (spec sections 3 and 4): the
+Both sides are independent implementations of the ring protocol (docs/protocol.rst): the
 C double is the client (what wintun.dll does), the emulator's driver the kernel. Packets must
 cross byte-exact in both directions, and the failure modes must surface as the same errors.
 """
@@ -17,6 +17,11 @@ import pytest
 import wintun_cffi
 from emulator.host import Host
 from tests.support import wait_until
+from wintun_cffi.constants import (
+    ERROR_BUFFER_OVERFLOW,
+    ERROR_HANDLE_EOF,
+    ERROR_INVALID_DATA,
+)
 from wintun_cffi.errors import (
     NoMoreItemsError,
     RingCorruptError,
@@ -101,7 +106,7 @@ def test_payload_is_writable_in_place(double: Double) -> None:
     session, host = double.session()
     assert host.deliver(b"\x45" + bytes(30))
     view, token = double.backend.receive_packet(session)
-    view[1:5] = b"edit"  # the spec allows modifying a received packet until release
+    view[1:5] = b"edit"  # a received packet may be modified until it is released
     send_ring, _ = double.rings(session)
     assert bytes(send_ring.data[4:9]) == b"\x45edit"
     double.backend.release_receive_packet(session, token)
@@ -160,7 +165,7 @@ def test_ring_full_until_the_driver_consumes(double: Double) -> None:
             view, token = double.backend.allocate_send_packet(session, size)
             view[:] = bytes([0x45]) + len(tokens).to_bytes(4, "little") + bytes(size - 5)
             tokens.append(token)
-    assert caught.value.winerror == 111
+    assert caught.value.winerror == ERROR_BUFFER_OVERFLOW
     # One record's worth is always kept free so that Head == Tail means empty.
     assert len(tokens) == CAPACITY // 0x1000 - 1
     assert receive_ring.tail == 0  # nothing published yet
@@ -205,7 +210,7 @@ def assert_session_ended(double: Double, session: NativeSession) -> None:
         with pytest.raises(SessionEndedError) as caught:
             call()
         assert type(caught.value) is SessionEndedError  # not closed by us
-        assert caught.value.winerror == 38
+        assert caught.value.winerror == ERROR_HANDLE_EOF
 
 
 def test_terminate_makes_the_session_end(double: Double) -> None:
@@ -251,7 +256,7 @@ def test_corrupt_record_keeps_failing(double: Double) -> None:
         for _ in range(3):
             with pytest.raises(RingCorruptError) as caught:
                 double.backend.receive_packet(session)
-            assert caught.value.winerror == 13
+            assert caught.value.winerror == ERROR_INVALID_DATA
     host.corrupt_record("send", 0, len(packet))  # repaired: nothing had moved
     view, token = double.backend.receive_packet(session)
     assert bytes(view) == packet

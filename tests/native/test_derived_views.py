@@ -14,7 +14,6 @@ import threading
 import pytest
 
 import wintun_cffi
-
 from wintun_cffi.errors import PacketInUseError
 
 from .conftest import Double

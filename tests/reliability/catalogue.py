@@ -28,8 +28,8 @@ import build_ffi
 import wintun_cffi
 import wintun_header
 from emulator.backend import EmulatedSession
-from wintun_cffi.api import Wintun
 from wintun_cffi import netconfig
+from wintun_cffi.api import Wintun
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -220,6 +220,18 @@ def pool_ring_state(fresh: Fresh) -> object:
     client = handle.client
     return (bytes(driver.receive_ring.memory[:12]), client._tail, client._tail_release,
             _outstanding(handle), host.statistics.as_dict(), fresh.pool_buffer.sent)
+
+
+def both_machines(fresh: Fresh) -> object:
+    """The ring state and adapters of the 0.14 machine and of the pool machine (another
+    emulator, whose handles the first one refuses)."""
+    # Both made, then both drivers idle: one that finds nothing to read marks its Receive
+    # ring alertable shortly after it starts, which would change the state under the case.
+    fresh.pool_session
+    drivers = [fresh.emulator.host.driver, fresh.pool_adapter.host.driver]
+    rings = [driver.receive_ring for driver in drivers if driver is not None]
+    assert len(rings) == 2 and wait_until(lambda: all(ring.alertable == 1 for ring in rings))
+    return ring_state(fresh), adapter_state(fresh), pool_ring_state(fresh), pool_state(fresh)
 
 
 def host_state(fresh: Fresh) -> object:
@@ -449,6 +461,15 @@ CASES: tuple[Case, ...] = (
              f.emulator.session._handle, f.emulator.held._token)),
     Case("foreign handle", "backend ``receive_packet()`` with a str as session", TypeError,
          ring_state, lambda f: f.emulator.backend.receive_packet("session")),
+    Case("foreign handle", "backend ``receive_packet()`` with an adapter handle as session",
+         TypeError, ring_state,
+         lambda f: f.emulator.backend.receive_packet(f.emulator.adapter.handle)),
+    Case("foreign handle", "backend ``receive_packet()`` with another emulator's session",
+         HandleClosedError, both_machines,
+         lambda f: f.emulator.backend.receive_packet(f.pool_session._handle)),
+    Case("foreign handle", "backend ``start_session()`` with another emulator's adapter",
+         HandleClosedError, both_machines,
+         lambda f: f.emulator.backend.start_session(f.pool_adapter.handle, CAPACITY)),
     # wrong generation
     Case("generation", "``Adapter.delete()`` on 0.14", NotSupportedError, adapter_state,
          lambda f: f.emulator.adapter.delete()),
@@ -468,8 +489,8 @@ CASES: tuple[Case, ...] = (
     # callbacks and the host
     Case("logger", "``set_logger(42)`` (not callable)", TypeError, logger_state,
          lambda f: f.emulator.wintun.set_logger(42)),  # type: ignore[arg-type]
-    Case("MTU", "``host.set_mtu(10)`` (below IPv4's 68)", ValueError, host_state,
-         lambda f: f.emulator.host.set_mtu(10)),
+    Case("MTU", "``host.set_mtu(575)`` (below IPv4's 576)", ValueError, host_state,
+         lambda f: f.emulator.host.set_mtu(575)),
     Case("MTU", "``host.set_mtu(1280, family=5)``", ValueError, host_state,
          lambda f: f.emulator.host.set_mtu(1280, family=5)),  # type: ignore[arg-type]
     Case("MTU", "``host.set_mtu(1500.0)``", TypeError, host_state,

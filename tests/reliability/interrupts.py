@@ -33,6 +33,7 @@ import argparse
 import dis
 import functools
 import gc
+import itertools
 import os
 import sys
 import threading
@@ -114,7 +115,7 @@ class Interrupter:
             raise KeyboardInterrupt(f"interruption point {self.at}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _uninterruptible(code: CodeType) -> frozenset[int]:
     """Offsets of line starts no signal can reach: a ``NOP`` (a ``try:`` line), an exception
     handler's entry (``PUSH_EXC_INFO``), and the start of a ``with`` block's implicit
@@ -142,13 +143,13 @@ def _in_kernel(frame: FrameType | None) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _after_calls(code: CodeType) -> dict[int, int]:
     """The offset of each instruction that follows a call, mapped to the call's offset."""
     instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
     return {
         after.offset: call.offset
-        for call, after in zip(instructions, instructions[1:])
+        for call, after in itertools.pairwise(instructions)
         if call.opcode in _CALLS
     }
 

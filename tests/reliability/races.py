@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import wintun_cffi
-from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.api import Adapter, Wintun
+from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.errors import (
     HandleClosedError,
     PacketReleasedError,

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 import wintun_cffi
 from emulator.client import SessionClient
-from tests.support import ClientCalls
 from emulator.ring import Ring
+from tests.support import ClientCalls
 from wintun_cffi.constants import RING_DEAD_MARKER, RING_HEADER_SIZE, RING_TRAILER_SIZE
 from wintun_cffi.errors import NoMoreItemsError, RingCorruptError, SessionEndedError
 from wintun_cffi.fdevent import FdEvent

@@ -66,7 +66,9 @@ def test_when_iteration_ends_the_session_has_ended(rig: Rig) -> None:
         started: list[Session] = []
         errors: list[BaseException] = []
 
-        def iterate() -> None:
+        def iterate(
+            session: Session, started: list[Session], errors: list[BaseException]
+        ) -> None:
             try:
                 for packet in session:
                     packet.release()
@@ -74,7 +76,7 @@ def test_when_iteration_ends_the_session_has_ended(rig: Rig) -> None:
             except BaseException as error:  # reported below
                 errors.append(error)
 
-        worker = threading.Thread(target=iterate)
+        worker = threading.Thread(target=iterate, args=(session, started, errors))
         worker.start()
         session.close()
         worker.join(TIMEOUT)
@@ -301,7 +303,8 @@ def test_async_leaves_no_loop_or_session_behind() -> None:
 
     async def one() -> None:
         threading.Timer(0.01, host.deliver, (PACKET,)).start()
-        packet = await asyncio.wait_for(session.receive_async(), TIMEOUT)
+        receiving = session.receive_async()  # noqa: F821 (deleted below, after the runs)
+        packet = await asyncio.wait_for(receiving, TIMEOUT)
         packet.release()
 
     for _ in range(5):

@@ -11,8 +11,12 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.api import Wintun
+from wintun_cffi.conformance.double.build import double_available
+from wintun_cffi.constants import (
+    ERROR_HANDLE_EOF,
+    ERROR_INVALID_DATA,
+)
 from wintun_cffi.errors import (
     PacketReleasedError,
     RingCorruptError,
@@ -33,7 +37,7 @@ def test_corrupt_send_record_is_refused_every_time(rig: Rig, size_field: int) ->
     for _ in range(3):  # the reader does not move past a corrupt record
         with pytest.raises(RingCorruptError) as caught:
             rig.session.receive_packet()
-        assert caught.value.winerror == 13
+        assert caught.value.winerror == ERROR_INVALID_DATA
 
 
 @pytest.mark.parametrize("tail, expected", [
@@ -60,7 +64,7 @@ def test_corrupt_receive_record_ends_the_ring(rig: Rig) -> None:
     assert rig.host.statistics.in_errors == 0  # and counted nothing, as wintun.sys
     with pytest.raises(SessionEndedError) as caught:
         rig.session.allocate_send_packet(HEADER_SIZE)
-    assert caught.value.winerror == 38
+    assert caught.value.winerror == ERROR_HANDLE_EOF
     assert rig.host.collect() == []
 
 

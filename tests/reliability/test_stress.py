@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from wintun_cffi.constants import (
+    ERROR_HANDLE_EOF,
+)
 from wintun_cffi.errors import (
     PacketReleasedError,
     RingFullError,
@@ -171,7 +174,7 @@ def test_adapter_removal_mid_flight_ends_every_thread(rig: Rig) -> None:
     assert len(traffic.endings) == 6
     for name, (step, error) in traffic.endings.items():
         assert type(error) is SessionEndedError, (name, step, error)
-        assert error.winerror == 38
+        assert error.winerror == ERROR_HANDLE_EOF
     if rig.kernel is None:  # the emulator removed the adapter from the machine
         backend: Any = rig.wintun.backend  # the Emulator, with its adapter_names()
         names = backend.adapter_names()

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import wintun_cffi
 from emulator.host import Host
-from wintun_cffi.conformance.double.build import build_double, double_available, double_unavailable
-from wintun_cffi.conformance.double.kernel import DoubleKernel
 from tests.support import wait_until as _wait_until
 from wintun_cffi import ip
 from wintun_cffi.api import Adapter, Wintun
+from wintun_cffi.conformance.double.build import build_double, double_available, double_unavailable
+from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.session import Session
 

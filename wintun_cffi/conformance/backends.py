@@ -304,6 +304,20 @@ class BackendCase:
             return self.wintun.open_adapter(name)
         return self.wintun.open_adapter(name, pool=pool)
 
+    def another_backend(self) -> Backend:
+        """A second backend of this kind and generation: another instance, for the tests of
+        handles one backend made and another is given. It installs no logger; the test
+        closes what it creates in it."""
+        if self.kind in ("emulator", "linux-tun"):
+            return Emulator(self.api)  # another emulated machine; an in-memory host will do
+        if self.kind == "user":
+            return make_user_backend(self.name)
+        from wintun_cffi.loader import open_wintun
+        from wintun_cffi.native import NativeBackend
+
+        assert self.wintun.path is not None
+        return NativeBackend(open_wintun(self.wintun.path))  # the same library, loaded again
+
     def far_side(self, session: Session) -> FarSide:
         """The far side of ``session``'s adapter, 10.6.7.7/24 assigned to it."""
         far: FarSide
@@ -311,7 +325,7 @@ class BackendCase:
             far = EmulatorFarSide(session.adapter.host)
         elif self.kind == "double":
             assert self.kernel is not None
-            far = EmulatorFarSide(self.kernel.host_for(getattr(session._handle, "pointer")))
+            far = EmulatorFarSide(self.kernel.host_for(session._handle.pointer))  # type: ignore[attr-defined]
         elif self.kind == "linux-tun":
             session.adapter.host.add_address(FAR_INTERFACE)
             far = SocketFarSide()

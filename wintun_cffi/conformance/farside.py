@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import sys
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from typing import Literal, Protocol

@@ -13,6 +13,7 @@ import pytest
 from wintun_cffi import (
     AdapterNotFoundError,
     AlreadyExistsError,
+    DriverNotLoadedError,
     HandleClosedError,
     NotSupportedError,
     WintunError,
@@ -194,7 +195,7 @@ def test_running_driver_version(backend: BackendCase, wintun_release: str | None
 def test_running_driver_version_without_a_driver(backend: BackendCase) -> None:
     if not backend.emulated_kernel:
         pytest.skip("a real system may have the driver loaded by others")
-    with pytest.raises(AdapterNotFoundError) as caught:
+    with pytest.raises(DriverNotLoadedError) as caught:
         backend.wintun.running_driver_version
     assert caught.value.winerror == ERROR_FILE_NOT_FOUND
 

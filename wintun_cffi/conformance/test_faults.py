@@ -11,7 +11,7 @@ import pytest
 from wintun_cffi import RingCorruptError, Session, SessionClosedError, SessionEndedError
 from wintun_cffi.constants import ERROR_HANDLE_EOF, ERROR_INVALID_DATA
 
-from .farside import RawFarSide, udp_to_far
+from .farside import RawFarSide
 
 TIMEOUT = 5.0
 

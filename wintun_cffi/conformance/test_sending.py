@@ -3,14 +3,10 @@
 
 from __future__ import annotations
 
-import gc
-from typing import Literal
-
 import pytest
 
 from wintun_cffi import RingFullError, SendBuffer, Session
 from wintun_cffi.constants import ERROR_BUFFER_OVERFLOW, MAX_IP_PACKET_SIZE
-
 from wintun_cffi.send_rules import MIN_IPV4_PACKET
 
 from .backends import BackendCase

@@ -39,12 +39,12 @@ def under_wine() -> bool:
     """True if this Windows Python runs under Wine (ntdll exports wine_get_version)."""
     if sys.platform != "win32":
         return False
-    return hasattr(getattr(ctypes, "windll").ntdll, "wine_get_version")
+    return hasattr(getattr(ctypes, "windll").ntdll, "wine_get_version")  # noqa: B009 (Windows only)
 
 
 def is_administrator() -> bool:
     """True if this Windows process runs elevated."""
-    return bool(getattr(ctypes, "windll").shell32.IsUserAnAdmin())
+    return bool(getattr(ctypes, "windll").shell32.IsUserAnAdmin())  # noqa: B009 (Windows only)
 
 
 class RunLock:

@@ -13,6 +13,7 @@ from .. import constants as c
 from .. import validate
 from ..api import Adapter
 from ..errors import AdapterNotFoundError, EntryNotFoundError, error_from_code
+from ..lifetime import backoff
 from ._target import adapter_name, check_adapter, host_of
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -27,9 +28,9 @@ AddressLike = (
 #: changing it would change every derived GUID).
 GUID_NAMESPACE = uuid.UUID("9c0902b6-5100-4315-b59b-33077f3ca593")
 
-#: Smallest MTU per IP version that Windows accepts: 576 for IPv4 (the datagram size every
-#: host must take, RFC 791), 1280 for IPv6 (RFC 8200).
-MIN_MTU = {4: 576, 6: 1280}
+#: Smallest MTU per IP version: :data:`wintun_cffi.constants.MIN_MTU` (576 for IPv4, 1280
+#: for IPv6).
+MIN_MTU = c.MIN_MTU
 #: Largest MTU: the largest IP packet.
 MAX_MTU = c.MAX_IP_PACKET_SIZE
 
@@ -112,12 +113,7 @@ def set_mtu(
     ``mtu`` is at least 576 for IPv4 and 1280 for IPv6, and at most 65535.
     """
     version = _family_version(family)
-    if not isinstance(mtu, int) or isinstance(mtu, bool):
-        raise TypeError(f"mtu must be an int, not {type(mtu).__name__}")
-    if not MIN_MTU[version] <= mtu <= MAX_MTU:
-        raise ValueError(
-            f"an IPv{version} MTU must be {MIN_MTU[version]} to {MAX_MTU}, not {mtu}"
-        )
+    validate.check_mtu(mtu, version)
     check_adapter(adapter)
     host = host_of(adapter)
     if host is not None:
@@ -132,8 +128,9 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
     """Wait until the operating system has created ``adapter``'s IP interface.
 
     Windows builds the interface shortly after the adapter; until then configuring it fails
-    with ``ERROR_NOT_FOUND``. Polls for up to ``timeout`` seconds and raises
-    :class:`TimeoutError` if the interface is still missing. An emulated adapter's interface
+    with ``ERROR_NOT_FOUND``. Polls (every 10 ms at first, backing off to every 0.1 s) for
+    up to ``timeout`` seconds and raises :class:`TimeoutError` if the interface is still
+    missing then. An emulated adapter's interface
     exists as long as the adapter does.
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -149,15 +146,13 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
     from .. import _iphlpapi
 
     deadline = time.monotonic() + timeout
-    pause = 0.01
+    sleep = backoff(0.01, 0.1)  # Windows signals nothing when it is done
     while not _iphlpapi.interface_exists(adapter.luid):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"Windows created no IP interface for the adapter within {timeout} s"
             )
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, 0.1)
+        sleep()
 
 
 # -- helpers ------------------------------------------------------------------------------

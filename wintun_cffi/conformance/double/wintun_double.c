@@ -2,11 +2,11 @@
  * wintun_double.c: a test double that exports the Wintun C ABI, for Linux and
  * for Windows (MinGW).
  *
- * Written for wintun-cffi from the project's own specification
- * (shared/spec/wintun-protocol.md) and research notes; it contains no code
- * from Wintun. Its purpose is to let the project's cffi native backend run
+ * Written for wintun-cffi from the project's own description of the protocol
+ * (docs/protocol.rst in the repository); it contains no code from Wintun. Its purpose is to let the project's cffi native backend run
  * without the Wintun driver: the session functions implement the client side
- * of the ring protocol (spec section 3) over real memory, while the kernel
+ * of the ring protocol (docs/protocol.rst, "Receiving" and "Sending") over
+ * real memory, while the kernel
  * side of the same rings is played by the project's Python emulator driver
  * (or by a test by hand), reached through the WintunDouble* helper exports.
  *
@@ -245,7 +245,7 @@ typedef void(CALLBACK_ABI *WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR)
 typedef BOOL(CALLBACK_ABI *WINTUN_ENUM_CALLBACK)(WINTUN_ADAPTER_HANDLE, LPARAM);
 typedef void (*WINTUN_DOUBLE_SESSION_HOOK)(WINTUN_SESSION_HANDLE);
 
-/* ---- constants (spec section 1) ----------------------------------------- */
+/* ---- constants (wintun_cffi/constants.py; docs/protocol.rst, "Layout") -- */
 
 #define MAX_IP_PACKET_SIZE 0xFFFFu
 #define MIN_RING_CAPACITY 0x20000u
@@ -1196,8 +1196,8 @@ EXPORT void WintunDoubleSetSessionHooks(WINTUN_DOUBLE_SESSION_HOOK OnStart,
     global_unlock();
 }
 
-/* What the driver does when it stops using a session's rings (spec section
- * 4 "Stopping"), for tests that play the kernel without the emulator. */
+/* What the driver does when it stops using a session's rings (docs/protocol.rst,
+ * "Sessions and events"), for tests that play the kernel without the emulator. */
 EXPORT void WintunDoubleMarkDead(WINTUN_SESSION_HANDLE Session)
 {
     atomic_store_explicit(&Session->receive->head, 0xFFFFFFFFu, memory_order_release);
