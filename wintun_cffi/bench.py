@@ -291,6 +291,15 @@ def native_rows(size: int, packets: int, repeats: int) -> tuple[list[Row], str |
         kernel.close()
 
 
+class _Minimal:
+    """The least a per-packet object holds: its view and its token."""
+
+    __slots__ = ("view", "token")
+
+    def __init__(self, view: memoryview, token: Any) -> None:
+        self.view, self.token = view, token
+
+
 def _bare_rows(bench: _Bench, path: str) -> None:
     """The floor of cffi's ABI mode, a ctypes copying loop, and a C loop."""
     backend: Any = bench.wintun.backend
@@ -305,6 +314,32 @@ def _bare_rows(bench: _Bench, path: str) -> None:
             packet = receive(pointer, size_out)
             if not packet:
                 return count
+            release(pointer, packet)
+            count += 1
+
+    def bare_view() -> int:  # the floor of a zero-copy view: one buffer, one memoryview
+        count, size_out = 0, ffi.new("DWORD *")
+        receive, release, buffer = lib.WintunReceivePacket, lib.WintunReleaseReceivePacket, \
+            ffi.buffer
+        while True:
+            packet = receive(pointer, size_out)
+            if not packet:
+                return count
+            memoryview(buffer(packet, size_out[0])).release()
+            release(pointer, packet)
+            count += 1
+
+    def bare_object() -> int:  # ... and the least a packet object costs: made, recorded, dropped
+        count, size_out, record = 0, ffi.new("DWORD *"), {}
+        receive, release, buffer = lib.WintunReceivePacket, lib.WintunReleaseReceivePacket, \
+            ffi.buffer
+        while True:
+            packet = receive(pointer, size_out)
+            if not packet:
+                return count
+            record[packet] = held = _Minimal(memoryview(buffer(packet, size_out[0])), packet)
+            held.view.release()
+            del record[held.token]
             release(pointer, packet)
             count += 1
 
@@ -339,6 +374,8 @@ def _bare_rows(bench: _Bench, path: str) -> None:
             count += 1
 
     bench.drain("native bare cffi receive+release", bare)
+    bench.drain("native bare cffi receive+view+release", bare_view)
+    bench.drain("native bare cffi receive+view+object", bare_object)
     bench.drain("native ctypes copying loop", ctypes_copying)
     bench.send("native bare cffi allocate+copy+send", bare_send)
     try:
