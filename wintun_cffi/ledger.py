@@ -409,7 +409,12 @@ class Ledger:
         """Give a group's packets back, all at once: PacketInUseError (fresh views in place,
         nothing given back) while views derived from any of them exist."""
         tokens = group._tokens
-        if not tokens or self._get(tokens[0]) is not group:
+        if not tokens:  # an empty batch (a receive that timed out): nothing to give back
+            if group._views is None:
+                raise PacketReleasedError("the batch was already given back")
+            group._views = None
+            return
+        if self._get(tokens[0]) is not group:
             raise PacketReleasedError("the batch was already given back")
         release_group_views(group)
         self._give_group(tokens[0])

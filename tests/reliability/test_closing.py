@@ -120,6 +120,17 @@ def test_release_many_refused_for_an_exported_packet_changes_nothing(rig: Rig) -
         assert bytes(packet.data) == PACKET
 
 
+def test_an_empty_batch_is_released_like_any_other(rig: Rig) -> None:
+    with rig.session.receive_batch(8, timeout=0.01) as batch:  # nothing came: empty
+        assert len(batch) == 0
+    assert batch.released
+    with pytest.raises(PacketReleasedError):
+        batch.release()
+    assert rig.host.deliver(PACKET)
+    with rig.session.receive_batch(8, timeout=TIMEOUT) as batch:
+        assert [bytes(view) for view in batch] == [PACKET]
+
+
 # -- the user's exception is never masked -------------------------------------------------------
 
 
