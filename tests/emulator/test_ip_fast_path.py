@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import wintun_cffi
-from wintun_cffi import ip
+from wintun_cffi import ip, ip_bench
 
 from .test_ip import ones_sum, v6_pseudo, verifies
 
@@ -324,3 +324,13 @@ def test_ipv4_and_ipv6_helpers_still_refuse_the_other_family() -> None:
 def test_checksum_matches_an_independent_sum(data: bytes) -> None:
     assert ip.checksum(data) == 0xFFFF - ones_sum(data)
     assert ip.checksum(memoryview(data)) == ip.checksum(bytearray(data))
+
+
+def test_the_ip_benchmark_measures_every_row(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ip_bench.ip_rows(64, repeats=2, packets=10)
+    assert len({row.name for row in rows}) == len(rows) == 8
+    assert all(len(row.samples) == 2 and row.best > 0 for row in rows)
+    with pytest.raises(ValueError, match="size"):
+        ip_bench.ip_rows(47)
+    assert ip_bench.main(["100"]) == 0
+    assert "echo_reply_in_place" in capsys.readouterr().out
