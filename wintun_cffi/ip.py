@@ -97,7 +97,9 @@ class PacketBuilder:
     __slots__ = ("source", "destination", "version", "ttl", "_addresses", "_address_sum")
 
     def __init__(
-        self, source: str | IPAddress, destination: str | IPAddress, *, ttl: int = DEFAULT_TTL,
+        self, source: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+        destination: str | ipaddress.IPv4Address | ipaddress.IPv6Address, *,
+        ttl: int = DEFAULT_TTL,
     ) -> None:
         src = ipaddress.ip_address(source)
         dst = ipaddress.ip_address(destination)
@@ -105,8 +107,8 @@ class PacketBuilder:
             raise ValueError(f"{src} and {dst} are not of the same IP version")
         if not 0 <= ttl <= 255:
             raise ValueError(f"ttl must be 0 to 255, not {ttl!r}")
-        self.source: IPAddress = src
-        self.destination: IPAddress = dst
+        self.source: ipaddress.IPv4Address | ipaddress.IPv6Address = src
+        self.destination: ipaddress.IPv4Address | ipaddress.IPv6Address = dst
         #: 4 or 6.
         self.version: int = src.version
         #: The TTL (IPv4) or hop limit (IPv6) of every packet built.

@@ -1,8 +1,8 @@
 """What building or answering one packet costs with :mod:`wintun_cffi.ip`, measured.
 
 ``python -m wintun_cffi.ip_bench [SIZE ...]`` prints a table; :func:`ip_rows` gives the rows
-(:class:`wintun_cffi.bench.Row`, nanoseconds per packet, best and median of several runs) for
-the ``bench`` command to show beside its own. Each run handles a batch of packets in a loop,
+(the ``bench`` command's :class:`~wintun_cffi.bench.Row`: nanoseconds per packet of each run,
+best and median) for that command to show beside its own. Each run handles a batch of packets in a loop,
 as an application does: the convenience helpers (addresses parsed per packet, a new packet
 made) next to the fast path (addresses parsed once; an echo request answered in its own
 buffer). Packets are whole IP packets of the given size.
