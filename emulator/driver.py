@@ -134,8 +134,9 @@ class SessionDriver:
 
         Whenever the consumer waits for the Receive ring it waits for ``fd`` as well, and
         between batches of the ring it looks at ``fd`` without waiting; each time ``fd`` is
-        readable it calls ``ready()``, which returns False to stop watching. While the system
-        is paused (:meth:`pause_system`) ``fd`` waits too. Call before :meth:`start`;
+        readable it calls ``ready()``, which returns False to stop watching. A Receive ring
+        that dies leaves the thread serving ``fd`` until :meth:`stop`; while the system is
+        paused (:meth:`pause_system`) ``fd`` waits too. Call before :meth:`start`;
         descriptor events only (:class:`~wintun_cffi.fdevent.FdEvent` on Linux).
         """
         if self._consumer.ident is not None:
@@ -245,6 +246,9 @@ class SessionDriver:
         except RingCorruptError as error:  # like wintun.sys, no counter: the ring just dies
             _log.warning("stopping the Receive ring: %s", error)
             U32.pack_into(memory, HEAD_OFFSET, RING_DEAD_MARKER)
+            # The Send ring lives on: keep serving the watched descriptor until the stop.
+            while self._watched is not None and self._serve_watched(None):
+                pass
 
     def _wait_for_the_system(self, packet: bytes) -> None:
         """Hold ``packet`` while the system is paused; count it against what it may take."""
