@@ -141,6 +141,8 @@ class SessionDriver:
         """
         if self._consumer.ident is not None:
             raise RuntimeError("watch_while_idle() must come before the consumer starts")
+        if not hasattr(select, "poll"):
+            raise NotImplementedError("watch_while_idle() needs select.poll (not on Windows)")
         poller = select.poll()
         for each in (fd, self.receive_tail_moved.fileno(), self._stopping.fileno()):
             poller.register(each, select.POLLIN)
