@@ -31,7 +31,6 @@ from typing import NoReturn
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.fdevent import FdEvent
-
 from wintun_cffi.netconfig.routes import Route
 
 from .driver import SessionDriver

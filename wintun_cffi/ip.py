@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Union
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 PROTO_ICMP = 1
 PROTO_UDP = 17

@@ -6,6 +6,7 @@ import select
 import struct
 import threading
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -483,11 +484,15 @@ def watched() -> Iterator[Watched]:
     rig.close()
 
 
+def _served(watched: Watched, count: int) -> bool:
+    return watched.served == count
+
+
 def test_the_watched_descriptor_is_served_while_the_ring_is_idle(watched: Watched) -> None:
     assert wait_until(lambda: watched.receive.alertable == 1)
     for count in (1, 2):
         watched.device.set()
-        assert wait_until(lambda: watched.served == count)
+        assert wait_until(partial(_served, watched, count))
     packet = ipv4(b"both", 20)  # the ring is still served as before
     watched.send_packet(packet)
     assert wait_until(lambda: watched.system == [packet])

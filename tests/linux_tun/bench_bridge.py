@@ -38,7 +38,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import wintun_cffi
 from emulator.linux_tun import LinuxTunHost, ip_command
