@@ -16,6 +16,7 @@ and counts it; every earlier driver stops reading the ring there.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -113,6 +114,9 @@ class SessionDriver:
         self._system_gate = threading.Condition()
         self._allowance: int | None = None
         self._held: bytes | None = None
+        # A descriptor the consumer thread serves too (watch_while_idle), and its poller.
+        self._watched: tuple[int, Callable[[], bool]] | None = None
+        self._watch_poller: select.poll | None = None
         self._consumer = threading.Thread(
             target=self._consume, name=f"wintun-driver-{name}", daemon=True
         )
@@ -122,6 +126,27 @@ class SessionDriver:
     def start(self) -> None:
         """Start the consumer thread (the constructor does, unless told not to)."""
         self._consumer.start()
+
+    def watch_while_idle(self, fd: int, ready: Callable[[], bool]) -> None:
+        """Serve ``fd`` on the consumer thread too: the system's other half, such as the Linux
+        TUN host's reading of its device, shares the thread, which saves a thread switch per
+        packet (a handoff of the interpreter lock costs more than the work).
+
+        Whenever the consumer waits for the Receive ring it waits for ``fd`` as well, and
+        between batches of the ring it looks at ``fd`` without waiting; each time ``fd`` is
+        readable it calls ``ready()``, which returns False to stop watching. A Receive ring
+        that dies leaves the thread serving ``fd`` until :meth:`stop`; while the system is
+        paused (:meth:`pause_system`) ``fd`` waits too. Call before :meth:`start`;
+        descriptor events only (:class:`~wintun_cffi.fdevent.FdEvent` on Linux).
+        """
+        if self._consumer.ident is not None:
+            raise RuntimeError("watch_while_idle() must come before the consumer starts")
+        if not hasattr(select, "poll"):
+            raise NotImplementedError("watch_while_idle() needs select.poll (not on Windows)")
+        poller = select.poll()
+        for each in (fd, self.receive_tail_moved.fileno(), self._stopping.fileno()):
+            poller.register(each, select.POLLIN)
+        self._watched, self._watch_poller = (fd, ready), poller
 
     @property
     def stopped(self) -> bool:
@@ -179,6 +204,7 @@ class SessionDriver:
         to_system = self._to_system
         stops_at_non_ip = self._stops_at_non_ip
         head = ring.head
+        served = True  # the watched descriptor was just looked at (by a wait)
         try:
             if head >= capacity:
                 raise RingCorruptError(f"Receive ring Head {head:#x} is out of range")
@@ -189,9 +215,13 @@ class SessionDriver:
                 if tail == head:
                     if not self._wait_for_tail(head):
                         return
+                    served = True
                     continue
                 if tail >= capacity:
                     raise RingCorruptError(f"Receive ring Tail {tail:#x} is out of range")
+                if not served and self._watched is not None and not self._serve_watched(0):
+                    return  # looked at between batches: a busy ring must not starve it
+                served = False
                 while head != tail:
                     size = ring.check_record(head, tail)
                     start = head + 4
@@ -218,6 +248,9 @@ class SessionDriver:
         except RingCorruptError as error:  # like wintun.sys, no counter: the ring just dies
             _log.warning("stopping the Receive ring: %s", error)
             U32.pack_into(memory, HEAD_OFFSET, RING_DEAD_MARKER)
+            # The Send ring lives on: keep serving the watched descriptor until the stop.
+            while self._watched is not None and self._serve_watched(None):
+                pass
 
     def _wait_for_the_system(self, packet: bytes) -> None:
         """Hold ``packet`` while the system is paused; count it against what it may take."""
@@ -252,7 +285,7 @@ class SessionDriver:
     def _wait_for_tail(self, head: int) -> bool:
         """Sleep until the Receive ring's Tail leaves ``head``; False when stopping."""
         ring = self.receive_ring
-        for _ in range(_SPINS):
+        for _ in range(_SPINS if self._watched is None else 0):
             time.sleep(0)
             if ring.tail != head or self._stopping.is_set():
                 return not self._stopping.is_set()
@@ -262,12 +295,34 @@ class SessionDriver:
             self.receive_tail_moved.consume()
             return True
         try:
-            self.receive_tail_moved.wait(None, interrupt=self._stopping)
+            if self._watched is None:
+                self.receive_tail_moved.wait(None, interrupt=self._stopping)
+            elif not self._serve_watched(None):
+                return False
         except WaitInterrupted:
             return False
         finally:
             ring.alertable = 0
         return True
+
+    def _serve_watched(self, timeout: int | None) -> bool:
+        """Wait up to ``timeout`` ms (None: until something happens) for the watched
+        descriptor, the Receive ring's TailMoved event or the stop, and serve what is ready;
+        False when stopping."""
+        poller, watched = self._watch_poller, self._watched
+        assert poller is not None and watched is not None  # watch_while_idle() made them
+        fd, ready = watched
+        stopping = False
+        for each, _ in poller.poll(timeout):
+            if each == fd:
+                if not ready():  # the descriptor failed: the ring is still served
+                    poller.unregister(fd)
+                    self._watched = (-1, ready)
+            elif each == self._stopping.fileno():
+                stopping = True
+            else:
+                self.receive_tail_moved.consume()
+        return not stopping
 
     # -- stopping ---------------------------------------------------------------------------
 

@@ -158,8 +158,13 @@ class Host:
             stops_at_non_ip=self.release.stops_at_non_ip, start=False,
         )
         self._driver = driver  # known before its thread runs: detach() can always stop it
+        self._starting(driver)
         driver.start()
         return driver
+
+    def _starting(self, driver: SessionDriver) -> None:
+        """Called just before ``driver``'s consumer thread starts (the Linux TUN host has the
+        thread read its device too)."""
 
     def detach(self) -> None:
         """Stop the session's driver (dead markers on both rings, a blocked reader woken)."""

@@ -3,8 +3,10 @@
 :class:`LinuxTunHost` is a :class:`~emulator.host.Host` whose system is the Linux network stack:
 the packets the application sends are written to a TUN device (one ``write`` per packet: TUN
 has no batch write without ``IFF_VNET_HDR`` offloads, which only merge one flow's segments),
-and a reader thread delivers what the kernel routes to the interface into the Send ring, one
-batch per wakeup. Addresses, MTUs and routes go to the kernel through iproute2's ``ip``
+and what the kernel routes to the interface is delivered into the Send ring, one batch per
+wakeup. One thread does both: the session driver's consumer also waits for the device
+(:meth:`~emulator.driver.SessionDriver.watch_while_idle`), since a handoff between Python
+threads costs more than the work of a packet. Addresses, MTUs and routes go to the kernel through iproute2's ``ip``
 command; DNS settings are only recorded (a network namespace has no resolver of its own).
 
 Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter,
@@ -21,7 +23,6 @@ import ipaddress
 import json
 import logging
 import os
-import select
 import struct
 import subprocess
 import threading
@@ -30,7 +31,6 @@ from typing import NoReturn
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.fdevent import FdEvent
-
 from wintun_cffi.netconfig.routes import Route
 
 from .driver import SessionDriver
@@ -145,8 +145,8 @@ class LinuxTunHost(Host):
         # Dropped without close() (an emulator nobody shut down): the interface still goes.
         self._release_fd = weakref.finalize(self, os.close, self._fd)
         self._up = False
-        self._reader: threading.Thread | None = None
-        self._stop_reader: FdEvent | None = None
+        # One reusable buffer for reading the device: no 64 KiB allocation per read.
+        self._read_buffer = bytearray(MAX_IP_PACKET_SIZE)
         try:
             self._configure_ipv6()
             self._refresh_mtu()
@@ -290,7 +290,8 @@ class LinuxTunHost(Host):
         self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
         receive_tail_moved: FdEvent,
     ) -> SessionDriver:
-        """Start the session's driver, bring the interface up and start reading from it."""
+        """Start the session's driver (which reads the device too) and bring the interface
+        up."""
         with self._lifecycle:
             self._require_open()
             driver = super().attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
@@ -302,29 +303,17 @@ class LinuxTunHost(Host):
                 for route in self.routes:  # the kernel dropped them when the link went down
                     self._apply_route(route)
                 self._refresh_mtu()
-                stop = FdEvent(manual_reset=True)
-                self._stop_reader = stop
-                self._reader = threading.Thread(
-                    target=self._read_loop, args=(self._fd, stop),
-                    name=f"wintun-tun-{self.name}", daemon=True,
-                )
-                self._reader.start()
             except BaseException:
                 self.detach()
                 raise
             return driver
 
+    def _starting(self, driver: SessionDriver) -> None:
+        driver.watch_while_idle(self._fd, self._read_available)
+
     def detach(self) -> None:
-        """Stop reading, stop the driver and bring the interface down."""
+        """Stop the driver (and with it the reading) and bring the interface down."""
         with self._lifecycle:
-            reader, stop = self._reader, self._stop_reader
-            self._reader = self._stop_reader = None
-            if stop is not None:
-                stop.set()
-            if reader is not None and reader is not threading.current_thread():
-                reader.join()
-            if stop is not None:
-                stop.close()
             super().detach()
             if self._up and self._fd >= 0:
                 self._up = False
@@ -360,32 +349,25 @@ class LinuxTunHost(Host):
             self.write_errors += 1
             _log.debug("the kernel refused a packet on %s: %s", self.name, error)
 
-    def _read_loop(self, fd: int, stop: FdEvent) -> None:
-        """Deliver what the kernel routes to the interface, one batch per wakeup, until
-        ``stop`` is set."""
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(stop.fileno(), select.POLLIN)
-        buffer = bytearray(MAX_IP_PACKET_SIZE)
-        view = memoryview(buffer)
-        buffers = [buffer]  # one reusable buffer: no 64 KiB allocation per read
-        while True:
-            poller.poll()
-            if stop.is_set():
-                return
-            batch: list[bytes] = []
-            try:
-                while len(batch) < READ_BATCH:
-                    size = os.readv(fd, buffers)
-                    batch.append(bytes(view[:size]))
-            except BlockingIOError:
-                pass
-            except OSError as error:  # the interface vanished under us
-                _log.warning("stopped reading from %s: %s", self.name, error)
-                return
-            finally:
-                if batch:
-                    self.deliver_many(batch)
+    def _read_available(self) -> bool:
+        """Deliver what the kernel routed to the interface, up to :data:`READ_BATCH` packets
+        as one batch (runs on the driver's consumer thread); False if the device failed."""
+        fd, buffers = self._fd, [self._read_buffer]
+        view = memoryview(self._read_buffer)
+        readv = os.readv
+        batch: list[bytes] = []
+        try:
+            while len(batch) < READ_BATCH:
+                batch.append(bytes(view[: readv(fd, buffers)]))
+        except BlockingIOError:
+            pass
+        except OSError as error:  # the interface vanished under us
+            _log.warning("stopped reading from %s: %s", self.name, error)
+            return False
+        finally:
+            if batch:
+                self.deliver_many(batch)
+        return True
 
     def receive(self, timeout: float | None = None) -> bytes:
         """Not available: the application's packets go to the kernel."""

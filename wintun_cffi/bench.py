@@ -474,6 +474,10 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
         rows += emulator_rows(size, count, repeats)
         native, why_not = native_rows(size, count, repeats)
         rows += native
+        if size >= 48:  # an ICMPv6 echo request fits
+            from .ip_bench import ip_rows  # it imports Row from here
+
+            rows += ip_rows(size, repeats)
         if why_not and why_not not in notes:
             notes.append(why_not)
     if any(row.name.startswith("native") for row in rows):

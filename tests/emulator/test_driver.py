@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import select
 import struct
 import threading
+from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
+from emulator.client import SessionClient
 from emulator.driver import AdapterStatistics, RegistrationRefused, SessionDriver
 from emulator.ring import Ring
-from tests.support import wait_until
+from tests.support import ClientCalls, wait_until
 from wintun_cffi.constants import (
     ERROR_HANDLE_EOF,
 )
@@ -425,3 +429,112 @@ def test_stop_releases_a_consumer_held_by_a_paused_system(rig: DriverRig) -> Non
     stopper.join(10.0)
     assert not stopper.is_alive()
     assert rig.receive.head == DEAD
+
+
+# -- a descriptor the consumer thread serves too (the Linux TUN host's device) -----------------
+
+
+class Watched:
+    """A driver whose consumer also serves an eventfd: each signal calls ``ready``, which
+    counts it (and drains the eventfd) or, told to, reports the descriptor failed."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = Ring.allocate(CAP), Ring.allocate(CAP)
+        self.read_wait, self.tail_moved = FdEvent(), FdEvent()
+        self.device = FdEvent()
+        self.served = 0
+        self.fail = False
+        self.system: list[bytes] = []
+        #: Events the system waits for, one per packet, before it takes each (while any).
+        self.holds: list[threading.Event] = []
+        self.driver = SessionDriver(self.send, self.receive, self.read_wait, self.tail_moved,
+                                    self.to_system, AdapterStatistics(), "w", start=False)
+        self.driver.watch_while_idle(self.device.fileno(), self.ready)
+        self.driver.start()
+        self.client = ClientCalls(SessionClient(self.send, self.receive, self.tail_moved))
+
+    def to_system(self, packet: bytes) -> None:
+        self.system.append(packet)
+        if self.holds:
+            self.holds.pop(0).wait(5)
+
+    def send_packet(self, packet: bytes) -> None:
+        view, token = self.client.allocate_send_packet(len(packet))
+        view[:] = packet
+        self.client.send_packet(token)
+
+    def ready(self) -> bool:
+        self.device.consume()
+        self.served += 1
+        return not self.fail
+
+    def close(self) -> None:
+        self.driver.stop()
+        for event in (self.read_wait, self.tail_moved, self.device):
+            event.close()
+
+
+@pytest.fixture
+def watched() -> Iterator[Watched]:
+    if not hasattr(select, "poll"):
+        pytest.skip("watch_while_idle() serves descriptors with select.poll, which Windows "
+                    "lacks (the Linux TUN host is its only user)")
+    rig = Watched()
+    yield rig
+    rig.close()
+
+
+def _served(watched: Watched, count: int) -> bool:
+    return watched.served == count
+
+
+def test_the_watched_descriptor_is_served_while_the_ring_is_idle(watched: Watched) -> None:
+    assert wait_until(lambda: watched.receive.alertable == 1)
+    for count in (1, 2):
+        watched.device.set()
+        assert wait_until(partial(_served, watched, count))
+    packet = ipv4(b"both", 20)  # the ring is still served as before
+    watched.send_packet(packet)
+    assert wait_until(lambda: watched.system == [packet])
+
+
+def test_a_busy_ring_does_not_starve_the_descriptor(watched: Watched) -> None:
+    first, second = threading.Event(), threading.Event()
+    watched.holds = [first, second]
+    watched.send_packet(ipv4(b"one", 20))
+    assert wait_until(lambda: len(watched.system) == 1)  # the system holds the first
+    watched.send_packet(ipv4(b"two", 20))  # the ring will not be empty in between
+    watched.device.set()
+    first.set()
+    assert wait_until(lambda: len(watched.system) == 2)  # now it holds the second
+    assert watched.served == 1  # served between the two, not once the ring was empty
+    second.set()
+
+
+def test_the_descriptor_outlives_a_dead_receive_ring(watched: Watched) -> None:
+    assert wait_until(lambda: watched.receive.alertable == 1)
+    watched.receive.tail = CAP  # out of range: the Receive ring dies
+    watched.tail_moved.set()
+    assert wait_until(lambda: watched.receive.head == DEAD)
+    watched.device.set()
+    assert wait_until(lambda: watched.served == 1)
+
+
+def test_a_failed_descriptor_is_no_longer_watched(watched: Watched) -> None:
+    watched.fail = True
+    watched.device.set()
+    assert wait_until(lambda: watched.served == 1)
+    watched.device.set()  # left signalled: a watched descriptor would be served again at once
+    packet = ipv4(b"still", 20)
+    watched.send_packet(packet)
+    assert wait_until(lambda: watched.system == [packet])
+    assert watched.served == 1
+
+
+def test_stop_ends_a_watching_consumer_and_watching_starts_before_it(
+    watched: Watched,
+) -> None:
+    with pytest.raises(RuntimeError, match="before the consumer starts"):
+        watched.driver.watch_while_idle(watched.device.fileno(), watched.ready)
+    watched.driver.stop()
+    assert watched.receive.head == DEAD and watched.send.tail == DEAD

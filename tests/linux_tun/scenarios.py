@@ -342,14 +342,16 @@ def udp_both_ways() -> None:
 
 
 def session_lifecycle() -> None:
-    """A session brings the link up and starts a reader; its end brings the link down and
-    stops the reader; closing the adapter deletes the interface."""
+    """A session brings the link up and starts the driver's thread, which reads the device
+    too (no thread of its own); its end brings the link down and stops the thread; closing
+    the adapter deletes the interface."""
     fds = open_fds()
     _, adapter = new_adapter()
     for _ in range(2):
         session = adapter.start_session(0x20000)
         assert is_up(NAME)
-        assert any(t.name == f"wintun-tun-{NAME}" for t in threading.enumerate())
+        names = [t.name for t in threading.enumerate() if t.name.startswith("wintun-")]
+        assert names == [f"wintun-driver-{NAME}"]
         session.close()
         assert not is_up(NAME)
         assert not any(t.name.startswith("wintun-") for t in threading.enumerate())
