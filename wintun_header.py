@@ -260,7 +260,9 @@ def export_name(typedef_name: str) -> str:
 # Step 1: comments and directives
 
 # Each alternative always matches, so the scan stays linear even on an unterminated "/*".
-_COMMENT = re.compile(r"""//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"?|'(?:\\.|[^'\\\n])*'?""", re.S)
+_COMMENT = re.compile(
+    r"""//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:\\.|[^"\\\n])*"?|'(?:\\.|[^'\\\n])*'?""", re.S
+)
 # Directives that change no declaration (and #define in an inactive block).
 _IGNORED = ("define", "include", "pragma", "error", "warning", "undef", "line", "")
 

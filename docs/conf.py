@@ -120,8 +120,7 @@ def _is_plain_union(target: str) -> bool:
     ignored = {name for _, name in nitpick_ignore}
     members = [member.strip() for member in target.split("|")]
     return len(members) > 1 and all(
-        member == "None" or isinstance(getattr(builtins, member, None), type)
-        or member in ignored
+        member == "None" or isinstance(getattr(builtins, member, None), type) or member in ignored
         for member in members
     )
 

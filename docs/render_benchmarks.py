@@ -41,9 +41,16 @@ def render(runs: list[dict[str, Any]]) -> str:
     ]
     lines += _table(
         ["measurement", "bytes", "best ns", "median ns", "packets/s (best)"],
-        [[f"``{row['name']}``", str(row["size"]), f"{row['best_ns']:,.0f}",
-          f"{row['median_ns']:,.0f}", f"{row['packets_per_second_best']:,}"]
-         for row in first["rows"]],
+        [
+            [
+                f"``{row['name']}``",
+                str(row["size"]),
+                f"{row['best_ns']:,.0f}",
+                f"{row['median_ns']:,.0f}",
+                f"{row['packets_per_second_best']:,}",
+            ]
+            for row in first["rows"]
+        ],
     )
     ratios = []
     for index, ratio in enumerate(first["ratios"]):
@@ -53,9 +60,15 @@ def render(runs: list[dict[str, Any]]) -> str:
         value = statistics.median(values)
         sense, goal = ratio["goal"].split()
         met = value <= float(goal) if sense == "<=" else value >= float(goal)
-        ratios.append([ratio["ratio"], str(ratio["size"]), f"{value:.2f}",
-                       f"{sense.replace('<=', '≤').replace('>=', '≥')} {goal}",
-                       "met" if met else "missed"])
+        ratios.append(
+            [
+                ratio["ratio"],
+                str(ratio["size"]),
+                f"{value:.2f}",
+                f"{sense.replace('<=', '≤').replace('>=', '≥')} {goal}",
+                "met" if met else "missed",
+            ]
+        )
     lines += _table(["ratio (medians)", "bytes", "value", "goal", ""], ratios)
     for note in first["notes"]:
         lines += [f"*{note}.*", ""]

@@ -19,8 +19,10 @@ def main() -> int:
     host = wintun.host(adapter)
     host.add_address("10.6.7.7/24")
     session = wintun.start_session(adapter, 0x400000)
-    print(f"created adapter 'Demo' (LUID {wintun.get_adapter_luid(adapter):#018x}), "
-          f"driver {wintun.get_running_driver_version():#x}, session of 4 MiB")
+    print(
+        f"created adapter 'Demo' (LUID {wintun.get_adapter_luid(adapter):#018x}), "
+        f"driver {wintun.get_running_driver_version():#x}, session of 4 MiB"
+    )
     try:
         for sequence in range(1, 4):
             request = ip.icmp_echo("10.6.7.8", "10.6.7.7", identifier=1, sequence=sequence)

@@ -75,6 +75,7 @@ _MAX_NAME_SUFFIX = 1000
 HostKind = Literal["memory", "linux-tun"]
 HOST_KINDS: tuple[HostKind, ...] = ("memory", "linux-tun")
 
+
 @dataclass(eq=False)
 class EmulatedAdapter:
     """One adapter of the emulated machine."""
@@ -128,12 +129,21 @@ def session_of(send_ring: Ring, adapter: EmulatedAdapter) -> EmulatedSession | N
 def session_ledgers(client: SessionClient, api: ApiGeneration) -> tuple[Ledger, Ledger]:
     """The ledgers of one emulated session: the client queues what they give back."""
     reading = Direction(
-        client.take_received, client.received_views, client.released.append,
-        client.flush_releases, None, False,
+        client.take_received,
+        client.received_views,
+        client.released.append,
+        client.flush_releases,
+        None,
+        False,
     )
     writing = Direction(
-        client.take_allocated, client.allocated_views, client.sent.append,
-        client.flush_sends, rules_for(api).give_up, False, view=client.allocated_view,
+        client.take_allocated,
+        client.allocated_views,
+        client.sent.append,
+        client.flush_sends,
+        rules_for(api).give_up,
+        False,
+        view=client.allocated_view,
         write=client.write_allocated,
     )
     return Ledger(reading), Ledger(writing)
@@ -149,7 +159,10 @@ class Emulator(GenerationBound):
     """
 
     def __init__(
-        self, api: ApiGeneration = "0.14", *, host: HostKind = "memory",
+        self,
+        api: ApiGeneration = "0.14",
+        *,
+        host: HostKind = "memory",
         release: str | None = None,
     ) -> None:
         if api not in API_GENERATIONS:
@@ -165,8 +178,9 @@ class Emulator(GenerationBound):
         self._logger: LoggerCallback | None = None
 
     def __repr__(self) -> str:
-        return (f"Emulator(api={self._api!r}, host={self._host_kind!r}, "
-                f"release={self._release.name!r})")
+        return (
+            f"Emulator(api={self._api!r}, host={self._host_kind!r}, release={self._release.name!r})"
+        )
 
     @property
     def release(self) -> Release:
@@ -231,9 +245,7 @@ class Emulator(GenerationBound):
                 return candidate
         raise self._fail(ERROR_DUP_NAME, function, "Too many adapters of that name")
 
-    def _claim_name(
-        self, name: str, function: str, keep: EmulatedAdapter | None = None
-    ) -> None:
+    def _claim_name(self, name: str, function: str, keep: EmulatedAdapter | None = None) -> None:
         """Make ``name`` free: the adapter holding it is renamed to ``"Name N"``."""
         holder = self._find(name)
         if holder is not None and holder is not keep:
@@ -271,24 +283,29 @@ class Emulator(GenerationBound):
         validate.check_adapter_kind(self._api, tunnel_type, pool)
         function = "WintunCreateAdapter"
         with self._lock:
-            if requested_guid is not None and any(
-                a.guid == requested_guid for a in self._adapters
-            ):
+            if requested_guid is not None and any(a.guid == requested_guid for a in self._adapters):
                 raise self._fail(ERROR_ALREADY_EXISTS, function, "Requested GUID is already in use")
             if self._api == "0.14":
-                self._log(LOG_INFO, "Using existing driver 0.14" if self._adapters
-                          else "Installing driver 0.14")
+                self._log(
+                    LOG_INFO,
+                    "Using existing driver 0.14" if self._adapters else "Installing driver 0.14",
+                )
             # Pool-era DLLs prefix the internal function's name (0.9: CreateAdapter).
-            self._log(LOG_INFO, "Creating adapter" if self._api == "0.14"
-                      else "CreateAdapter: Creating adapter")
+            self._log(
+                LOG_INFO,
+                "Creating adapter" if self._api == "0.14" else "CreateAdapter: Creating adapter",
+            )
             host = self._new_host(name)  # may refuse the name (Linux): nothing renamed yet
             self._claim_name(name, function)
             index = next(self._luid_indexes)
             adapter = EmulatedAdapter(
-                name=name, pool=pool, tunnel_type=tunnel_type,
+                name=name,
+                pool=pool,
+                tunnel_type=tunnel_type,
                 guid=requested_guid or uuid.uuid4(),
                 luid=(IF_TYPE_PROP_VIRTUAL << 48) | (index << 24),
-                host=host, emulator=self,
+                host=host,
+                emulator=self,
             )
             adapter.host.set_terminate_hook(lambda: self._remove(adapter))
             self._adapters.append(adapter)
@@ -365,7 +382,9 @@ class Emulator(GenerationBound):
         with self._lock:
             if self._adapters:
                 raise self._fail(
-                    ERROR_INF_IN_USE_BY_DEVICES, "WintunDeleteDriver", "Driver is in use by adapters"
+                    ERROR_INF_IN_USE_BY_DEVICES,
+                    "WintunDeleteDriver",
+                    "Driver is in use by adapters",
                 )
 
     def delete_pool_driver(self, pool: str) -> bool:
@@ -379,7 +398,8 @@ class Emulator(GenerationBound):
         with self._lock:
             if self._adapters:
                 raise self._fail(
-                    ERROR_INF_IN_USE_BY_DEVICES, "WintunDeletePoolDriver",
+                    ERROR_INF_IN_USE_BY_DEVICES,
+                    "WintunDeletePoolDriver",
                     "Driver is still in use by adapters of other pools",
                 )
         return False
@@ -432,8 +452,10 @@ class Emulator(GenerationBound):
             target = self._live_adapter(adapter, function)
             # References: the attribute and the argument. Nothing else holds a session whose
             # starter was interrupted before it got the handle (or dropped it): end it.
-            if target.session is not None and _getrefcount is not None and (
-                _getrefcount(target.session) <= 2
+            if (
+                target.session is not None
+                and _getrefcount is not None
+                and (_getrefcount(target.session) <= 2)
             ):
                 self.end_session(target.session)
             if target.session is not None:  # the driver refuses a second session first
@@ -451,7 +473,11 @@ class Emulator(GenerationBound):
                 read_wait_event, receive_tail_moved, interrupt = events
                 client = SessionClient(send_ring, receive_ring, receive_tail_moved, self._release)
                 session = EmulatedSession(
-                    target, client, read_wait_event, receive_tail_moved, interrupt,
+                    target,
+                    client,
+                    read_wait_event,
+                    receive_tail_moved,
+                    interrupt,
                     *session_ledgers(client, self._api),
                 )
                 # Recorded before its driver starts: a start cut short after that leaves a
@@ -509,7 +535,8 @@ class Emulator(GenerationBound):
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
         give_back_token(
-            self._session(session, self._release.release_function).reads, token,
+            self._session(session, self._release.release_function).reads,
+            token,
             "not a packet received from this session, or already released",
         )
 
@@ -522,7 +549,8 @@ class Emulator(GenerationBound):
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``."""
         give_back_token(
-            self._session(session, "WintunSendPacket").writes, token,
+            self._session(session, "WintunSendPacket").writes,
+            token,
             "not a packet allocated in this session, or already sent",
         )
 

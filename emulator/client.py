@@ -59,7 +59,10 @@ class SessionClient:
     """
 
     def __init__(
-        self, send_ring: Ring, receive_ring: Ring, receive_tail_moved: FdEvent,
+        self,
+        send_ring: Ring,
+        receive_ring: Ring,
+        receive_tail_moved: FdEvent,
         release: Release | None = None,
     ) -> None:
         release = release or NEWEST["0.14"]

@@ -41,7 +41,10 @@ class Host:
     """The system side of one adapter; a session's driver is attached while it runs."""
 
     def __init__(
-        self, name: str, *, capture_limit: int = DEFAULT_CAPTURE_LIMIT,
+        self,
+        name: str,
+        *,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         release: Release | None = None,
     ) -> None:
         self.name = name
@@ -140,7 +143,10 @@ class Host:
         return self._driver
 
     def attach(
-        self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
+        self,
+        send_ring: Ring,
+        receive_ring: Ring,
+        read_wait_event: FdEvent,
         receive_tail_moved: FdEvent,
     ) -> SessionDriver:
         """Start the driver of a new session on these rings and events.
@@ -153,9 +159,15 @@ class Host:
         for ring, field, value in faults:
             _set_field(send_ring if ring == "send" else receive_ring, field, value)
         driver = SessionDriver(
-            send_ring, receive_ring, read_wait_event, receive_tail_moved,
-            self._from_application, self.statistics, self.name,
-            stops_at_non_ip=self.release.stops_at_non_ip, start=False,
+            send_ring,
+            receive_ring,
+            read_wait_event,
+            receive_tail_moved,
+            self._from_application,
+            self.statistics,
+            self.name,
+            stops_at_non_ip=self.release.stops_at_non_ip,
+            start=False,
         )
         self._driver = driver  # known before its thread runs: detach() can always stop it
         self._starting(driver)

@@ -95,8 +95,9 @@ def _open_tun(encoded: bytes) -> int:
         fd = os.open(TUN_DEVICE, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise FileNotFoundError(
-            errno.ENOENT, f"{TUN_DEVICE} is missing: this kernel has no TUN support loaded "
-            "(modprobe tun)", TUN_DEVICE,
+            errno.ENOENT,
+            f"{TUN_DEVICE} is missing: this kernel has no TUN support loaded (modprobe tun)",
+            TUN_DEVICE,
         ) from None
     except PermissionError:
         raise PermissionError(errno.EPERM, NEEDS_ROOT) from None
@@ -119,7 +120,8 @@ def _raise_setiff(error: OSError, name: str) -> NoReturn:
     if error.errno in (errno.EBUSY, errno.EEXIST, errno.EINVAL):
         # EBUSY: a TUN interface of that name is in use; EINVAL: another kind of interface.
         raise FileExistsError(
-            error.errno, f"cannot create TUN interface {name!r}: an interface of that name "
+            error.errno,
+            f"cannot create TUN interface {name!r}: an interface of that name "
             f"already exists ({os.strerror(error.errno)})",
         ) from None
     raise error
@@ -287,7 +289,10 @@ class LinuxTunHost(Host):
     # -- sessions ----------------------------------------------------------------------------
 
     def attach(
-        self, send_ring: Ring, receive_ring: Ring, read_wait_event: FdEvent,
+        self,
+        send_ring: Ring,
+        receive_ring: Ring,
+        read_wait_event: FdEvent,
         receive_tail_moved: FdEvent,
     ) -> SessionDriver:
         """Start the session's driver (which reads the device too) and bring the interface

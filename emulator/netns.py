@@ -46,7 +46,10 @@ def unavailable_reason() -> str | None:
     try:
         probe = subprocess.run(
             namespace_command(["ip", "link", "set", "lo", "up"]),
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except FileNotFoundError:
         return "util-linux's `unshare` command is not installed"
@@ -63,8 +66,9 @@ def namespace_command(command: Sequence[str]) -> list[str]:
 
 def interface_names() -> list[str]:
     """The interfaces of the calling thread's network namespace."""
-    listing = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
-                             check=True)
+    listing = subprocess.run(
+        ["ip", "-j", "link", "show"], capture_output=True, text=True, check=True
+    )
     return [str(link["ifname"]) for link in json.loads(listing.stdout or "[]")]
 
 

@@ -86,8 +86,7 @@ def find_release(api: ApiGeneration, name: str | None = None) -> Release:
     release = RELEASES.get(name)
     if release is None or release.api != api:
         known = ", ".join(r.name for r in RELEASES.values() if r.api == api)
-        raise ValueError(f"release must be one of {known} for API generation {api!r}, "
-                         f"not {name!r}")
+        raise ValueError(f"release must be one of {known} for API generation {api!r}, not {name!r}")
     return release
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     """One line about the skipped tests, instead of a screen of their reasons (``-rs``)."""
     skipped = len(terminalreporter.stats.get("skipped", []))
     chars = str(config.getoption("reportchars", default=""))

@@ -25,21 +25,25 @@ def available() -> bool:
     return shutil.which(COMPILER) is not None
 
 
-def layout(headers: list[str], queries: list[tuple[str, str | None]]) -> dict[
-        tuple[str, str | None], int]:
+def layout(
+    headers: list[str], queries: list[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], int]:
     """``{(type, field): offset, (type, None): size}`` for each query, from ``headers``."""
     lines = [f"#include <{header}>" for header in ["stddef.h", *headers]]
-    values = [f"sizeof({name})" if field is None else f"offsetof({name}, {field})"
-              for name, field in queries]
-    lines.append("const unsigned long long wintun_cffi_layout[] = {"
-                 + ", ".join(values) + "};")
+    values = [
+        f"sizeof({name})" if field is None else f"offsetof({name}, {field})"
+        for name, field in queries
+    ]
+    lines.append("const unsigned long long wintun_cffi_layout[] = {" + ", ".join(values) + "};")
     with tempfile.TemporaryDirectory(prefix="wintun-layout-") as directory:
         source = Path(directory) / "layout.c"
         source.write_text("\n".join(lines) + "\n")
         assembly = subprocess.run(
-            [COMPILER, "-S", "-o", "-", str(source)], capture_output=True, text=True,
+            [COMPILER, "-S", "-o", "-", str(source)],
+            capture_output=True,
+            text=True,
             check=True,
         ).stdout
-    table = assembly[assembly.index("wintun_cffi_layout:"):]
+    table = assembly[assembly.index("wintun_cffi_layout:") :]
     numbers = [int(number) for number in re.findall(r"^\s*\.quad\s+(\d+)", table, re.M)]
     return dict(zip(queries, numbers[: len(queries)], strict=True))

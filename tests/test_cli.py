@@ -19,8 +19,11 @@ REPLY = "Received IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wintun_cffi", *args], capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "-m", "wintun_cffi", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -31,8 +34,9 @@ def test_example_on_the_emulator_gets_echo_replies(api: str) -> None:
     lines = result.stdout.splitlines()
     assert "emulator" in lines[0]  # the first line says where Wintun comes from
     assert sum(REPLY in line for line in lines) >= 2
-    assert any("[+] Sent IPv4 ICMP echo request from 10.6.7.8 to 10.6.7.7" in line
-               for line in lines)
+    assert any(
+        "[+] Sent IPv4 ICMP echo request from 10.6.7.8 to 10.6.7.7" in line for line in lines
+    )
     # Cleanup in order: threads, then the session, then the adapter.
     assert lines[-1].endswith("Session ended, closing the adapter")
 
@@ -58,8 +62,11 @@ def interrupt_after_first_reply(*args: str) -> tuple[int, str, str]:
     """Run ``python -m wintun_cffi example args``, press Ctrl+C (SIGINT to its process group,
     as a terminal does) once a reply is printed; exit code, stdout, stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "wintun_cffi", "example", *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "wintun_cffi", "example", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert process.stdout is not None
     lines = []
@@ -76,8 +83,10 @@ def interrupt_after_first_reply(*args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("backend", ["emulator", "linux-tun"])
 def test_ctrl_c_ends_the_example_cleanly(backend: str) -> None:
     if sys.platform == "win32":
-        pytest.skip("presses Ctrl+C as a POSIX terminal does (SIGINT to a process group); "
-                    "Windows delivers it to a console, which a test process does not have")
+        pytest.skip(
+            "presses Ctrl+C as a POSIX terminal does (SIGINT to a process group); "
+            "Windows delivers it to a console, which a test process does not have"
+        )
     if backend == "linux-tun" and (reason := unavailable_reason()) is not None:
         pytest.skip(reason)
     code, out, err = interrupt_after_first_reply("--backend", backend)
@@ -90,9 +99,24 @@ def test_linux_tun_without_root_says_what_it_needs() -> None:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("drops root with setpriv: needs Linux and root to start from")
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-         "wintun_cffi", "example", "--backend", "linux-tun", "--count", "1"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "wintun_cffi",
+            "example",
+            "--backend",
+            "linux-tun",
+            "--count",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env=dict(os.environ, PYTHONPATH=os.getcwd()),
     )
     assert result.returncode == 1
@@ -114,7 +138,12 @@ def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object)
     env = {k: v for k, v in os.environ.items() if k != "WINTUN_DLL"}
     result = subprocess.run(
         [sys.executable, "-m", "wintun_cffi", "info", "--backend", "native"],
-        capture_output=True, text=True, timeout=60, check=False, env=env, cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=str(tmp_path),
     )
     assert result.returncode == 1
     assert "Wintun library not found" in result.stderr and "Looked at" in result.stderr
@@ -133,21 +162,29 @@ def test_info_names_the_linux_tun_backend() -> None:
 
 
 def test_bench_json_is_one_document_of_every_row() -> None:
-    result = run("bench", "--sizes", "64", "--packets", "1000", "--repeats", "2", "--json",
-                 timeout=300)
+    result = run(
+        "bench", "--sizes", "64", "--packets", "1000", "--repeats", "2", "--json", timeout=300
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)  # exactly one JSON document, nothing else
     rows = {row["name"]: row for row in document["rows"]}
-    assert {"emulator receive_packet+release", "emulator receive_batch+release",
-            "emulator send_many", "emulator host deliver", "emulator host collect"} <= set(rows)
+    assert {
+        "emulator receive_packet+release",
+        "emulator receive_batch+release",
+        "emulator send_many",
+        "emulator host deliver",
+        "emulator host collect",
+    } <= set(rows)
     for row in rows.values():
         assert 0 < row["best_ns"] <= row["median_ns"] and row["runs"] == 2
     assert document["import_ms"] > 0
     assert {ratio["ratio"] for ratio in document["ratios"]} >= {"native single ÷ bare cffi"}
     # It says what the native rows are, or why there are none.
     native = any(name.startswith("native") for name in rows)
-    assert any(note.startswith("native rows:" if native else "no native rows:")
-               for note in document["notes"]), document["notes"]
+    assert any(
+        note.startswith("native rows:" if native else "no native rows:")
+        for note in document["notes"]
+    ), document["notes"]
 
 
 def test_bench_table() -> None:

@@ -19,17 +19,24 @@ from tests.test_docs_examples import ROOT, python_blocks
 from wintun_cffi.conformance import command
 from wintun_cffi.conformance.double.build import PREBUILT_ENV, double_available, prebuilt_directory
 
-SUMMARY = re.compile(r"^conformance: (\S+) (\d+) passed, (\d+) failed, (\d+) skipped$",
-                     re.MULTILINE)
+SUMMARY = re.compile(
+    r"^conformance: (\S+) (\d+) passed, (\d+) failed, (\d+) skipped$", re.MULTILINE
+)
 
 
 def conformance(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command, run from ``cwd`` (a Windows Python without MinGW takes this checkout's
     prebuilt doubles)."""
     env = {**os.environ, PREBUILT_ENV: str(prebuilt_directory())}
-    return subprocess.run([sys.executable, "-m", "wintun_cffi", "conformance", *arguments],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "wintun_cffi", "conformance", *arguments],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def summaries(output: str) -> dict[str, tuple[int, int, int]]:
@@ -38,8 +45,15 @@ def summaries(output: str) -> dict[str, tuple[int, int, int]]:
 
 
 def test_runs_the_suite_on_the_backends_named(tmp_path: Path) -> None:
-    done = conformance("--backend", "emulator-seed,double-pool,windows-native", "--", "-q",
-                       "-k", "test_adapters", cwd=tmp_path)
+    done = conformance(
+        "--backend",
+        "emulator-seed,double-pool,windows-native",
+        "--",
+        "-q",
+        "-k",
+        "test_adapters",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     counts = summaries(done.stdout)
     assert list(counts) == ["emulator-seed", "double-pool", "windows-native"]
@@ -50,8 +64,10 @@ def test_runs_the_suite_on_the_backends_named(tmp_path: Path) -> None:
     if sys.platform != "win32":
         assert counts["windows-native"][:2] == (0, 0)
         # Every skip reason once, with its count, under the backend's line.
-        assert (f"    {counts['windows-native'][2]} skipped: needs Windows, administrator "
-                "rights and wintun.dll (this is not Windows)") in done.stdout
+        assert (
+            f"    {counts['windows-native'][2]} skipped: needs Windows, administrator "
+            "rights and wintun.dll (this is not Windows)"
+        ) in done.stdout
     assert not (tmp_path / ".pytest_cache").exists()
 
 
@@ -60,14 +76,24 @@ def test_a_backend_of_your_own_from_the_docs(tmp_path: Path) -> None:
     need a session; the JUnit XML says which."""
     toy = python_blocks(ROOT / "docs" / "conformance.rst")[0]
     (tmp_path / "toy_backend.py").write_text(toy, encoding="utf-8")
-    done = conformance("--backend", "toy_backend:make", "--junit-xml", "results.xml", "--",
-                       "-q", "--tb=no", cwd=tmp_path)
+    done = conformance(
+        "--backend",
+        "toy_backend:make",
+        "--junit-xml",
+        "results.xml",
+        "--",
+        "-q",
+        "--tb=no",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     passed, failed, _ = summaries(done.stdout)["toy_backend:make"]
     assert passed > 10 and failed > 10
     cases = list(ElementTree.parse(tmp_path / "results.xml").getroot().iter("testcase"))
-    outcome = {case.get("name"): [child.tag for child in case if child.tag != "properties"]
-               for case in cases}
+    outcome = {
+        case.get("name"): [child.tag for child in case if child.tag != "properties"]
+        for case in cases
+    }
     properties = {(p.get("name"), p.get("value")) for p in cases[0].iter("property")}
     assert properties == {("wintun_backend", "toy_backend:make")}
     assert outcome["test_create_then_open_gives_the_same_adapter[toy_backend:make]"] == []
@@ -75,17 +101,20 @@ def test_a_backend_of_your_own_from_the_docs(tmp_path: Path) -> None:
     assert outcome["test_start_close_restart[toy_backend:make]"] == ["failure"]
 
 
-@pytest.mark.skipif(netns.unavailable_reason() is not None,
-                    reason=f"the Linux TUN backend: {netns.unavailable_reason()}")
+@pytest.mark.skipif(
+    netns.unavailable_reason() is not None,
+    reason=f"the Linux TUN backend: {netns.unavailable_reason()}",
+)
 def test_linux_tun_runs_in_a_namespace_the_command_makes(tmp_path: Path) -> None:
-    done = conformance("--backend", "linux-tun-pool", "--", "-q", "-k", "test_sessions",
-                       cwd=tmp_path)
+    done = conformance(
+        "--backend", "linux-tun-pool", "--", "-q", "-k", "test_sessions", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     passed, failed, _ = summaries(done.stdout)["linux-tun-pool"]
     assert passed > 10 and failed == 0
 
 
-TOY = '''
+TOY = """
 from emulator import Emulator
 
 def make():
@@ -98,29 +127,56 @@ def broken():
     raise RuntimeError("no driver here")
 
 VALUE = 3
-'''
+"""
 
 
-@pytest.mark.parametrize(("backends", "dll", "sha256", "message"), [
-    ("emulator-0.15", None, None, r"--backend: unknown backend emulator-0\.15; choose from "),
-    (",", None, None, "--backend names no backend"),
-    ("nosuchmodule:make", None, None,
-     "--backend nosuchmodule:make: cannot import module 'nosuchmodule': ModuleNotFoundError"),
-    ("toy_for_bad_input", None, None, "unknown backend toy_for_bad_input;"),
-    ("toy_for_bad_input:absent", None, None, "module 'toy_for_bad_input' has no 'absent'"),
-    ("toy_for_bad_input:VALUE", None, None,
-     "toy_for_bad_input:VALUE: VALUE = 3 is not a function that returns a backend"),
-    ("toy_for_bad_input:dictionary", None, None,
-     (r"toy_for_bad_input:dictionary\(\) returned a dict, not a wintun_cffi\.backend\.Backend "
-      r"\(it lacks allocate_send_packet, api, close_adapter, create_adapter and \d+ more\)")),
-    ("toy_for_bad_input:broken", None, None,
-     r"toy_for_bad_input:broken\(\) raised RuntimeError: no driver here"),
-    ("emulator-0.14", "wintun.dll", None, "--dll and --sha256 are the windows-native"),
-    ("windows-native", "missing.dll", None, "--dll: Wintun library not found"),
-    ("windows-native", "notwintun.dll", None, "--dll: .*notwintun.dll"),
-])
-def test_bad_input(backends: str, dll: str | None, sha256: str | None, message: str,
-                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("backends", "dll", "sha256", "message"),
+    [
+        ("emulator-0.15", None, None, r"--backend: unknown backend emulator-0\.15; choose from "),
+        (",", None, None, "--backend names no backend"),
+        (
+            "nosuchmodule:make",
+            None,
+            None,
+            "--backend nosuchmodule:make: cannot import module 'nosuchmodule': ModuleNotFoundError",
+        ),
+        ("toy_for_bad_input", None, None, "unknown backend toy_for_bad_input;"),
+        ("toy_for_bad_input:absent", None, None, "module 'toy_for_bad_input' has no 'absent'"),
+        (
+            "toy_for_bad_input:VALUE",
+            None,
+            None,
+            "toy_for_bad_input:VALUE: VALUE = 3 is not a function that returns a backend",
+        ),
+        (
+            "toy_for_bad_input:dictionary",
+            None,
+            None,
+            (
+                r"toy_for_bad_input:dictionary\(\) returned a dict, not a wintun_cffi\.backend\.Backend "
+                r"\(it lacks allocate_send_packet, api, close_adapter, create_adapter and \d+ more\)"
+            ),
+        ),
+        (
+            "toy_for_bad_input:broken",
+            None,
+            None,
+            r"toy_for_bad_input:broken\(\) raised RuntimeError: no driver here",
+        ),
+        ("emulator-0.14", "wintun.dll", None, "--dll and --sha256 are the windows-native"),
+        ("windows-native", "missing.dll", None, "--dll: Wintun library not found"),
+        ("windows-native", "notwintun.dll", None, "--dll: .*notwintun.dll"),
+    ],
+)
+def test_bad_input(
+    backends: str,
+    dll: str | None,
+    sha256: str | None,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     (tmp_path / "toy_for_bad_input.py").write_text(TOY, encoding="utf-8")
     (tmp_path / "notwintun.dll").write_bytes(b"not a library\n")
     monkeypatch.chdir(tmp_path)
@@ -134,8 +190,9 @@ def test_bad_input(backends: str, dll: str | None, sha256: str | None, message: 
 
 def test_a_dll_that_is_not_wintun(tmp_path: Path) -> None:
     """One line, exit status 2, no traceback, no test run."""
-    (tmp_path / "wintun.dll").write_bytes(b"MZ" + bytes(200) if sys.platform == "win32"
-                                          else b"\x7fELF" + bytes(200))
+    (tmp_path / "wintun.dll").write_bytes(
+        b"MZ" + bytes(200) if sys.platform == "win32" else b"\x7fELF" + bytes(200)
+    )
     done = conformance("--backend", "windows-native", "--dll", "wintun.dll", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
@@ -147,8 +204,7 @@ def test_a_wrong_sha256(tmp_path: Path) -> None:
     library = tmp_path / "wintun.dll"
     library.write_bytes(b"MZ" + bytes(200))
     stderr = io.StringIO()
-    assert command.main("windows-native", str(library), "00" * 32, None, [],
-                        stderr=stderr) == 2
+    assert command.main("windows-native", str(library), "00" * 32, None, [], stderr=stderr) == 2
     assert "SHA-256" in stderr.getvalue() and "expected " + "00" * 32 in stderr.getvalue()
 
 

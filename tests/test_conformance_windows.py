@@ -23,7 +23,8 @@ from wintun_cffi.conformance.backends import (
 from wintun_cffi.conformance.windows import ADAPTER_PREFIX, RunLock, remove_stale_adapters
 
 windows_only = pytest.mark.skipif(
-    sys.platform != "win32", reason="Win32 named mutexes: Windows only (CI runs it under Wine)")
+    sys.platform != "win32", reason="Win32 named mutexes: Windows only (CI runs it under Wine)"
+)
 
 
 def test_stale_pool_era_adapters_are_removed_and_nothing_else() -> None:

@@ -27,14 +27,23 @@ def python_blocks(path: Path) -> list[str]:
 
 
 def run(code: str, tmp_path: Path) -> str:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="on Windows the programs drive the real "
-                    "driver, as administrator (the windows-native conformance run covers it)")
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="on Windows the programs drive the real "
+    "driver, as administrator (the windows-native conformance run covers it)",
+)
 class TestAsPasted:
     def test_readme_first_program(self, tmp_path: Path) -> None:
         [program] = python_blocks(ROOT / "README.md")

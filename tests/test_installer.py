@@ -50,8 +50,11 @@ def release(entries: dict[str, bytes] | None = None) -> bytes:
     """A zip laid out like the official release (a DLL per architecture, headers, a licence),
     with ``entries`` added or replacing those."""
     files = {f"wintun/bin/{arch}/wintun.dll": fake_dll(arch) for arch in MACHINES}
-    files |= {"wintun/include/wintun.h": b"/* header */", "wintun/LICENSE.txt": b"licence",
-              "wintun/README.md": b"readme"}
+    files |= {
+        "wintun/include/wintun.h": b"/* header */",
+        "wintun/LICENSE.txt": b"licence",
+        "wintun/README.md": b"readme",
+    }
     files |= entries or {}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -94,7 +97,8 @@ def test_installs_only_this_architectures_dll(archive: Path, target: Path) -> No
 def test_the_pinned_release_is_the_official_one() -> None:
     assert installer.OFFICIAL_URL == "https://www.wintun.net/builds/wintun-0.14.1.zip"
     assert installer.OFFICIAL_SHA256 == (
-        "07c256185d6ee3652e09fa55c0b673e2624b565e02c4b9091c79ca7d2f24ef51")
+        "07c256185d6ee3652e09fa55c0b673e2624b565e02c4b9091c79ca7d2f24ef51"
+    )
 
 
 def test_a_wrong_hash_is_refused_before_the_archive_is_opened(
@@ -118,9 +122,14 @@ def test_the_hash_is_compared_in_any_case(archive: Path, target: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("../wintun.dll", "a '..' component"), ("wintun/bin/../../../evil.dll", "a '..' component"),
-     ("/tmp/evil.dll", "an absolute name"), ("C:/Windows/evil.dll", "an absolute name"),
-     ("\\evil.dll", "an absolute name"), ("wintun\\..\\..\\evil.dll", "a '..' component")],
+    [
+        ("../wintun.dll", "a '..' component"),
+        ("wintun/bin/../../../evil.dll", "a '..' component"),
+        ("/tmp/evil.dll", "an absolute name"),
+        ("C:/Windows/evil.dll", "an absolute name"),
+        ("\\evil.dll", "an absolute name"),
+        ("wintun\\..\\..\\evil.dll", "a '..' component"),
+    ],
 )
 def test_hostile_paths_refuse_the_archive(
     tmp_path: Path, target: Path, name: str, reason: str
@@ -139,7 +148,7 @@ def zip_with_symlink(member: str) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         info = zipfile.ZipInfo(member)
         info.create_system = 3  # Unix
-        info.external_attr = (0o120777 << 16)  # a symbolic link ...
+        info.external_attr = 0o120777 << 16  # a symbolic link ...
         archive.writestr(info, "/etc/passwd")  # ... whose target is this
     return buffer.getvalue()
 
@@ -209,8 +218,12 @@ def test_damaged_archives(tmp_path: Path, target: Path, damage: str) -> None:
 
 def test_an_unknown_interpreter_architecture(archive: Path, target: Path) -> None:
     with pytest.raises(MissingArchitectureError, match="riscv64"):
-        installer.install(archive, sha256=sha256(archive.read_bytes()), directory=target,
-                          architecture=lambda: "riscv64")
+        installer.install(
+            archive,
+            sha256=sha256(archive.read_bytes()),
+            directory=target,
+            architecture=lambda: "riscv64",
+        )
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -299,11 +312,14 @@ def test_download_and_install(server: tuple[str, Served], target: Path) -> None:
     data = release()
     served.routes["/wintun.zip"] = (200, data, len(data))
     out = io.StringIO()
-    path = installer.install(url=f"{base}/wintun.zip", sha256=sha256(data), directory=target,
-                             progress=out)
+    path = installer.install(
+        url=f"{base}/wintun.zip", sha256=sha256(data), directory=target, progress=out
+    )
     assert path.read_bytes() == fake_dll(ARCH)
     assert out.getvalue().splitlines() == [
-        f"Downloading {base}/wintun.zip ({len(data)} bytes)", f"Downloaded {len(data)} bytes"]
+        f"Downloading {base}/wintun.zip ({len(data)} bytes)",
+        f"Downloaded {len(data)} bytes",
+    ]
     assert served.requests == ["/wintun.zip"]
 
 
@@ -317,8 +333,7 @@ def test_a_terminal_gets_a_progress_bar(server: tuple[str, Served], target: Path
     data = release({"wintun/padding.bin": os.urandom(300_000)})  # several chunks
     served.routes["/wintun.zip"] = (200, data, len(data))
     out = Terminal()
-    installer.install(url=f"{base}/wintun.zip", sha256=sha256(data), directory=target,
-                      progress=out)
+    installer.install(url=f"{base}/wintun.zip", sha256=sha256(data), directory=target, progress=out)
     text = out.getvalue()
     assert "\r[" in text and "100%" in text and "#" * installer.Progress.WIDTH in text
     assert text.endswith(f"Downloaded {len(data)} bytes\n")
@@ -329,8 +344,7 @@ def test_without_a_length_the_bar_counts_bytes(server: tuple[str, Served], targe
     data = release()
     served.routes["/wintun.zip"] = (200, data, None)
     out = Terminal()
-    installer.install(url=f"{base}/wintun.zip", sha256=sha256(data), directory=target,
-                      progress=out)
+    installer.install(url=f"{base}/wintun.zip", sha256=sha256(data), directory=target, progress=out)
     assert " KiB" in out.getvalue()
 
 
@@ -364,9 +378,7 @@ def test_http_errors_and_other_schemes(server: tuple[str, Served], target: Path)
     assert installed_files(target) == []
 
 
-def test_an_oversized_archive_is_not_downloaded(
-    server: tuple[str, Served], target: Path
-) -> None:
+def test_an_oversized_archive_is_not_downloaded(server: tuple[str, Served], target: Path) -> None:
     base, served = server
     served.routes["/huge.zip"] = (200, b"x", installer.MAX_ARCHIVE_BYTES + 1)
     with pytest.raises(InstallError, match="more than a Wintun release"):
@@ -398,7 +410,9 @@ def test_the_command_refuses_an_archive_that_is_not_the_official_one(
 
 
 def test_the_command_installs_offline_and_says_where(
-    archive: Path, user_data: Path, monkeypatch: pytest.MonkeyPatch,
+    archive: Path,
+    user_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The official archive cannot be had offline: pin this one instead.
@@ -411,7 +425,9 @@ def test_the_command_installs_offline_and_says_where(
 
 
 def test_the_command_downloads_from_a_mirror(
-    server: tuple[str, Served], user_data: Path, monkeypatch: pytest.MonkeyPatch,
+    server: tuple[str, Served],
+    user_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base, served = server

@@ -21,8 +21,11 @@ except wintun_cffi.AdapterNotFoundError as error:
 
 def run(setup: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", FAILING_CALL.format(setup=setup)], capture_output=True,
-        text=True, timeout=60, check=True,
+        [sys.executable, "-c", FAILING_CALL.format(setup=setup)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
 
@@ -34,10 +37,12 @@ def test_nothing_is_printed_by_default_but_the_error_has_the_log() -> None:
 
 @pytest.mark.parametrize(
     "setup",
-    ["logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s %(message)s')",
-     "handler = logging.StreamHandler(); "
-     "handler.setFormatter(logging.Formatter('%(name)s %(levelname)s %(message)s')); "
-     "logging.getLogger('wintun_cffi.driver').addHandler(handler)"],
+    [
+        "logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s %(message)s')",
+        "handler = logging.StreamHandler(); "
+        "handler.setFormatter(logging.Formatter('%(name)s %(levelname)s %(message)s')); "
+        "logging.getLogger('wintun_cffi.driver').addHandler(handler)",
+    ],
     ids=["root-configured", "handler-on-the-driver-logger"],
 )
 def test_configured_logging_shows_the_lines(setup: str) -> None:

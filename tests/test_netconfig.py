@@ -152,10 +152,10 @@ def test_the_tables_agree_with_mingws_windows_headers() -> None:
     queries: list[tuple[str, str | None]] = [
         (name, None) for name in sorted(SIZES) if name not in NOT_IN_MINGW
     ] + [key for key in sorted(OFFSETS) if key[0] not in NOT_IN_MINGW]
-    found = mingw_layout.layout(["winsock2.h", "ws2ipdef.h", "iphlpapi.h", "netioapi.h"],
-                                queries)
+    found = mingw_layout.layout(["winsock2.h", "ws2ipdef.h", "iphlpapi.h", "netioapi.h"], queries)
     expected: dict[tuple[str, str | None], int] = {
-        (name, None): size for name, size in SIZES.items()}
+        (name, None): size for name, size in SIZES.items()
+    }
     expected.update({(name, field): offset for (name, field), offset in OFFSETS.items()})
     assert found == {query: expected[query] for query in queries}
 
@@ -170,11 +170,20 @@ def test_every_declared_field_is_in_the_tables(ffi: Any) -> None:
 
 def test_cdef_declares_the_functions(ffi: Any) -> None:
     for function in (
-        "InitializeUnicastIpAddressEntry", "CreateUnicastIpAddressEntry",
-        "DeleteUnicastIpAddressEntry", "InitializeIpInterfaceEntry", "GetIpInterfaceEntry",
-        "SetIpInterfaceEntry", "InitializeIpForwardEntry", "CreateIpForwardEntry2",
-        "DeleteIpForwardEntry2", "GetIpForwardTable2", "FreeMibTable",
-        "ConvertInterfaceLuidToGuid", "SetInterfaceDnsSettings", "GetInterfaceDnsSettings",
+        "InitializeUnicastIpAddressEntry",
+        "CreateUnicastIpAddressEntry",
+        "DeleteUnicastIpAddressEntry",
+        "InitializeIpInterfaceEntry",
+        "GetIpInterfaceEntry",
+        "SetIpInterfaceEntry",
+        "InitializeIpForwardEntry",
+        "CreateIpForwardEntry2",
+        "DeleteIpForwardEntry2",
+        "GetIpForwardTable2",
+        "FreeMibTable",
+        "ConvertInterfaceLuidToGuid",
+        "SetInterfaceDnsSettings",
+        "GetInterfaceDnsSettings",
         "FreeInterfaceDnsSettings",
     ):
         assert f"WINAPI {function}(" in _iphlpapi.CDEF
@@ -230,8 +239,12 @@ def test_prepare_mtu_clears_site_prefix_for_ipv4_only(family: int, site_prefix_a
 
 @pytest.mark.parametrize(
     ("code", "cls"),
-    [(ERROR_ACCESS_DENIED, AccessDeniedError), (ERROR_OBJECT_ALREADY_EXISTS, AlreadyExistsError),
-     (ERROR_NOT_FOUND, AdapterNotFoundError), (ERROR_INVALID_PARAMETER, WintunError)],
+    [
+        (ERROR_ACCESS_DENIED, AccessDeniedError),
+        (ERROR_OBJECT_ALREADY_EXISTS, AlreadyExistsError),
+        (ERROR_NOT_FOUND, AdapterNotFoundError),
+        (ERROR_INVALID_PARAMETER, WintunError),
+    ],
 )
 def test_check_status_maps_win32_codes(code: int, cls: type[WintunError]) -> None:
     with pytest.raises(cls) as caught:
@@ -307,7 +320,8 @@ def _is_echo_reply(packet: bytes, source: str, destination: str, sequence: int) 
     identifier, seq = struct.unpack_from("!HH", packet, header + 4)
     return (
         (str(src), str(dst)) == (source, destination)
-        and protocol in (1, 58) and packet[header] == kind
+        and protocol in (1, 58)
+        and packet[header] == kind
         and (identifier, seq) == (0x77, sequence)
     )
 
@@ -374,8 +388,17 @@ def test_wait_for_a_removed_emulated_adapter_is_not_found() -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["10.6.7", "10.6.7.7/33", "fd00::7/129", "not an address", "224.0.0.1/4",
-                "0.0.0.0/0", "ff02::1/64", "fe80::1%3/64"],
+    "address",
+    [
+        "10.6.7",
+        "10.6.7.7/33",
+        "fd00::7/129",
+        "not an address",
+        "224.0.0.1/4",
+        "0.0.0.0/0",
+        "ff02::1/64",
+        "fe80::1%3/64",
+    ],
 )
 def test_bad_addresses_are_value_errors(emulated_adapter: Adapter, address: str) -> None:
     with pytest.raises(ValueError):
@@ -393,8 +416,13 @@ def test_non_address_types_are_type_errors(emulated_adapter: Adapter, address: o
 
 @pytest.mark.parametrize(
     ("mtu", "family"),
-    [(575, socket.AF_INET), (1279, socket.AF_INET6), (65536, socket.AF_INET),
-     (65536, socket.AF_INET6), (0, socket.AF_INET)],
+    [
+        (575, socket.AF_INET),
+        (1279, socket.AF_INET6),
+        (65536, socket.AF_INET),
+        (65536, socket.AF_INET6),
+        (0, socket.AF_INET),
+    ],
 )
 def test_mtu_out_of_range_is_value_error(
     emulated_adapter: Adapter, mtu: int, family: socket.AddressFamily
@@ -405,8 +433,9 @@ def test_mtu_out_of_range_is_value_error(
     assert emulated_adapter.host.mtu == before
 
 
-@pytest.mark.parametrize(("mtu", "family"), [(576, socket.AF_INET), (1280, socket.AF_INET6),
-                                             (65535, socket.AF_INET6)])
+@pytest.mark.parametrize(
+    ("mtu", "family"), [(576, socket.AF_INET), (1280, socket.AF_INET6), (65535, socket.AF_INET6)]
+)
 def test_mtu_bounds_are_accepted(
     emulated_adapter: Adapter, mtu: int, family: socket.AddressFamily
 ) -> None:
@@ -469,9 +498,11 @@ def double_wintun(tmp_path_factory: pytest.TempPathFactory) -> Wintun:
     return wintun_cffi.load(str(path))
 
 
-@pytest.mark.skipif(sys.platform == "win32",
-                    reason="on Windows a native adapter is configured through IP Helper "
-                    "(the IP Helper double's tests below)")
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="on Windows a native adapter is configured through IP Helper "
+    "(the IP Helper double's tests below)",
+)
 def test_native_adapter_off_windows_is_not_supported(double_wintun: Wintun) -> None:
     with double_wintun.create_adapter("NativeNetConfig", tunnel_type="Test") as adapter:
         for function, args in _every_call(adapter):
@@ -617,7 +648,8 @@ def test_ip_helper_addresses_end_to_end(configured: Adapter, ip_helper: IpHelper
     netconfig.add_address(configured, "10.6.7.7/24")
     netconfig.add_address(configured, ipaddress.ip_interface("fd00::7/64"))
     assert ip_helper.addresses(configured.luid) == [
-        ipaddress.ip_interface("10.6.7.7/24"), ipaddress.ip_interface("fd00::7/64")
+        ipaddress.ip_interface("10.6.7.7/24"),
+        ipaddress.ip_interface("fd00::7/64"),
     ]
     with pytest.raises(AlreadyExistsError):
         netconfig.add_address(configured, "10.6.7.7/16")  # one row per address, any prefix
@@ -642,8 +674,9 @@ def test_ip_helper_refuses_a_row_written_back_unprepared(
     row = _iphlpapi.get_ip_interface(configured.luid, 4)
     row.NlMtu = 1300  # without prepare_mtu: SitePrefixLength still set
     with pytest.raises(WintunError) as caught:
-        _iphlpapi.check_status(_iphlpapi._iphlpapi().SetIpInterfaceEntry(row),
-                               "SetIpInterfaceEntry")
+        _iphlpapi.check_status(
+            _iphlpapi._iphlpapi().SetIpInterfaceEntry(row), "SetIpInterfaceEntry"
+        )
     assert caught.value.winerror == ERROR_INVALID_PARAMETER
     assert "SitePrefixLength" in ip_helper.rejection()
     ip_helper.lib.IpHelperDoubleReset()  # forget the refusal this test provoked
@@ -695,8 +728,9 @@ def test_windows_routes(windows_adapter: Adapter) -> None:
 
 
 def test_windows_dns(windows_adapter: Adapter) -> None:
-    wanted = netconfig.set_dns(windows_adapter, ["10.250.77.53", "fd00:250::53"],
-                               domains=["wintun-cffi.example"])
+    wanted = netconfig.set_dns(
+        windows_adapter, ["10.250.77.53", "fd00:250::53"], domains=["wintun-cffi.example"]
+    )
     try:
         assert netconfig.dns(windows_adapter) == wanted
     finally:

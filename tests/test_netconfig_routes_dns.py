@@ -57,15 +57,18 @@ def test_add_list_and_remove_routes(adapter: Adapter) -> None:
     netconfig.add_route(adapter, "192.0.2.7")  # one host
     listed = netconfig.routes(adapter)
     assert [str(route) for route in listed] == [
-        "0.0.0.0/0 on-link metric 5", "10.9.0.0/16 via 10.8.0.1 metric 0",
-        "192.0.2.7/32 on-link metric 0", "fd00:8::/64 via fd00:8::1 metric 0",
+        "0.0.0.0/0 on-link metric 5",
+        "10.9.0.0/16 via 10.8.0.1 metric 0",
+        "192.0.2.7/32 on-link metric 0",
+        "fd00:8::/64 via fd00:8::1 metric 0",
     ]
     assert set(adapter.host.routes) == set(listed)
 
     netconfig.remove_route(adapter, "10.9.0.0/16", next_hop="10.8.0.1")
     netconfig.remove_route(adapter, "0.0.0.0/0")  # the metric is not part of the key
     assert [str(route) for route in netconfig.routes(adapter)] == [
-        "192.0.2.7/32 on-link metric 0", "fd00:8::/64 via fd00:8::1 metric 0",
+        "192.0.2.7/32 on-link metric 0",
+        "fd00:8::/64 via fd00:8::1 metric 0",
     ]
 
 
@@ -76,7 +79,9 @@ def test_same_destination_through_two_next_hops_are_two_routes(adapter: Adapter)
     assert len(netconfig.routes(adapter)) == 3
     netconfig.remove_route(adapter, "10.9.0.0/16", next_hop="10.8.0.2")
     assert [r.next_hop for r in netconfig.routes(adapter)] == [
-        ipaddress.IPv4Address("10.8.0.1"), None]
+        ipaddress.IPv4Address("10.8.0.1"),
+        None,
+    ]
 
 
 def test_an_unspecified_next_hop_is_on_link(adapter: Adapter) -> None:
@@ -102,8 +107,11 @@ def test_an_existing_route_is_already_exists_and_changes_nothing(adapter: Adapte
 def test_a_missing_route_is_entry_not_found_and_changes_nothing(adapter: Adapter) -> None:
     netconfig.add_route(adapter, "10.9.0.0/16", next_hop="10.8.0.1")
     before = state(adapter)
-    for destination, hop in [("10.9.0.0/16", None), ("10.9.0.0/16", "10.8.0.2"),
-                             ("10.10.0.0/16", "10.8.0.1")]:
+    for destination, hop in [
+        ("10.9.0.0/16", None),
+        ("10.9.0.0/16", "10.8.0.2"),
+        ("10.10.0.0/16", "10.8.0.1"),
+    ]:
         with pytest.raises(EntryNotFoundError) as caught:
             netconfig.remove_route(adapter, destination, next_hop=hop)
         assert caught.value.winerror == ERROR_NOT_FOUND
@@ -114,10 +122,16 @@ def test_a_missing_route_is_entry_not_found_and_changes_nothing(adapter: Adapter
 
 @pytest.mark.parametrize(
     ("destination", "message"),
-    [("10.9.0.1/16", "has host bits set: the network is 10.9.0.0/16"),
-     ("10.9.0.0/33", "not a network"), ("10.9.0/16", "not a network"),
-     ("fd00::/129", "not a network"), ("vpn.example/24", "not a network"), ("", "not a network"),
-     ("fe80::/64%3", "without a zone"), ("fd00::1/64", "host bits set")],
+    [
+        ("10.9.0.1/16", "has host bits set: the network is 10.9.0.0/16"),
+        ("10.9.0.0/33", "not a network"),
+        ("10.9.0/16", "not a network"),
+        ("fd00::/129", "not a network"),
+        ("vpn.example/24", "not a network"),
+        ("", "not a network"),
+        ("fe80::/64%3", "without a zone"),
+        ("fd00::1/64", "host bits set"),
+    ],
 )
 def test_malformed_destinations_are_value_errors(
     adapter: Adapter, destination: str, message: str
@@ -132,12 +146,19 @@ def test_malformed_destinations_are_value_errors(
 
 @pytest.mark.parametrize(
     ("destination", "next_hop", "message"),
-    [("10.9.0.0/16", "fd00::1", "the next hop fd00::1 is IPv6 but the destination "
-      "10.9.0.0/16 is IPv4"),
-     ("fd00:9::/64", "10.8.0.1", "is IPv4 but the destination fd00:9::/64 is IPv6"),
-     ("10.9.0.0/16", "10.8.0", "not an IP address"),
-     ("10.9.0.0/16", "224.0.0.1", "unicast"), ("10.9.0.0/16", "255.255.255.255", "unicast"),
-     ("fd00:9::/64", "ff02::1", "unicast"), ("fd00:9::/64", "fe80::1%3", "without a zone")],
+    [
+        (
+            "10.9.0.0/16",
+            "fd00::1",
+            "the next hop fd00::1 is IPv6 but the destination 10.9.0.0/16 is IPv4",
+        ),
+        ("fd00:9::/64", "10.8.0.1", "is IPv4 but the destination fd00:9::/64 is IPv6"),
+        ("10.9.0.0/16", "10.8.0", "not an IP address"),
+        ("10.9.0.0/16", "224.0.0.1", "unicast"),
+        ("10.9.0.0/16", "255.255.255.255", "unicast"),
+        ("fd00:9::/64", "ff02::1", "unicast"),
+        ("fd00:9::/64", "fe80::1%3", "without a zone"),
+    ],
 )
 def test_bad_next_hops_are_value_errors(
     adapter: Adapter, destination: str, next_hop: str, message: str
@@ -152,10 +173,17 @@ def test_bad_next_hops_are_value_errors(
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"destination": 167772160}, TypeError), ({"destination": b"10.0.0.0/8"}, TypeError),
-     ({"destination": None}, TypeError), ({"next_hop": 1}, TypeError),
-     ({"metric": -1}, ValueError), ({"metric": 10000}, ValueError),
-     ({"metric": 1.0}, TypeError), ({"metric": True}, TypeError), ({"metric": "5"}, TypeError)],
+    [
+        ({"destination": 167772160}, TypeError),
+        ({"destination": b"10.0.0.0/8"}, TypeError),
+        ({"destination": None}, TypeError),
+        ({"next_hop": 1}, TypeError),
+        ({"metric": -1}, ValueError),
+        ({"metric": 10000}, ValueError),
+        ({"metric": 1.0}, TypeError),
+        ({"metric": True}, TypeError),
+        ({"metric": "5"}, TypeError),
+    ],
 )
 def test_wrong_types_and_metrics_are_refused(
     adapter: Adapter, kwargs: dict[str, Any], error: type[Exception]
@@ -214,11 +242,15 @@ def test_terminating_the_adapter_removes_them() -> None:
 
 def test_set_read_and_clear_dns(adapter: Adapter) -> None:
     settings = netconfig.set_dns(
-        adapter, ["fd00:8::53", "10.8.0.53", ipaddress.IPv4Address("10.8.0.54")],
+        adapter,
+        ["fd00:8::53", "10.8.0.53", ipaddress.IPv4Address("10.8.0.54")],
         domains=["corp.example", "Lab.Corp.Example."],
     )
     assert [str(server) for server in settings.servers] == [
-        "10.8.0.53", "10.8.0.54", "fd00:8::53"]  # IPv4 first, each in the order given
+        "10.8.0.53",
+        "10.8.0.54",
+        "fd00:8::53",
+    ]  # IPv4 first, each in the order given
     assert settings.domains == ("corp.example", "Lab.Corp.Example")
     assert netconfig.dns(adapter) == settings == adapter.host.dns
     assert settings.for_version(6) == (ipaddress.IPv6Address("fd00:8::53"),)
@@ -236,23 +268,29 @@ def test_domains_in_unicode_become_ascii(adapter: Adapter) -> None:
 
 @pytest.mark.parametrize(
     ("servers", "domains", "error", "message"),
-    [("10.8.0.53", [], TypeError, r"write \['10.8.0.53'\]"),
-     (None, [], TypeError, "list of addresses"), ([53], [], TypeError, "str or an ipaddress"),
-     (["dns.example"], [], ValueError, "not an IP address: 'dns.example'"),
-     (["10.8.0.300"], [], ValueError, "not an IP address"),
-     (["10.8.0.0/24"], [], ValueError, "not an IP address"),
-     (["0.0.0.0"], [], ValueError, "unicast"), (["224.0.0.251"], [], ValueError, "unicast"),
-     (["ff02::fb"], [], ValueError, "unicast"), (["fe80::1%3"], [], ValueError, "zone"),
-     (["10.8.0.53", "10.8.0.53"], [], ValueError, "listed twice"),
-     ([], "corp.example", TypeError, r"write \['corp.example'\]"),
-     ([], [None], TypeError, "must be a str"), ([], [""], ValueError, "not a domain name"),
-     ([], ["corp..example"], ValueError, "not a domain name"),
-     ([], ["-corp.example"], ValueError, "not a domain name"),
-     ([], ["corp,example"], ValueError, "not a domain name"),
-     ([], ["corp example"], ValueError, "not a domain name"),
-     ([], ["a" * 64 + ".example"], ValueError, "not a domain name"),
-     ([], [("a" * 60 + ".") * 5 + "example"], ValueError, "not a domain name"),
-     ([], ["corp.example", "CORP.example"], ValueError, "listed twice")],
+    [
+        ("10.8.0.53", [], TypeError, r"write \['10.8.0.53'\]"),
+        (None, [], TypeError, "list of addresses"),
+        ([53], [], TypeError, "str or an ipaddress"),
+        (["dns.example"], [], ValueError, "not an IP address: 'dns.example'"),
+        (["10.8.0.300"], [], ValueError, "not an IP address"),
+        (["10.8.0.0/24"], [], ValueError, "not an IP address"),
+        (["0.0.0.0"], [], ValueError, "unicast"),
+        (["224.0.0.251"], [], ValueError, "unicast"),
+        (["ff02::fb"], [], ValueError, "unicast"),
+        (["fe80::1%3"], [], ValueError, "zone"),
+        (["10.8.0.53", "10.8.0.53"], [], ValueError, "listed twice"),
+        ([], "corp.example", TypeError, r"write \['corp.example'\]"),
+        ([], [None], TypeError, "must be a str"),
+        ([], [""], ValueError, "not a domain name"),
+        ([], ["corp..example"], ValueError, "not a domain name"),
+        ([], ["-corp.example"], ValueError, "not a domain name"),
+        ([], ["corp,example"], ValueError, "not a domain name"),
+        ([], ["corp example"], ValueError, "not a domain name"),
+        ([], ["a" * 64 + ".example"], ValueError, "not a domain name"),
+        ([], [("a" * 60 + ".") * 5 + "example"], ValueError, "not a domain name"),
+        ([], ["corp.example", "CORP.example"], ValueError, "listed twice"),
+    ],
 )
 def test_bad_dns_settings_are_refused_and_change_nothing(
     adapter: Adapter, servers: Any, domains: Any, error: type[Exception], message: str
@@ -340,8 +378,13 @@ def test_ipv6_on_link_route_row_has_an_unspecified_ipv6_next_hop() -> None:
 
 
 @pytest.mark.parametrize(
-    "route", [Route.parse("0.0.0.0/0", None, 5), Route.parse("10.9.0.0/16", "10.8.0.1"),
-              Route.parse("::/0", "fd00::1", 9999), Route.parse("fd00:9::7/128")],
+    "route",
+    [
+        Route.parse("0.0.0.0/0", None, 5),
+        Route.parse("10.9.0.0/16", "10.8.0.1"),
+        Route.parse("::/0", "fd00::1", 9999),
+        Route.parse("fd00:9::7/128"),
+    ],
     ids=str,
 )
 def test_route_rows_read_back(route: Route) -> None:
@@ -356,8 +399,7 @@ def test_dns_settings_structure() -> None:
     for version, flags in [(4, 0x2 | 0x4), (6, 0x1 | 0x2 | 0x4)]:
         settings = ffi.new("DNS_INTERFACE_SETTINGS *")
         keep: list[Any] = []
-        _iphlpapi.fill_dns_settings(settings, version, "10.8.0.53,10.8.0.54", "corp.example",
-                                    keep)
+        _iphlpapi.fill_dns_settings(settings, version, "10.8.0.53,10.8.0.54", "corp.example", keep)
         raw = bytes(ffi.buffer(settings))
         assert struct.unpack_from("<IxxxxQ", raw, 0) == (1, flags)  # Version, Flags
         assert ffi.string(settings.NameServer) == "10.8.0.53,10.8.0.54"
@@ -376,14 +418,15 @@ def test_guid_text_is_the_registry_form() -> None:
 
 
 def test_windows_lists_split_on_commas_and_spaces() -> None:
-    assert _iphlpapi.split_list("10.0.0.1,10.0.0.2 fd00::1") == [
-        "10.0.0.1", "10.0.0.2", "fd00::1"]
+    assert _iphlpapi.split_list("10.0.0.1,10.0.0.2 fd00::1") == ["10.0.0.1", "10.0.0.2", "fd00::1"]
     assert _iphlpapi.split_list("") == []
 
 
 def test_registry_keys_of_the_fallback() -> None:
     guid = "{DEADBABE-CAFE-BEEF-0123-456789ABCDEF}"
     assert _dnsregistry.interface_key(4, guid) == (
-        "SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\\Interfaces\\" + guid)
+        "SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\\Interfaces\\" + guid
+    )
     assert _dnsregistry.interface_key(6, guid).startswith(
-        "SYSTEM\\CurrentControlSet\\Services\\Tcpip6\\Parameters\\Interfaces\\{")
+        "SYSTEM\\CurrentControlSet\\Services\\Tcpip6\\Parameters\\Interfaces\\{"
+    )

@@ -18,12 +18,10 @@ def plugin_args() -> list[str]:
     loads it itself, and loading it twice would be refused)."""
     installed = any(ep.name == "wintun_cffi" for ep in entry_points(group="pytest11"))
     quiet = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--strict-markers"]
-    return quiet + (
-        [] if installed else ["-p", "wintun_cffi.pytest_plugin"]
-    )
+    return quiet + ([] if installed else ["-p", "wintun_cffi.pytest_plugin"])
 
 
-USER_TESTS = '''
+USER_TESTS = """
 import ipaddress
 
 import pytest
@@ -80,7 +78,7 @@ def test_leave_things_open(wintun_emulator, emulated_adapter):
 def test_they_were_closed():
     assert KEPT["session"].closed
     assert KEPT["extra"].closed
-'''
+"""
 
 
 def test_users_write_tests_with_the_fixtures(pytester: pytest.Pytester) -> None:
@@ -91,13 +89,13 @@ def test_users_write_tests_with_the_fixtures(pytester: pytest.Pytester) -> None:
 
 def test_unknown_generation_in_the_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_bad='''
+        test_bad="""
 import pytest
 
 @pytest.mark.wintun_api("0.15")
 def test_it(wintun_emulator):
     pass
-'''
+"""
     )
     result = pytester.runpytest(*plugin_args())
     result.assert_outcomes(errors=1)
@@ -133,14 +131,14 @@ def docstring_example(marker: str) -> str:
 
     text = plugin.__doc__ or ""
     lines: list[str] = []
-    for line in text[text.index(marker) + len(marker):].splitlines():
+    for line in text[text.index(marker) + len(marker) :].splitlines():
         if line.strip() and not line.startswith("    "):
             break
         lines.append(line)
     return textwrap.dedent("\n".join(lines))
 
 
-LINUX_TESTS = '''
+LINUX_TESTS = """
 import json
 import os
 import subprocess
@@ -161,7 +159,7 @@ def test_the_adapter_is_a_kernel_interface(linux_tun_adapter):
 def test_the_marker_picks_the_generation(linux_tun_wintun):
     assert linux_tun_wintun.api == "pool"
     linux_tun_wintun.create_adapter("Kept", pool="Mine").close()  # freed, not deleted
-'''
+"""
 
 
 def test_users_test_against_the_kernel_with_the_system_ping(pytester: pytest.Pytester) -> None:
@@ -171,8 +169,9 @@ def test_users_test_against_the_kernel_with_the_system_ping(pytester: pytest.Pyt
     if reason is not None:
         pytest.skip(reason)
     outside = netns.interface_names()
-    pytester.makepyfile(test_ping=docstring_example("answers through the tunnel::"),
-                        test_linux=LINUX_TESTS)
+    pytester.makepyfile(
+        test_ping=docstring_example("answers through the tunnel::"), test_linux=LINUX_TESTS
+    )
     result = pytester.runpytest(*plugin_args(), "-rs")
     if __import__("shutil").which("ping") is None:
         result.assert_outcomes(passed=2, skipped=1)
@@ -191,4 +190,5 @@ def test_the_kernel_fixtures_skip_with_the_reason(
     result = pytester.runpytest(*plugin_args(), "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(
-        ["*the Linux TUN backend cannot run here: needs root (for this test)*"])
+        ["*the Linux TUN backend cannot run here: needs root (for this test)*"]
+    )

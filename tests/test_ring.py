@@ -18,7 +18,7 @@ def test_header_fields_are_little_endian_at_0_4_8() -> None:
     ring.head = 0x11223344
     ring.tail = 0x00000008
     ring.alertable = -1
-    assert bytes(ring.memory[:12]) == bytes.fromhex("44332211" "08000000" "ffffffff")
+    assert bytes(ring.memory[:12]) == bytes.fromhex("4433221108000000ffffffff")
     assert (ring.head, ring.tail, ring.alertable) == (0x11223344, 8, -1)
 
 

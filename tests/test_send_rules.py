@@ -23,8 +23,7 @@ from wintun_cffi.send_rules import (
 
 
 def test_only_0_14_drivers_read_on_past_a_record_that_is_not_ip() -> None:
-    assert [driver_stops_at_non_ip(api) for api in ("0.14", "pool", "seed")] == [
-        False, True, True]
+    assert [driver_stops_at_non_ip(api) for api in ("0.14", "pool", "seed")] == [False, True, True]
 
 
 def test_is_deliverable_ip_boundaries() -> None:
@@ -57,8 +56,7 @@ def fields(record: bytes) -> tuple[Any, ...]:
 def test_a_harmless_record_is_ip_for_the_driver_and_junk_for_the_system() -> None:
     record = harmless(60)
     assert is_deliverable_ip(record)  # the driver hands it over: the session goes on
-    version_ihl, tos, total, ident, fragment, ttl, protocol, _, source, destination = fields(
-        record)
+    version_ihl, tos, total, ident, fragment, ttl, protocol, _, source, destination = fields(record)
     assert (version_ihl, tos, total, ident, fragment) == (0x45, 0, 60, 0, 0)
     assert (ttl, protocol) == (0, 255)
     assert source == destination == bytes(4)
@@ -100,10 +98,12 @@ def test_pre_014_allocations_too_short_for_ip_are_refused(size: int) -> None:
         check_allocation(size)
 
 
-@pytest.mark.parametrize(("size", "error"), [(-1, ValueError), (0x10000, ValueError),
-                                             (1.5, TypeError)])
-def test_allocation_sizes_are_checked_before_the_ip_rule(size: object,
-                                                         error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("size", "error"), [(-1, ValueError), (0x10000, ValueError), (1.5, TypeError)]
+)
+def test_allocation_sizes_are_checked_before_the_ip_rule(
+    size: object, error: type[Exception]
+) -> None:
     with pytest.raises(error) as caught:
         check_allocation(size)  # type: ignore[arg-type]
     assert not isinstance(caught.value, NotIPPacketError)
@@ -114,8 +114,9 @@ def test_sizes_that_can_hold_ip_are_allowed() -> None:
         check_allocation(size)
 
 
-@pytest.mark.parametrize("packet", [b"", bytes(30), b"\x45" + bytes(18), b"\x60" + bytes(38),
-                                    b"\x70" + bytes(60)])
+@pytest.mark.parametrize(
+    "packet", [b"", bytes(30), b"\x45" + bytes(18), b"\x60" + bytes(38), b"\x70" + bytes(60)]
+)
 def test_pre_014_packets_that_are_not_ip_are_refused(packet: bytes) -> None:
     with pytest.raises(NotIPPacketError, match="not an IP packet"):
         check_packet(packet)

@@ -47,7 +47,9 @@ __version__ = "0.1.0"
 
 
 def emulated(
-    api: ApiGeneration = "0.14", *, host: Literal["memory", "linux-tun"] = "memory",
+    api: ApiGeneration = "0.14",
+    *,
+    host: Literal["memory", "linux-tun"] = "memory",
     release: str | None = None,
 ) -> Wintun:
     """A :class:`Wintun` over a fresh pure-Python emulator of API generation ``api``.
@@ -100,8 +102,11 @@ __all__ = [
 
 
 def load(
-    path: str | PathLike[str] | None = None, *, sha256: str | None = None,
-    verify_signature: bool = False, signer: str | None = None,
+    path: str | PathLike[str] | None = None,
+    *,
+    sha256: str | None = None,
+    verify_signature: bool = False,
+    signer: str | None = None,
 ) -> Wintun:
     """Load ``wintun.dll`` (or a library exporting its ABI) and return a :class:`Wintun`.
 
@@ -122,6 +127,7 @@ def load(
     from .loader import find_library, open_wintun
     from .native import NativeBackend
 
-    library = open_wintun(find_library(path), sha256, verify_signature=verify_signature,
-                          signer=signer)
+    library = open_wintun(
+        find_library(path), sha256, verify_signature=verify_signature, signer=signer
+    )
     return Wintun(NativeBackend(library), path=library.path)

@@ -21,67 +21,105 @@ def _parser() -> argparse.ArgumentParser:
 
     def backend_options(command: argparse.ArgumentParser) -> None:
         default = "native" if sys.platform == "win32" else "emulator"
-        command.add_argument("--backend", choices=("native", "emulator", "linux-tun"),
-                             default=default,
-                             help=f"where Wintun comes from (default here: {default}); "
-                             "linux-tun: the emulator with the Linux kernel on the far side "
-                             "(root), in a network namespace of its own")
+        command.add_argument(
+            "--backend",
+            choices=("native", "emulator", "linux-tun"),
+            default=default,
+            help=f"where Wintun comes from (default here: {default}); "
+            "linux-tun: the emulator with the Linux kernel on the far side "
+            "(root), in a network namespace of its own",
+        )
         command.add_argument("--dll", help="path of wintun.dll (native backend)")
-        command.add_argument("--api", choices=API_GENERATIONS, default="0.14",
-                             help="API generation of the emulator (default 0.14)")
+        command.add_argument(
+            "--api",
+            choices=API_GENERATIONS,
+            default="0.14",
+            help="API generation of the emulator (default 0.14)",
+        )
 
     example = commands.add_parser("example", help="run Wintun's example program")
     backend_options(example)
     example.add_argument("--count", type=int, help="stop after this many echo replies")
     example.add_argument("--duration", type=float, help="stop after this many seconds")
-    example.add_argument("--no-netns", action="store_true",
-                         help="linux-tun: use the current network namespace instead of a new one")
+    example.add_argument(
+        "--no-netns",
+        action="store_true",
+        help="linux-tun: use the current network namespace instead of a new one",
+    )
 
     info = commands.add_parser("info", help="show the backend, library and adapters")
     backend_options(info)
     info.add_argument("--pool", default="WireGuard", help="pool to enumerate (pool era)")
 
     install = commands.add_parser(
-        "install-dll", help="install the official wintun.dll for this user",
+        "install-dll",
+        help="install the official wintun.dll for this user",
         description="Download the official Wintun release, check its SHA-256, and put the "
         "wintun.dll for this Python's architecture where wintun_cffi.load() finds it.",
     )
-    install.add_argument("--from", dest="archive", metavar="ZIP",
-                         help="install from this copy of the release archive (offline)")
-    install.add_argument("--url", default=None, metavar="URL",
-                         help="download from this mirror (the archive must still be the "
-                         "official one, by its SHA-256)")
+    install.add_argument(
+        "--from",
+        dest="archive",
+        metavar="ZIP",
+        help="install from this copy of the release archive (offline)",
+    )
+    install.add_argument(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="download from this mirror (the archive must still be the "
+        "official one, by its SHA-256)",
+    )
 
     conformance = commands.add_parser(
-        "conformance", help="run the conformance suite on backends of your choice",
+        "conformance",
+        help="run the conformance suite on backends of your choice",
         description="Run the installed conformance suite on the backends named; arguments "
         "after -- go to pytest. Exit status: 0 if no test failed, 1 if one did, 2 for bad "
         "input.",
     )
     conformance.add_argument(
-        "--backend", metavar="NAME[,NAME...]",
+        "--backend",
+        metavar="NAME[,NAME...]",
         help="emulator-0.14, emulator-pool, emulator-seed, double-0.14, double-pool, "
         "double-seed, windows-native, linux-tun-0.14, linux-tun-pool, or module:factory for a "
         "backend of your own (default: every built-in one; those that cannot run here are "
-        "skipped with the reason)")
-    conformance.add_argument("--dll", metavar="PATH",
-                             help="windows-native: this wintun.dll (default: where "
-                             "wintun_cffi.load() looks)")
-    conformance.add_argument("--sha256", metavar="HEX",
-                             help="windows-native: refuse the DLL unless its SHA-256 is this")
-    conformance.add_argument("--junit-xml", metavar="FILE",
-                             help="also write the results as JUnit XML to FILE")
-    conformance.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
-                             help="passed to pytest as they are (e.g. -- -x -k sessions)")
+        "skipped with the reason)",
+    )
+    conformance.add_argument(
+        "--dll",
+        metavar="PATH",
+        help="windows-native: this wintun.dll (default: where wintun_cffi.load() looks)",
+    )
+    conformance.add_argument(
+        "--sha256", metavar="HEX", help="windows-native: refuse the DLL unless its SHA-256 is this"
+    )
+    conformance.add_argument(
+        "--junit-xml", metavar="FILE", help="also write the results as JUnit XML to FILE"
+    )
+    conformance.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="-- PYTEST_ARGS",
+        help="passed to pytest as they are (e.g. -- -x -k sessions)",
+    )
 
     bench = commands.add_parser("bench", help="measure what a packet costs on each path")
-    bench.add_argument("--json", action="store_true",
-                       help="print exactly one JSON document on stdout (the table not at all)")
+    bench.add_argument(
+        "--json",
+        action="store_true",
+        help="print exactly one JSON document on stdout (the table not at all)",
+    )
     bench.add_argument("--sizes", default="1500,65535", help="packet sizes, comma-separated")
-    bench.add_argument("--packets", type=int, default=50000,
-                       help="packets per run (a tenth above 1500 bytes)")
-    bench.add_argument("--repeats", type=int, default=5,
-                       help="runs of each measurement (best and median are reported)")
+    bench.add_argument(
+        "--packets", type=int, default=50000, help="packets per run (a tenth above 1500 bytes)"
+    )
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="runs of each measurement (best and median are reported)",
+    )
     return parser
 
 
@@ -97,8 +135,10 @@ def open_backend(backend: str, dll: str | None, api: str) -> Wintun:
         return load(dll)
     except (FileNotFoundError, LibraryLoadError) as error:
         if sys.platform != "win32":
-            hint = ("wintun.dll runs on Windows only: here use --backend emulator (or "
-                    "linux-tun as root), or --dll with a library exporting Wintun's ABI")
+            hint = (
+                "wintun.dll runs on Windows only: here use --backend emulator (or "
+                "linux-tun as root), or --dll with a library exporting Wintun's ABI"
+            )
         else:
             hint = "install the official wintun.dll with: python -m wintun_cffi install-dll"
         raise SystemExit(f"error: {error}\n{hint}") from None
@@ -138,13 +178,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.command == "install-dll":
         from . import installer
 
-        return installer.main(args.archive, args.url or installer.OFFICIAL_URL, sys.stdout,
-                              sys.stderr)
+        return installer.main(
+            args.archive, args.url or installer.OFFICIAL_URL, sys.stdout, sys.stderr
+        )
     if args.command == "conformance":
         from .conformance.command import main as conformance_main
 
-        return conformance_main(args.backend, args.dll, args.sha256, args.junit_xml,
-                                args.pytest_args)
+        return conformance_main(
+            args.backend, args.dll, args.sha256, args.junit_xml, args.pytest_args
+        )
     from .bench import main as bench_main
 
     try:

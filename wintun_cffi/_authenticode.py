@@ -106,7 +106,11 @@ uint32_t WINAPI CertGetNameStringW(void *pCertContext, uint32_t dwType, uint32_t
 
 # wintrust.h / softpub.h / wincrypt.h values.
 WINTRUST_ACTION_GENERIC_VERIFY_V2 = (
-    0x00AAC56B, 0xCD44, 0x11D0, bytes([0x8C, 0xC2, 0x00, 0xC0, 0x4F, 0xC2, 0x95, 0xEE]))
+    0x00AAC56B,
+    0xCD44,
+    0x11D0,
+    bytes([0x8C, 0xC2, 0x00, 0xC0, 0x4F, 0xC2, 0x95, 0xEE]),
+)
 WTD_UI_NONE = 2
 WTD_REVOKE_NONE = 0
 WTD_CHOICE_FILE = 1
@@ -118,8 +122,7 @@ CERT_NAME_SIMPLE_DISPLAY_TYPE = 4
 REASONS = {
     0x800B0100: "it carries no signature (TRUST_E_NOSIGNATURE)",
     0x80096010: "its contents do not match its signature (TRUST_E_BAD_DIGEST)",
-    0x800B0109: "its signature chains to a root this machine does not trust "
-                "(CERT_E_UNTRUSTEDROOT)",
+    0x800B0109: "its signature chains to a root this machine does not trust (CERT_E_UNTRUSTEDROOT)",
     0x800B0111: "its signer is explicitly distrusted (TRUST_E_EXPLICIT_DISTRUST)",
     0x800B0004: "the signature is not trusted (TRUST_E_SUBJECT_NOT_TRUSTED)",
     0x800B0101: "a certificate of its signature expired (CERT_E_EXPIRED)",
@@ -195,8 +198,9 @@ def signer_of(path: str, handle: int) -> str:
         certificate = signer.pasCertChain[0].pCert  # the leaf: the signing certificate
         name = ffi.new("char16_t[]", 256)
         # CertGetNameStringW(CERT_NAME_SIMPLE_DISPLAY_TYPE): the subject's common name.
-        length = crypt32.CertGetNameStringW(certificate, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0,
-                                            ffi.NULL, name, 256)
+        length = crypt32.CertGetNameStringW(
+            certificate, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, ffi.NULL, name, 256
+        )
         return str(ffi.string(name)) if length > 1 else ""
     finally:
         # WinVerifyTrust(WTD_STATEACTION_CLOSE) frees the state.
@@ -210,4 +214,5 @@ def check_signature(path: str, handle: int, signer: str) -> None:
     found = signer_of(path, handle)
     if found != signer:
         raise UntrustedLibraryError(
-            f"{path} was not loaded: it is signed by {found!r}, not {signer!r}")
+            f"{path} was not loaded: it is signed by {found!r}, not {signer!r}"
+        )

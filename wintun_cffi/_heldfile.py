@@ -51,14 +51,22 @@ def _create_file(path: str) -> int:
         _kernel32 = (ffi, ffi.dlopen("kernel32.dll"))
     ffi, kernel32 = _kernel32
     # CreateFileW(GENERIC_READ, FILE_SHARE_READ only, OPEN_EXISTING)
-    handle = kernel32.CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, ffi.NULL, OPEN_EXISTING,
-                                  FILE_ATTRIBUTE_NORMAL, ffi.NULL)
+    handle = kernel32.CreateFileW(
+        path,
+        GENERIC_READ,
+        FILE_SHARE_READ,
+        ffi.NULL,
+        OPEN_EXISTING,
+        FILE_ATTRIBUTE_NORMAL,
+        ffi.NULL,
+    )
     value = int(ffi.cast("uintptr_t", handle))
     if value == int(ffi.cast("uintptr_t", -1)):  # INVALID_HANDLE_VALUE, whatever the width
         code = ffi.getwinerror()[0]
         if code == _ERROR_SHARING_VIOLATION:
             raise PermissionError(
-                13, "another program has the file open for writing or deleting", path)
+                13, "another program has the file open for writing or deleting", path
+            )
         raise OSError(None, ffi.getwinerror()[1], path, code)
     # open_osfhandle: the descriptor owns the handle from now on (os.close closes both).
     return int(msvcrt.open_osfhandle(value, os.O_RDONLY))  # type: ignore[attr-defined, unused-ignore]
@@ -72,8 +80,13 @@ class HeldFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd = _create_file(path) if IS_WINDOWS else os.open(
-            path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        self._fd = (
+            _create_file(path)
+            if IS_WINDOWS
+            else os.open(
+                path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+            )
+        )
         self._identity = self._file_identity()
 
     def __enter__(self) -> HeldFile:

@@ -338,7 +338,6 @@ def interface_exists(luid: int) -> bool:
     return False
 
 
-
 # -- routes ---------------------------------------------------------------------------------
 
 
@@ -375,15 +374,17 @@ def _route_row(luid: int, route: Route) -> Any:
 def create_route(luid: int, route: Route) -> None:
     """Add ``route`` to the interface of ``luid``."""
     # CreateIpForwardEntry2: ERROR_OBJECT_ALREADY_EXISTS for the same prefix and next hop.
-    check_status(_iphlpapi().CreateIpForwardEntry2(_route_row(luid, route)),
-                 "CreateIpForwardEntry2")
+    check_status(
+        _iphlpapi().CreateIpForwardEntry2(_route_row(luid, route)), "CreateIpForwardEntry2"
+    )
 
 
 def delete_route(luid: int, route: Route) -> None:
     """Remove the route of ``luid`` with the destination and next hop of ``route``."""
     # DeleteIpForwardEntry2: keyed by interface, destination prefix and next hop.
-    check_status(_iphlpapi().DeleteIpForwardEntry2(_route_row(luid, route)),
-                 "DeleteIpForwardEntry2")
+    check_status(
+        _iphlpapi().DeleteIpForwardEntry2(_route_row(luid, route)), "DeleteIpForwardEntry2"
+    )
 
 
 def list_routes(luid: int) -> list[Route]:
@@ -420,8 +421,10 @@ def interface_guid(luid: int) -> Any:
     ffi = declarations()
     guid = ffi.new("GUID *")
     # ConvertInterfaceLuidToGuid
-    check_status(_iphlpapi().ConvertInterfaceLuidToGuid(ffi.new("uint64_t *", luid), guid),
-                 "ConvertInterfaceLuidToGuid")
+    check_status(
+        _iphlpapi().ConvertInterfaceLuidToGuid(ffi.new("uint64_t *", luid), guid),
+        "ConvertInterfaceLuidToGuid",
+    )
     return guid
 
 
@@ -430,8 +433,14 @@ def guid_text(guid: Any) -> str:
     import uuid
 
     data4 = bytes(guid.Data4)
-    fields = (guid.Data1, guid.Data2, guid.Data3, data4[0], data4[1],
-              int.from_bytes(data4[2:], "big"))
+    fields = (
+        guid.Data1,
+        guid.Data2,
+        guid.Data3,
+        data4[0],
+        data4[1],
+        int.from_bytes(data4[2:], "big"),
+    )
     return "{" + str(uuid.UUID(fields=fields)).upper() + "}"
 
 
@@ -444,8 +453,9 @@ def has_interface_dns_settings() -> bool:
     return True
 
 
-def fill_dns_settings(settings: Any, version: int, servers: str, domains: str,
-                      keep: list[Any]) -> None:
+def fill_dns_settings(
+    settings: Any, version: int, servers: str, domains: str, keep: list[Any]
+) -> None:
     """Fill a zeroed ``DNS_INTERFACE_SETTINGS`` that sets the name servers and search list of
     IP ``version``; ``keep`` holds the strings for as long as the structure is used."""
     ffi = declarations()
@@ -471,8 +481,9 @@ def set_dns(luid: int, wanted: DnsSettings) -> None:
             keep: list[Any] = []
             fill_dns_settings(settings, version, servers, domains, keep)
             # SetInterfaceDnsSettings: only the fields named in Flags are changed.
-            check_status(_iphlpapi().SetInterfaceDnsSettings(guid[0], settings),
-                         "SetInterfaceDnsSettings")
+            check_status(
+                _iphlpapi().SetInterfaceDnsSettings(guid[0], settings), "SetInterfaceDnsSettings"
+            )
         else:
             from .netconfig import _dnsregistry
 
@@ -497,8 +508,9 @@ def get_dns(luid: int) -> DnsSettings:
             settings.Version = DNS_INTERFACE_SETTINGS_VERSION1
             settings.Flags = DNS_SETTING_IPV6 if version == 6 else 0
             # GetInterfaceDnsSettings allocates the strings; FreeInterfaceDnsSettings frees them.
-            check_status(_iphlpapi().GetInterfaceDnsSettings(guid[0], settings),
-                         "GetInterfaceDnsSettings")
+            check_status(
+                _iphlpapi().GetInterfaceDnsSettings(guid[0], settings), "GetInterfaceDnsSettings"
+            )
             try:
                 listed, searched = _wide(settings.NameServer), _wide(settings.SearchList)
             finally:

@@ -113,8 +113,7 @@ class Win32Event:
         endless = timeout is None or timeout == math.inf
         deadline = None if timeout is None or endless else time.monotonic() + timeout
         while True:
-            left = WAIT_SLICE if deadline is None else min(deadline - time.monotonic(),
-                                                           WAIT_SLICE)
+            left = WAIT_SLICE if deadline is None else min(deadline - time.monotonic(), WAIT_SLICE)
             result = self._wait_once(handles, max(0, math.ceil(left * 1000)))
             if result == signalled:
                 return True

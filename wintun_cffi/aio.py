@@ -102,8 +102,9 @@ async def receive_async(session: Session) -> ReceivedPacket:
 
 
 def _pollable_fd(session: Session, loop: asyncio.AbstractEventLoop) -> int | None:
-    if not hasattr(loop, "add_reader") or isinstance(loop, getattr(asyncio, "ProactorEventLoop",
-                                                                    ())):
+    if not hasattr(loop, "add_reader") or isinstance(
+        loop, getattr(asyncio, "ProactorEventLoop", ())
+    ):
         return None
     try:
         live = session._live

@@ -94,7 +94,10 @@ class Wintun:
         validate.check_guid(guid)
         validate.check_adapter_kind(self.api, tunnel_type, pool)
         handle, reboot = self.call(
-            self.backend.create_adapter, name, tunnel_type=tunnel_type, pool=pool,
+            self.backend.create_adapter,
+            name,
+            tunnel_type=tunnel_type,
+            pool=pool,
             requested_guid=guid,
         )
         adapter = Adapter(self, handle, name=name, pool=pool, guid=guid, created=True)
@@ -142,8 +145,14 @@ class Adapter(Lifetime):
     """
 
     def __init__(
-        self, wintun: Wintun, handle: object, *, name: str, pool: str | None,
-        guid: uuid.UUID | None, created: bool,
+        self,
+        wintun: Wintun,
+        handle: object,
+        *,
+        name: str,
+        pool: str | None,
+        guid: uuid.UUID | None,
+        created: bool,
     ) -> None:
         self.wintun = wintun
         #: True if creating the adapter asked for a reboot (pool era).

@@ -59,9 +59,14 @@ class Row:
         return statistics.median(self.samples)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "best_ns": round(self.best, 1),
-                "median_ns": round(self.median, 1), "runs": len(self.samples),
-                "packets_per_second_best": round(1e9 / self.best) if self.best else None}
+        return {
+            "name": self.name,
+            "size": self.size,
+            "best_ns": round(self.best, 1),
+            "median_ns": round(self.median, 1),
+            "runs": len(self.samples),
+            "packets_per_second_best": round(1e9 / self.best) if self.best else None,
+        }
 
 
 def _payload(size: int) -> bytes:
@@ -73,8 +78,16 @@ def _payload(size: int) -> bytes:
 class _Bench:
     """One session on one backend, its far side, and the rows measured on it."""
 
-    def __init__(self, wintun: Wintun, host: Any, adapter: Adapter, session: Session,
-                 size: int, packets: int, repeats: int) -> None:
+    def __init__(
+        self,
+        wintun: Wintun,
+        host: Any,
+        adapter: Adapter,
+        session: Session,
+        size: int,
+        packets: int,
+        repeats: int,
+    ) -> None:
         self.wintun, self.host, self.adapter, self.session = wintun, host, adapter, session
         self.size, self.packets, self.repeats = size, packets, repeats
         self.payload = _payload(size)
@@ -234,8 +247,10 @@ def emulator_rows(size: int, packets: int, repeats: int) -> list[Row]:
             bench._settle()
             return _per_packet(_clock() - start, sent)
 
-        for name, measure in (("emulator host deliver", deliver),
-                              ("emulator host collect", collect)):
+        for name, measure in (
+            ("emulator host deliver", deliver),
+            ("emulator host collect", collect),
+        ):
             bench.rows.append(Row(name, size, [measure() for _ in range(repeats)]))
         return bench.rows
 
@@ -319,8 +334,11 @@ def _bare_rows(bench: _Bench, path: str) -> None:
 
     def bare_view() -> int:  # the floor of a zero-copy view: one buffer, one memoryview
         count, size_out = 0, ffi.new("DWORD *")
-        receive, release, buffer = lib.WintunReceivePacket, lib.WintunReleaseReceivePacket, \
-            ffi.buffer
+        receive, release, buffer = (
+            lib.WintunReceivePacket,
+            lib.WintunReleaseReceivePacket,
+            ffi.buffer,
+        )
         while True:
             packet = receive(pointer, size_out)
             if not packet:
@@ -331,8 +349,11 @@ def _bare_rows(bench: _Bench, path: str) -> None:
 
     def bare_object() -> int:  # ... and the least a packet object costs: made, recorded, dropped
         count, size_out, record = 0, ffi.new("DWORD *"), {}
-        receive, release, buffer = lib.WintunReceivePacket, lib.WintunReleaseReceivePacket, \
-            ffi.buffer
+        receive, release, buffer = (
+            lib.WintunReceivePacket,
+            lib.WintunReleaseReceivePacket,
+            ffi.buffer,
+        )
         while True:
             packet = receive(pointer, size_out)
             if not packet:
@@ -344,8 +365,12 @@ def _bare_rows(bench: _Bench, path: str) -> None:
             count += 1
 
     def bare_send(limit: int) -> int:
-        count, allocate, send, copy = 0, lib.WintunAllocateSendPacket, lib.WintunSendPacket, \
-            ffi.memmove
+        count, allocate, send, copy = (
+            0,
+            lib.WintunAllocateSendPacket,
+            lib.WintunSendPacket,
+            ffi.memmove,
+        )
         while count < limit:
             packet = allocate(pointer, size)
             if not packet:
@@ -386,8 +411,12 @@ def _bare_rows(bench: _Bench, path: str) -> None:
     receive_address = drain_ffi.cast("void *", ctypes.cast(c_receive, ctypes.c_void_p).value)
     release_address = drain_ffi.cast("void *", ctypes.cast(c_release, ctypes.c_void_p).value)
     session_address = drain_ffi.cast("void *", c_session.value)
-    bench.drain("native C loop (limit)", lambda: int(drain_lib.wintun_bench_drain(
-        session_address, receive_address, release_address)))
+    bench.drain(
+        "native C loop (limit)",
+        lambda: int(
+            drain_lib.wintun_bench_drain(session_address, receive_address, release_address)
+        ),
+    )
 
 
 def _c_drain(out: Path) -> tuple[Any, Any]:
@@ -399,8 +428,9 @@ def _c_drain(out: Path) -> tuple[Any, Any]:
     source = HERE / "bench_drain.c"
     library = out / "libwintun_bench_drain.so"
     compiler = os.environ.get("CC", "cc")
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)],
-                   check=True)
+    subprocess.run(
+        [compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)], check=True
+    )
     ffi = cffi.FFI()
     ffi.cdef("long wintun_bench_drain(void *, void *, void *);")
     return ffi, ffi.dlopen(str(library))
@@ -411,34 +441,71 @@ def _c_drain(out: Path) -> tuple[Any, Any]:
 
 def import_seconds(repeat: int = 5) -> float:
     """The fastest of ``repeat`` fresh-interpreter ``import wintun_cffi`` times."""
-    code = ("import time; t = time.perf_counter(); import wintun_cffi; "
-            "print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); import wintun_cffi; print(time.perf_counter() - t)"
+    )
     # As an installed package imports: from cached bytecode (the first run writes it).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     times = []
     for _ in range(repeat + 1):
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True, env=env)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
         times.append(float(result.stdout))
     return min(times[1:])
 
 
 #: The ratios the hot path is held to: (name, slower row, faster row, goal, "<=" or ">=").
 GOALS: tuple[tuple[str, str, str, float, str], ...] = (
-    ("native single ÷ bare cffi", "native receive_packet+release",
-     "native bare cffi receive+release", 2.5, "<="),
-    ("native batch ÷ bare cffi", "native receive_batch+release",
-     "native bare cffi receive+release", 1.6, "<="),
-    ("ctypes copying ÷ native single", "native ctypes copying loop",
-     "native receive_packet+release", 1.2, ">="),
-    ("ctypes copying ÷ native batch", "native ctypes copying loop",
-     "native receive_batch+release", 2.0, ">="),
-    ("emulator single ÷ native single", "emulator receive_packet+release",
-     "native receive_packet+release", 2.0, "<="),
-    ("native single ÷ native batch", "native receive_packet+release",
-     "native receive_batch+release", 1.5, ">="),
-    ("native allocate+fill+send ÷ native single", "native allocate+fill+send",
-     "native receive_packet+release", 1.5, "<="),
+    (
+        "native single ÷ bare cffi",
+        "native receive_packet+release",
+        "native bare cffi receive+release",
+        2.5,
+        "<=",
+    ),
+    (
+        "native batch ÷ bare cffi",
+        "native receive_batch+release",
+        "native bare cffi receive+release",
+        1.6,
+        "<=",
+    ),
+    (
+        "ctypes copying ÷ native single",
+        "native ctypes copying loop",
+        "native receive_packet+release",
+        1.2,
+        ">=",
+    ),
+    (
+        "ctypes copying ÷ native batch",
+        "native ctypes copying loop",
+        "native receive_batch+release",
+        2.0,
+        ">=",
+    ),
+    (
+        "emulator single ÷ native single",
+        "emulator receive_packet+release",
+        "native receive_packet+release",
+        2.0,
+        "<=",
+    ),
+    (
+        "native single ÷ native batch",
+        "native receive_packet+release",
+        "native receive_batch+release",
+        1.5,
+        ">=",
+    ),
+    (
+        "native allocate+fill+send ÷ native single",
+        "native allocate+fill+send",
+        "native receive_packet+release",
+        1.5,
+        "<=",
+    ),
 )
 
 
@@ -450,15 +517,24 @@ def ratios(rows: list[Row], size: int) -> list[dict[str, Any]]:
         top, bottom = by_name.get(numerator), by_name.get(denominator)
         value = top.median / bottom.median if top and bottom and bottom.median else None
         met = None if value is None else (value <= goal if sense == "<=" else value >= goal)
-        found.append({"ratio": name, "size": size, "value": None if value is None else
-                      round(value, 2), "goal": f"{sense} {goal}", "met": met})
+        found.append(
+            {
+                "ratio": name,
+                "size": size,
+                "value": None if value is None else round(value, 2),
+                "goal": f"{sense} {goal}",
+                "met": met,
+            }
+        )
     return found
 
 
 #: What the native rows are, said with every run that has them.
-_NATIVE_SCOPE = ("native rows: the binding over the 0.14 C test double, with the emulator's "
-                 "driver as the kernel; the real wintun.dll and driver are not measured by "
-                 "this command (receiving needs traffic from the system)")
+_NATIVE_SCOPE = (
+    "native rows: the binding over the 0.14 C test double, with the emulator's "
+    "driver as the kernel; the real wintun.dll and driver are not measured by "
+    "this command (receiving needs traffic from the system)"
+)
 
 
 def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int:
@@ -485,18 +561,32 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
     seconds = import_seconds()
     goals = [ratio for size in sizes for ratio in ratios(rows, size)]
     if as_json:
-        print(json.dumps({
-            "machine": {"python": sys.version.split()[0], "implementation":
-                        platform.python_implementation(), "system": platform.system(),
-                        "processor": platform.machine(), "cores": os.cpu_count()},
-            "repeats": repeats, "rows": [row.as_dict() for row in rows],
-            "import_ms": round(seconds * 1000, 1), "ratios": goals, "notes": notes,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": {
+                        "python": sys.version.split()[0],
+                        "implementation": platform.python_implementation(),
+                        "system": platform.system(),
+                        "processor": platform.machine(),
+                        "cores": os.cpu_count(),
+                    },
+                    "repeats": repeats,
+                    "rows": [row.as_dict() for row in rows],
+                    "import_ms": round(seconds * 1000, 1),
+                    "ratios": goals,
+                    "notes": notes,
+                },
+                indent=2,
+            )
+        )
         return 0
     say(f"{'measurement':42} {'bytes':>6} {'best ns':>9} {'median ns':>10} {'packets/s':>12}")
     for row in rows:
-        say(f"{row.name:42} {row.size:6} {row.best:9,.0f} {row.median:10,.0f} "
-            f"{1e9 / row.median:12,.0f}")
+        say(
+            f"{row.name:42} {row.size:6} {row.best:9,.0f} {row.median:10,.0f} "
+            f"{1e9 / row.median:12,.0f}"
+        )
     say(f"import wintun_cffi: {seconds * 1000:.1f} ms")
     for note in notes:
         say(note)
@@ -504,6 +594,5 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
     for ratio in goals:
         value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}"
         state = {True: "met", False: "missed", None: ""}[ratio["met"]]
-        say(f"  {ratio['ratio']:42} {ratio['size']:6} {value:>6}  goal {ratio['goal']:7} "
-            f"{state}")
+        say(f"  {ratio['ratio']:42} {ratio['size']:6} {value:>6}  goal {ratio['goal']:7} {state}")
     return 0

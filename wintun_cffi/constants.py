@@ -79,16 +79,25 @@ class Generation(NamedTuple):
 #: Every generation, newest first (the loader tries them in this order).
 GENERATIONS: Final[tuple[Generation, ...]] = (
     Generation(
-        "0.14", "wintun-0.14.h", "wintun_cffi._ffi_0_14",
-        open_function="WintunOpenAdapter", release_function="WintunReleaseReceivePacket",
+        "0.14",
+        "wintun-0.14.h",
+        "wintun_cffi._ffi_0_14",
+        open_function="WintunOpenAdapter",
+        release_function="WintunReleaseReceivePacket",
     ),
     Generation(
-        "pool", "wintun-pool.h", "wintun_cffi._ffi_pool",
-        open_function="WintunOpenAdapter", release_function="WintunReleaseReceivePacket",
+        "pool",
+        "wintun-pool.h",
+        "wintun_cffi._ffi_pool",
+        open_function="WintunOpenAdapter",
+        release_function="WintunReleaseReceivePacket",
     ),
     Generation(
-        "seed", "wintun-seed.h", "wintun_cffi._ffi_seed",
-        open_function="WintunGetAdapter", release_function="WintunReceiveRelease",
+        "seed",
+        "wintun-seed.h",
+        "wintun_cffi._ffi_seed",
+        open_function="WintunGetAdapter",
+        release_function="WintunReceiveRelease",
     ),
 )
 API_GENERATIONS: Final[tuple[ApiGeneration, ...]] = tuple(g.name for g in GENERATIONS)
@@ -129,9 +138,8 @@ def ring_size(capacity: int) -> int:
 
 def is_valid_capacity(capacity: int) -> bool:
     """True if ``capacity`` is a power of two within the accepted range."""
-    return (
-        MIN_RING_CAPACITY <= capacity <= MAX_RING_CAPACITY and capacity & (capacity - 1) == 0
-    )
+    return MIN_RING_CAPACITY <= capacity <= MAX_RING_CAPACITY and capacity & (capacity - 1) == 0
+
 
 #: SetupAPI's "driver package in use by devices", reported when the driver cannot be removed
 #: because adapters still use it.

@@ -247,7 +247,8 @@ _CLASS_BY_CODE: dict[int, type[WintunError]] = {
 #: ``(call, code) -> (class, meaning)``.
 _BY_CALL: dict[tuple[str, int], tuple[type[WintunError], str]] = {
     ("WintunGetRunningDriverVersion", c.ERROR_FILE_NOT_FOUND): (
-        DriverNotLoadedError, "the Wintun driver is not loaded (it is while an adapter exists)"
+        DriverNotLoadedError,
+        "the Wintun driver is not loaded (it is while an adapter exists)",
     ),
 }
 
@@ -282,7 +283,8 @@ def error_from_code(code: int, context: str = "") -> WintunError:
     """The exception for Win32 ``code``, its message prefixed by ``context`` (the call's
     name, which also picks the meaning where a call gives a code its own)."""
     cls, meaning = _BY_CALL.get((context, code)) or (
-        _CLASS_BY_CODE.get(code, WintunError), _MEANING_BY_CODE.get(code)
+        _CLASS_BY_CODE.get(code, WintunError),
+        _MEANING_BY_CODE.get(code),
     )
     name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
     description = f"{name}: {meaning}" if meaning else name

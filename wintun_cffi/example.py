@@ -43,8 +43,11 @@ class ExampleLog:
         mark = "+" if level == LOG_INFO else "!" if level == LOG_ERR else "-"
         when = (timestamp or datetime.datetime.now(datetime.timezone.utc)).astimezone()
         with self._lock:
-            print(f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 100:04d} [{mark}] {message}",
-                  file=self._out, flush=True)
+            print(
+                f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 100:04d} [{mark}] {message}",
+                file=self._out,
+                flush=True,
+            )
 
     def info(self, message: str) -> None:
         """Log an info line of the example's own."""
@@ -74,8 +77,11 @@ def _send_loop(session: Session, log: ExampleLog, stop: threading.Event) -> None
     while not stop.is_set():
         sequence += 1
         request = ip.icmp_echo(
-            APPLICATION_ADDRESS, ADAPTER_ADDRESS.split("/")[0], identifier=0x5757,
-            sequence=sequence, payload=b"wintun-cffi example",
+            APPLICATION_ADDRESS,
+            ADAPTER_ADDRESS.split("/")[0],
+            identifier=0x5757,
+            sequence=sequence,
+            payload=b"wintun-cffi example",
         )
         try:
             if session.send(request, on_full="drop"):
@@ -108,7 +114,11 @@ def _ctrl_c_as_a_flag() -> Iterator[list[bool]]:
 
 
 def run_example(
-    wintun: Wintun, log: ExampleLog, *, count: int | None = None, duration: float | None = None,
+    wintun: Wintun,
+    log: ExampleLog,
+    *,
+    count: int | None = None,
+    duration: float | None = None,
 ) -> int:
     """Run the example on ``wintun`` until ``count`` replies, ``duration`` seconds or Ctrl+C."""
     wintun.set_logger(log)
@@ -159,15 +169,22 @@ def run_example(
     return 0
 
 
-def main(wintun: Wintun, backend: str, count: int | None, duration: float | None,
-         out: TextIO = sys.stdout) -> int:
+def main(
+    wintun: Wintun,
+    backend: str,
+    count: int | None,
+    duration: float | None,
+    out: TextIO = sys.stdout,
+) -> int:
     """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``)."""
     log = ExampleLog(out)
     if backend == "native":
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
     elif backend == "linux-tun":
-        log.info(f"Using the wintun-cffi emulator (API {wintun.api}) with the Linux kernel on "
-                 "the far side, through a TUN interface")
+        log.info(
+            f"Using the wintun-cffi emulator (API {wintun.api}) with the Linux kernel on "
+            "the far side, through a TUN interface"
+        )
     else:
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
     return run_example(wintun, log, count=count, duration=duration)

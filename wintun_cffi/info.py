@@ -15,6 +15,7 @@ BACKEND_DESCRIPTIONS = {
     "linux-tun": "the emulator, with the Linux kernel on the far side through a TUN interface",
 }
 
+
 def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
     """Print the backend, library, API generation, driver version and adapters; ``backend``
     is the ``--backend`` choice, printed with what it means."""

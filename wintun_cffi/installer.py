@@ -185,12 +185,18 @@ def extract_dll(archive: Path, arch: str) -> bytes:
                 reason = _unsafe_reason(info)
                 if reason is not None:
                     raise UnsafeArchiveError(
-                        f"refusing the archive: its entry {info.filename!r} is {reason}")
+                        f"refusing the archive: its entry {info.filename!r} is {reason}"
+                    )
             found = [info for info in entries if info.filename == member]
             if not found:
-                present = sorted({PurePosixPath(i.filename).parent.name for i in entries
-                                  if i.filename.startswith("wintun/bin/")
-                                  and i.filename.endswith("/wintun.dll")})
+                present = sorted(
+                    {
+                        PurePosixPath(i.filename).parent.name
+                        for i in entries
+                        if i.filename.startswith("wintun/bin/")
+                        and i.filename.endswith("/wintun.dll")
+                    }
+                )
                 raise MissingArchitectureError(
                     f"the archive has no {member} (this Python is {arch}; it has "
                     f"{', '.join(present) or 'no wintun.dll at all'})"
@@ -234,9 +240,13 @@ def write_atomically(data: bytes, target: Path) -> None:
 
 
 def install(
-    archive: str | os.PathLike[str] | None = None, *, url: str = OFFICIAL_URL,
-    sha256: str | None = None, directory: str | os.PathLike[str] | None = None,
-    progress: TextIO | None = None, architecture: Callable[[], str] | None = None,
+    archive: str | os.PathLike[str] | None = None,
+    *,
+    url: str = OFFICIAL_URL,
+    sha256: str | None = None,
+    directory: str | os.PathLike[str] | None = None,
+    progress: TextIO | None = None,
+    architecture: Callable[[], str] | None = None,
 ) -> Path:
     """Install ``wintun.dll`` from the official archive; the path it was written to.
 
@@ -252,9 +262,11 @@ def install(
     arch = (architecture or platform.interpreter_architecture)()
     if arch not in ARCHITECTURES:
         raise MissingArchitectureError(
-            f"Wintun has no DLL for {arch!r} (only {', '.join(ARCHITECTURES)})")
+            f"Wintun has no DLL for {arch!r} (only {', '.join(ARCHITECTURES)})"
+        )
     target = Path(directory if directory is not None else loader.user_directory()) / (
-        loader.DLL_NAME)
+        loader.DLL_NAME
+    )
     with tempfile.TemporaryDirectory(prefix="wintun-cffi-install-") as scratch:
         if archive is not None:
             zip_path = Path(archive)
@@ -271,7 +283,8 @@ def install(
     if found != arch:
         raise InstallError(
             f"the archive's {arch} wintun.dll is built for {found or 'no known architecture'}; "
-            "not installed")
+            "not installed"
+        )
     write_atomically(data, target)
     return target
 
@@ -282,18 +295,37 @@ def main(archive: str | None, url: str, out: TextIO, err: TextIO) -> int:
         target = install(archive, url=url, progress=err)
     except InstallError as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"Installed the official wintun.dll {OFFICIAL_VERSION} "
-          f"({platform.interpreter_architecture()}) to {target}", file=out)
-    print("wintun_cffi.load() finds it there (after $WINTUN_DLL, the program's folder and "
-          "wintun_cffi/bin).", file=out)
+    print(
+        f"Installed the official wintun.dll {OFFICIAL_VERSION} "
+        f"({platform.interpreter_architecture()}) to {target}",
+        file=out,
+    )
+    print(
+        "wintun_cffi.load() finds it there (after $WINTUN_DLL, the program's folder and "
+        "wintun_cffi/bin).",
+        file=out,
+    )
     if not platform.IS_WINDOWS:
-        print("wintun.dll runs on Windows only: this copy is for a Windows Python using this "
-              "folder.", file=out)
+        print(
+            "wintun.dll runs on Windows only: this copy is for a Windows Python using this folder.",
+            file=out,
+        )
     return 0
 
 
 __all__ = [
-    "ARCHITECTURES", "MAX_ARCHIVE_BYTES", "OFFICIAL_SHA256", "OFFICIAL_URL", "OFFICIAL_VERSION",
-    "ArchiveChecksumError", "InstallError", "MissingArchitectureError", "Progress",
-    "UnsafeArchiveError", "download", "extract_dll", "install", "write_atomically",
+    "ARCHITECTURES",
+    "MAX_ARCHIVE_BYTES",
+    "OFFICIAL_SHA256",
+    "OFFICIAL_URL",
+    "OFFICIAL_VERSION",
+    "ArchiveChecksumError",
+    "InstallError",
+    "MissingArchitectureError",
+    "Progress",
+    "UnsafeArchiveError",
+    "download",
+    "extract_dll",
+    "install",
+    "write_atomically",
 ]

@@ -96,8 +96,10 @@ class PacketBuilder:
     __slots__ = ("source", "destination", "version", "ttl", "_addresses", "_address_sum")
 
     def __init__(
-        self, source: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
-        destination: str | ipaddress.IPv4Address | ipaddress.IPv6Address, *,
+        self,
+        source: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+        destination: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+        *,
         ttl: int = DEFAULT_TTL,
     ) -> None:
         src = ipaddress.ip_address(source)
@@ -125,17 +127,25 @@ class PacketBuilder:
         if self.version == 6:
             return (
                 _IPV6_HEADER.pack(6 << 28, len(payload), protocol, self.ttl)
-                + self._addresses + payload
+                + self._addresses
+                + payload
             )
         total_length = 20 + len(payload)
         protocol_word = self.ttl << 8 | protocol
         header_sum = 0x4500 + total_length + identification + protocol_word + self._address_sum
         return (
             _IPV4_HEADER.pack(
-                0x45, 0, total_length, identification, 0, self.ttl, protocol,
+                0x45,
+                0,
+                total_length,
+                identification,
+                0,
+                self.ttl,
+                protocol,
                 _complement(header_sum),
             )
-            + self._addresses + payload
+            + self._addresses
+            + payload
         )
 
     def _pseudo_header_sum(self, protocol: int, length: int) -> int:
@@ -144,7 +154,11 @@ class PacketBuilder:
         return self._address_sum + protocol + length
 
     def icmp_echo(
-        self, *, identifier: int = 0, sequence: int = 0, payload: bytes = b"",
+        self,
+        *,
+        identifier: int = 0,
+        sequence: int = 0,
+        payload: bytes = b"",
         reply: bool = False,
     ) -> bytes:
         """An ICMP (IPv4) or ICMPv6 (IPv6) echo request, or reply, as a whole IP packet."""
@@ -163,7 +177,10 @@ class PacketBuilder:
         """A UDP datagram as a whole IP packet, with a correct checksum."""
         length = 8 + len(payload)
         total = (
-            self._pseudo_header_sum(PROTO_UDP, length) + source_port + destination_port + length
+            self._pseudo_header_sum(PROTO_UDP, length)
+            + source_port
+            + destination_port
+            + length
             + _word_sum(payload)
         )
         value = _complement(total) or 0xFFFF  # zero would mean "no checksum"
@@ -187,7 +204,10 @@ _ICMPV6_REPLY_DELTA = (~(ICMPV6_ECHO_REQUEST << 8) & 0xFFFF) + (ICMPV6_ECHO_REPL
 
 
 def echo_reply_in_place(
-    packet: memoryview | bytearray, *, ttl: int = DEFAULT_TTL, verify: bool = False,
+    packet: memoryview | bytearray,
+    *,
+    ttl: int = DEFAULT_TTL,
+    verify: bool = False,
 ) -> None:
     """Turn the ICMP or ICMPv6 echo request in ``packet`` into its reply, in place.
 
@@ -209,8 +229,10 @@ def echo_reply_in_place(
     """
     view = packet if packet.__class__ is memoryview else memoryview(packet)
     if view.readonly:
-        raise TypeError("the packet is read-only: pass a writable buffer (a received "
-                        "packet's data, a send buffer, a bytearray)")
+        raise TypeError(
+            "the packet is read-only: pass a writable buffer (a received "
+            "packet's data, a send buffer, a bytearray)"
+        )
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     if ttl.__class__ is not int or not 0 <= ttl <= 255:
@@ -228,13 +250,25 @@ def _ipv4_echo_reply(view: memoryview, ttl: int, verify: bool) -> None:
     size = len(view)
     if size < 20:
         raise ValueError(f"not an echo request: an IPv4 packet of {size} bytes is truncated")
-    first, tos, length, identification, fragment, old_ttl, protocol, header_sum, source, \
-        destination = _IPV4_ECHO.unpack_from(view)
+    (
+        first,
+        tos,
+        length,
+        identification,
+        fragment,
+        old_ttl,
+        protocol,
+        header_sum,
+        source,
+        destination,
+    ) = _IPV4_ECHO.unpack_from(view)
     header = (first & 0x0F) * 4
     if header < 20 or not header + 8 <= length <= size:
-        raise ValueError(f"not an echo request: the IPv4 packet says {length} bytes with a "
-                         f"{header}-byte header, holds {size}; an echo request needs "
-                         f"{max(header, 20) + 8} or more")
+        raise ValueError(
+            f"not an echo request: the IPv4 packet says {length} bytes with a "
+            f"{header}-byte header, holds {size}; an echo request needs "
+            f"{max(header, 20) + 8} or more"
+        )
     if protocol != PROTO_ICMP:
         raise ValueError(f"not an echo request: IPv4 protocol {protocol}, not ICMP")
     if fragment & 0x3FFF:
@@ -248,8 +282,20 @@ def _ipv4_echo_reply(view: memoryview, ttl: int, verify: bool) -> None:
     if old_ttl != ttl:
         delta = (~(old_ttl << 8 | PROTO_ICMP) & 0xFFFF) + (ttl << 8 | PROTO_ICMP)
         header_sum = _add_delta(header_sum, delta)
-    _IPV4_ECHO.pack_into(view, 0, first, tos, length, identification, fragment, ttl, protocol,
-                         header_sum, destination, source)
+    _IPV4_ECHO.pack_into(
+        view,
+        0,
+        first,
+        tos,
+        length,
+        identification,
+        fragment,
+        ttl,
+        protocol,
+        header_sum,
+        destination,
+        source,
+    )
     message_sum = _add_delta(message_sum, _ICMP_REPLY_DELTA)
     if not message_sum:
         # RFC 1624's update cannot tell words that sum to 0xFFFF (checksum 0) from words
@@ -265,56 +311,76 @@ def _ipv6_echo_reply(view: memoryview, ttl: int, verify: bool) -> None:
     first, payload_length, next_header, _, source, destination = _IPV6_ECHO.unpack_from(view)
     end = 40 + payload_length
     if not 48 <= end <= size:
-        raise ValueError(f"not an echo request: the IPv6 packet says {end} bytes, holds "
-                         f"{size}; an echo request needs 48 or more")
+        raise ValueError(
+            f"not an echo request: the IPv6 packet says {end} bytes, holds "
+            f"{size}; an echo request needs 48 or more"
+        )
     if next_header != PROTO_ICMPV6:
         raise ValueError(f"not an echo request: IPv6 next header {next_header}, not ICMPv6")
     kind, code, message_sum = _ICMP_TYPE.unpack_from(view, 40)
     if kind != ICMPV6_ECHO_REQUEST or code:
         raise ValueError(f"not an echo request: ICMPv6 type {kind} code {code}")
-    if verify and _complement(_word_sum(view[8:40]) + PROTO_ICMPV6 + payload_length
-                              + _word_sum(view[40:end])):
+    if verify and _complement(
+        _word_sum(view[8:40]) + PROTO_ICMPV6 + payload_length + _word_sum(view[40:end])
+    ):
         raise ValueError("not an echo request: the ICMPv6 checksum is wrong")
     # The hop limit is covered by no checksum; swapping addresses leaves the sum as it was.
     _IPV6_ECHO.pack_into(view, 0, first, payload_length, next_header, ttl, destination, source)
-    _ICMP_TYPE.pack_into(view, 40, ICMPV6_ECHO_REPLY, 0,
-                         _add_delta(message_sum, _ICMPV6_REPLY_DELTA))
+    _ICMP_TYPE.pack_into(
+        view, 40, ICMPV6_ECHO_REPLY, 0, _add_delta(message_sum, _ICMPV6_REPLY_DELTA)
+    )
 
 
 # -- convenience and test helpers -------------------------------------------------------------
 
 
 def ipv4_packet(
-    source: str | IPAddress, destination: str | IPAddress, protocol: int, payload: bytes,
-    *, ttl: int = DEFAULT_TTL, identification: int = 0,
+    source: str | IPAddress,
+    destination: str | IPAddress,
+    protocol: int,
+    payload: bytes,
+    *,
+    ttl: int = DEFAULT_TTL,
+    identification: int = 0,
 ) -> bytes:
     """An IPv4 packet (no options) carrying ``payload``, with a correct header checksum.
 
     A convenience helper (it parses the addresses each call); :class:`PacketBuilder` is the
     fast path.
     """
-    builder = PacketBuilder(ipaddress.IPv4Address(source), ipaddress.IPv4Address(destination),
-                            ttl=ttl)
+    builder = PacketBuilder(
+        ipaddress.IPv4Address(source), ipaddress.IPv4Address(destination), ttl=ttl
+    )
     return builder.packet(protocol, payload, identification=identification)
 
 
 def ipv6_packet(
-    source: str | IPAddress, destination: str | IPAddress, next_header: int, payload: bytes,
-    *, hop_limit: int = DEFAULT_TTL,
+    source: str | IPAddress,
+    destination: str | IPAddress,
+    next_header: int,
+    payload: bytes,
+    *,
+    hop_limit: int = DEFAULT_TTL,
 ) -> bytes:
     """An IPv6 packet (no extension headers) carrying ``payload``.
 
     A convenience helper (it parses the addresses each call); :class:`PacketBuilder` is the
     fast path.
     """
-    builder = PacketBuilder(ipaddress.IPv6Address(source), ipaddress.IPv6Address(destination),
-                            ttl=hop_limit)
+    builder = PacketBuilder(
+        ipaddress.IPv6Address(source), ipaddress.IPv6Address(destination), ttl=hop_limit
+    )
     return builder.packet(next_header, payload)
 
 
 def icmp_echo(
-    source: str | IPAddress, destination: str | IPAddress, *, identifier: int = 0,
-    sequence: int = 0, payload: bytes = b"", reply: bool = False,
+    source: str | IPAddress,
+    destination: str | IPAddress,
+    *,
+    identifier: int = 0,
+    sequence: int = 0,
+    payload: bytes = b"",
+    reply: bool = False,
 ) -> bytes:
     """An ICMP (IPv4) or ICMPv6 (IPv6) echo request, or reply, as a whole IP packet.
 
@@ -327,8 +393,11 @@ def icmp_echo(
 
 
 def udp_packet(
-    source: str | IPAddress, destination: str | IPAddress, source_port: int,
-    destination_port: int, payload: bytes,
+    source: str | IPAddress,
+    destination: str | IPAddress,
+    source_port: int,
+    destination_port: int,
+    payload: bytes,
 ) -> bytes:
     """A UDP datagram as a whole IPv4 or IPv6 packet, with a correct checksum.
 
@@ -390,7 +459,10 @@ def echo_reply_for(packet: bytes | memoryview) -> bytes | None:
         return None
     identifier, sequence = struct.unpack_from("!HH", message, 4)
     return PacketBuilder(destination, source).icmp_echo(
-        identifier=identifier, sequence=sequence, payload=bytes(message[8:]), reply=True,
+        identifier=identifier,
+        sequence=sequence,
+        payload=bytes(message[8:]),
+        reply=True,
     )
 
 

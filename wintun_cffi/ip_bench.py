@@ -23,8 +23,14 @@ SOURCE, DESTINATION = "10.6.7.8", "10.6.7.7"
 _BUFFER_BYTES = 16 << 20
 
 
-def _timed(name: str, size: int, repeats: int, count: int,
-           run: Callable[[], None], prepare: Callable[[], None] | None = None) -> Row:
+def _timed(
+    name: str,
+    size: int,
+    repeats: int,
+    count: int,
+    run: Callable[[], None],
+    prepare: Callable[[], None] | None = None,
+) -> Row:
     """``run()`` handles ``count`` packets; time it ``repeats`` times, ``prepare`` untimed."""
     row = Row(name, size)
     for _ in range(repeats):
@@ -44,8 +50,9 @@ def ip_rows(size: int, repeats: int = 5, packets: int = 2000) -> list[Row]:
     payload = bytes(size - 28)
     builder = ip.PacketBuilder(SOURCE, DESTINATION)
     request = builder.icmp_echo(identifier=1, sequence=1, payload=payload)
-    request6 = ip.icmp_echo("fd00::8", "fd00::7", identifier=1, sequence=1,
-                            payload=bytes(size - 48))
+    request6 = ip.icmp_echo(
+        "fd00::8", "fd00::7", identifier=1, sequence=1, payload=bytes(size - 48)
+    )
     packets_range = range(count)
     rows = []
 
@@ -53,18 +60,56 @@ def ip_rows(size: int, repeats: int = 5, packets: int = 2000) -> list[Row]:
         def run() -> None:
             for _ in packets_range:
                 function()
+
         return run
 
-    rows.append(_timed("ip convenience echo_reply_for", size, repeats, count,
-                       each(lambda: ip.echo_reply_for(request))))
-    rows.append(_timed("ip convenience icmp_echo", size, repeats, count, each(
-        lambda: ip.icmp_echo(SOURCE, DESTINATION, identifier=1, sequence=1, payload=payload))))
-    rows.append(_timed("ip convenience udp_packet", size, repeats, count, each(
-        lambda: ip.udp_packet(SOURCE, DESTINATION, 5000, 5001, payload))))
-    rows.append(_timed("ip fast PacketBuilder.icmp_echo", size, repeats, count, each(
-        lambda: builder.icmp_echo(identifier=1, sequence=1, payload=payload))))
-    rows.append(_timed("ip fast PacketBuilder.udp", size, repeats, count, each(
-        lambda: builder.udp(5000, 5001, payload))))
+    rows.append(
+        _timed(
+            "ip convenience echo_reply_for",
+            size,
+            repeats,
+            count,
+            each(lambda: ip.echo_reply_for(request)),
+        )
+    )
+    rows.append(
+        _timed(
+            "ip convenience icmp_echo",
+            size,
+            repeats,
+            count,
+            each(
+                lambda: ip.icmp_echo(SOURCE, DESTINATION, identifier=1, sequence=1, payload=payload)
+            ),
+        )
+    )
+    rows.append(
+        _timed(
+            "ip convenience udp_packet",
+            size,
+            repeats,
+            count,
+            each(lambda: ip.udp_packet(SOURCE, DESTINATION, 5000, 5001, payload)),
+        )
+    )
+    rows.append(
+        _timed(
+            "ip fast PacketBuilder.icmp_echo",
+            size,
+            repeats,
+            count,
+            each(lambda: builder.icmp_echo(identifier=1, sequence=1, payload=payload)),
+        )
+    )
+    rows.append(
+        _timed(
+            "ip fast PacketBuilder.udp",
+            size,
+            repeats,
+            count,
+            each(lambda: builder.udp(5000, 5001, payload)),
+        )
+    )
     for name, packet, options in (
         ("ip fast echo_reply_in_place IPv4", request, {}),
         ("ip fast echo_reply_in_place IPv6", request6, {}),
@@ -74,8 +119,9 @@ def ip_rows(size: int, repeats: int = 5, packets: int = 2000) -> list[Row]:
     return rows
 
 
-def _in_place(name: str, size: int, repeats: int, count: int, request: bytes,
-              options: dict[str, bool]) -> Row:
+def _in_place(
+    name: str, size: int, repeats: int, count: int, request: bytes, options: dict[str, bool]
+) -> Row:
     """Answer ``count`` requests, each in its own slice of one buffer (as the views of a
     received batch); the buffer is refilled with requests between runs (untimed)."""
     buffer = bytearray(len(request) * count)

@@ -149,8 +149,20 @@ class Ledger:
     and ``_token`` slots). Thread-safe: taking is serialised by a lock; giving back needs none.
     """
 
-    __slots__ = ("direction", "entries", "raw", "_lock", "_queue", "_pipe", "_flush", "_get",
-                 "_enqueue", "_step", "_sizes", "_take_one")
+    __slots__ = (
+        "direction",
+        "entries",
+        "raw",
+        "_lock",
+        "_queue",
+        "_pipe",
+        "_flush",
+        "_get",
+        "_enqueue",
+        "_step",
+        "_sizes",
+        "_take_one",
+    )
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
@@ -175,9 +187,13 @@ class Ledger:
         # Allocating one packet: its size is queued, then this pipeline allocates it and puts
         # the token (or NULL) in ``raw``, in C.
         self._sizes: deque[int] = deque()
-        self._take_one = None if direction.one is None else partial(next, map(
-            self.raw.append, map(direction.one, iter(self._sizes.popleft, None))
-        ))
+        self._take_one = (
+            None
+            if direction.one is None
+            else partial(
+                next, map(self.raw.append, map(direction.one, iter(self._sizes.popleft, None)))
+            )
+        )
 
     # -- taking ------------------------------------------------------------------------------
 
@@ -315,8 +331,12 @@ class Ledger:
         for token in self.raw:
             packet = entries.get(token)
             # References: the entry, this local and the argument (a group: held, never lost).
-            if (packet is not None and not isinstance(packet, Group)
-                    and _getrefcount is not None and _getrefcount(packet) <= 3):
+            if (
+                packet is not None
+                and not isinstance(packet, Group)
+                and _getrefcount is not None
+                and _getrefcount(packet) <= 3
+            ):
                 out.append(packet)
         self.raw.clear()
 
@@ -386,8 +406,11 @@ class Ledger:
         del views
         # References to each exporter: the packet's slot, this list and the argument.
         exporters = list(map(_exporter_of, packets))
-        if _getrefcount is not None and exporters and exporters[0] is not None and (
-            max(map(_getrefcount, exporters)) > 3
+        if (
+            _getrefcount is not None
+            and exporters
+            and exporters[0] is not None
+            and (max(map(_getrefcount, exporters)) > 3)
         ):
             del exporters
             self._restore_views(packets, tokens)
@@ -423,9 +446,12 @@ class Ledger:
 
     def _give_group(self, key: Any) -> None:
         """Pop a group's entry and give all its tokens back, in one C step."""
-        consume(map(self.direction.give, chain.from_iterable(
-            map(_tokens_of, map(self.entries.pop, (key,)))
-        )))
+        consume(
+            map(
+                self.direction.give,
+                chain.from_iterable(map(_tokens_of, map(self.entries.pop, (key,)))),
+            )
+        )
 
     def _make_harmless(self, packets: Iterable[Any]) -> None:
         harmless = self.direction.harmless
@@ -447,8 +473,12 @@ class Ledger:
 
     def _give_tokens(self, tokens: list[Any]) -> None:
         """Pop each token's entry and give the token back, each pair in one C step."""
-        consume(map(self.direction.give, map(_first, zip(
-            tokens, map(self.entries.pop, tokens), strict=False))))
+        consume(
+            map(
+                self.direction.give,
+                map(_first, zip(tokens, map(self.entries.pop, tokens), strict=False)),
+            )
+        )
 
     def _drain(self) -> None:
         """Give back the tokens that interrupted calls left queued."""
@@ -483,8 +513,9 @@ class Ledger:
                 if isinstance(group, Group):
                     self._make_group_harmless(group)
             ready = [packet for packet in packets if _settleable(packet)]
-            groups = [held for held in abandoned
-                      if isinstance(held, Group) and _group_settleable(held)]
+            groups = [
+                held for held in abandoned if isinstance(held, Group) and _group_settleable(held)
+            ]
             if not ready and not groups:
                 break
             self._give_tokens([packet._token for packet in ready])
@@ -574,8 +605,11 @@ def release_group_views(group: Group) -> None:
             group._rebuild_views()
             raise _in_use(group._tokens[0], None) from None
     # References to each exporter: the group's list and the argument.
-    if _getrefcount is not None and exporters and exporters[0] is not None and (
-        max(map(_getrefcount, exporters)) > 2
+    if (
+        _getrefcount is not None
+        and exporters
+        and exporters[0] is not None
+        and (max(map(_getrefcount, exporters)) > 2)
     ):
         group._rebuild_views()
         raise _in_use(group._tokens[0], None)
@@ -619,10 +653,10 @@ def _fresh_view(packet: Any) -> memoryview | None:
 def _in_use(token: Any, view: memoryview | None) -> PacketInUseError:
     return PacketInUseError(
         "views derived from the packet's data (slices, memoryview(), arrays) still exist and "
-        "would outlive its memory; drop them, then try again", token, view,
+        "would outlive its memory; drop them, then try again",
+        token,
+        view,
     )
-
-
 
 
 # -- the Backend protocol's single calls, over a ledger -----------------------------------------
@@ -649,7 +683,14 @@ def give_back_token(ledger: Ledger, token: Any, refusal: str) -> None:
 
 
 __all__ = [
-    "Direction", "Group", "Held", "Ledger", "Maker", "consume", "give_back_token",
-    "release_group_views", "release_view",
+    "Direction",
+    "Group",
+    "Held",
+    "Ledger",
+    "Maker",
+    "consume",
+    "give_back_token",
+    "release_group_views",
+    "release_view",
     "take_one",
 ]

@@ -57,14 +57,16 @@ def user_data_directory() -> Path:
     ``$XDG_DATA_HOME/wintun-cffi`` (default ``~/.local/share/wintun-cffi``) elsewhere."""
     if platform.IS_WINDOWS:
         base = os.environ.get("LOCALAPPDATA") or os.path.join(
-            os.path.expanduser("~"), "AppData", "Local")
+            os.path.expanduser("~"), "AppData", "Local"
+        )
     elif sys.platform == "darwin":
         base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
     else:
         xdg = os.environ.get("XDG_DATA_HOME", "")
         # The XDG rule: a relative value is invalid and ignored.
-        base = xdg if os.path.isabs(xdg) else os.path.join(
-            os.path.expanduser("~"), ".local", "share")
+        base = (
+            xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".local", "share")
+        )
     return Path(base) / "wintun-cffi"
 
 
@@ -178,7 +180,10 @@ class _Candidate(NamedTuple):
 
 
 def open_wintun(
-    path: str, sha256: str | None = None, *, verify_signature: bool = False,
+    path: str,
+    sha256: str | None = None,
+    *,
+    verify_signature: bool = False,
     signer: str | None = None,
 ) -> LoadedLibrary:
     """Verify, load and identify the library at absolute ``path``.
@@ -196,20 +201,22 @@ def open_wintun(
         raise ValueError("signer= is only used with verify_signature=True")
     if verify_signature and not platform.IS_WINDOWS:
         raise NotSupportedError(
-            "verify_signature=True needs Windows (WinVerifyTrust checks Authenticode "
-            "signatures)")
+            "verify_signature=True needs Windows (WinVerifyTrust checks Authenticode signatures)"
+        )
     with HeldFile(path) as held:
         if sha256 is not None:
             _compare_sha256(path, held.sha256(), sha256)
         check_architecture(path, held.head())
         if verify_signature:
-            _authenticode.check_signature(path, held.windows_handle,
-                                          signer or _authenticode.WINTUN_SIGNER)
+            _authenticode.check_signature(
+                path, held.windows_handle, signer or _authenticode.WINTUN_SIGNER
+            )
         library = _load(path)
         if not held.still_at_path():
             library.ffi.dlclose(library.lib)
             raise LibraryChangedError(
-                f"{path} was replaced between its checks and its load; it was unloaded again")
+                f"{path} was replaced between its checks and its load; it was unloaded again"
+            )
     return library
 
 

@@ -80,18 +80,35 @@ _SIZE_MASK = 0x7FFFFFFF  # a record's Size without the release flag
 def _ended(handle: weakref.ref[NativeSession]) -> bool:
     session = handle()
     return session is None or session.ended
+
+
 _view: Callable[[Any], memoryview] = memoryview
 
 
 class NativeSession(SessionHandle):
     """A session handle of the native backend."""
 
-    __slots__ = ("backend", "pointer", "ended", "finished", "waiter", "reads", "writes",
-                 "_end_call", "_started", "_key", "__weakref__")
+    __slots__ = (
+        "backend",
+        "pointer",
+        "ended",
+        "finished",
+        "waiter",
+        "reads",
+        "writes",
+        "_end_call",
+        "_started",
+        "_key",
+        "__weakref__",
+    )
 
     def __init__(
-        self, backend: NativeBackend, pointer: Any, waiter: platform.ReadWaiter,
-        started: dict[int, Any], key: int,
+        self,
+        backend: NativeBackend,
+        pointer: Any,
+        waiter: platform.ReadWaiter,
+        started: dict[int, Any],
+        key: int,
     ) -> None:
         self.backend = backend
         self.pointer = pointer
@@ -123,7 +140,8 @@ class NativeBackend(GenerationBound):
         self._logger_callback: Any = None  # kept alive while installed
         names = {"seed": ("WintunGetAdapter", "WintunReceiveRelease")}.get(self._api)
         self._open_name, self._release_name = names or (
-            "WintunOpenAdapter", "WintunReleaseReceivePacket"
+            "WintunOpenAdapter",
+            "WintunReleaseReceivePacket",
         )
         self._c_release = getattr(self._lib, self._release_name)
         self._c_receive = self._lib.WintunReceivePacket
@@ -317,17 +335,23 @@ class NativeBackend(GenerationBound):
             _log.error("the Wintun logger raised", exc_info=(exception, value, traceback))
 
         if with_timestamp:
+
             def deliver(level: int, timestamp: int, message: Any) -> None:
                 logger(int(level), int(timestamp), ffi.string(message))
+
             native = ffi.callback(kind, deliver, onerror=report)
         elif returns_bool:
+
             def deliver_bool(level: int, message: Any) -> int:
                 logger(int(level), None, ffi.string(message))
                 return 1
+
             native = ffi.callback(kind, deliver_bool, error=1, onerror=report)
         else:
+
             def deliver_plain(level: int, message: Any) -> None:
                 logger(int(level), None, ffi.string(message))
+
             native = ffi.callback(kind, deliver_plain, onerror=report)
         self._lib.WintunSetLogger(native)
         self._logger_callback = native
@@ -396,7 +420,8 @@ class NativeBackend(GenerationBound):
                 f"{exported} packets still had views derived from their data when the session "
                 "ended; its rings are kept allocated so those views stay valid. Copy packet "
                 "data (bytes(packet)) instead of keeping views of it.",
-                ResourceWarning, stacklevel=2,
+                ResourceWarning,
+                stacklevel=2,
             )
             return
         consume(session._end_call)  # the C call, once; a retry after Ctrl+C skips it
@@ -467,8 +492,15 @@ class NativeBackend(GenerationBound):
 
         give_up = rules_for(self._api).give_up
         return Direction(
-            take, views, partial(self._c_send, pointer), None, give_up, True,
-            one=partial(c_allocate, pointer), view=view, write=self._ffi.memmove,
+            take,
+            views,
+            partial(self._c_send, pointer),
+            None,
+            give_up,
+            True,
+            one=partial(c_allocate, pointer),
+            view=view,
+            write=self._ffi.memmove,
         )
 
     def ledgers(self, session: object) -> tuple[Ledger, Ledger]:
@@ -483,7 +515,8 @@ class NativeBackend(GenerationBound):
     def release_receive_packet(self, session: object, token: object) -> None:
         """``WintunReleaseReceivePacket`` (seed: ``WintunReceiveRelease``)."""
         give_back_token(
-            self._session(session, self._release_name).reads, token,
+            self._session(session, self._release_name).reads,
+            token,
             "not a packet received from this session, or already released",
         )
 
@@ -496,7 +529,8 @@ class NativeBackend(GenerationBound):
     def send_packet(self, session: object, token: object) -> None:
         """``WintunSendPacket``."""
         give_back_token(
-            self._session(session, "WintunSendPacket").writes, token,
+            self._session(session, "WintunSendPacket").writes,
+            token,
             "not a packet allocated in this session, or already sent",
         )
 

@@ -36,8 +36,9 @@ def open_library(ffi: Any, path: str) -> Any:
             path, kffi.NULL, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_SYSTEM32
         )
         if module == kffi.NULL:
-            raise _win32.windows_error(f"LoadLibraryExW failed for {path}",
-                                       _win32.last_error(kffi), path)
+            raise _win32.windows_error(
+                f"LoadLibraryExW failed for {path}", _win32.last_error(kffi), path
+            )
         return ffi.dlopen(ffi.cast("void *", int(kffi.cast("uintptr_t", module))))
     return ffi.dlopen(path)  # a path with a slash: dlopen searches nothing
 

@@ -122,7 +122,11 @@ class TrackingWintun(Wintun):
         return cls(wintun.backend, path=wintun.path)
 
     def create_adapter(
-        self, name: str, *, tunnel_type: str | None = None, pool: str | None = None,
+        self,
+        name: str,
+        *,
+        tunnel_type: str | None = None,
+        pool: str | None = None,
         guid: uuid.UUID | None = None,
     ) -> Adapter:
         adapter = super().create_adapter(name, tunnel_type=tunnel_type, pool=pool, guid=guid)

@@ -239,8 +239,9 @@ class Session(Lifetime):
         if not all(map(isinstance, batch, repeat(ReceivedPacket))) or any(
             map(is_not, map(_session_of, batch), repeat(self))
         ):
-            stranger = next(p for p in batch
-                            if not isinstance(p, ReceivedPacket) or p._session is not self)
+            stranger = next(
+                p for p in batch if not isinstance(p, ReceivedPacket) or p._session is not self
+            )
             raise ValueError(f"{stranger!r} was not received from this session")
         try:
             live = self._live
@@ -415,8 +416,9 @@ class Session(Lifetime):
             if self._closing is not None:
                 self._finish(False)
 
-    def _send_when_room(self, payload: BytesLike, size: int, deadline: float | None,
-                        timeout: float | None) -> None:
+    def _send_when_room(
+        self, payload: BytesLike, size: int, deadline: float | None, timeout: float | None
+    ) -> None:
         """Send once the driver has made room (it sends no signal when it does)."""
         writes, sleep = self._writes, backoff(0.00005, 0.002)
         while True:
@@ -547,5 +549,11 @@ def _deadline(timeout: float | None) -> float | None:
 
 
 __all__ = [
-    "BytesLike", "OnFull", "PREFETCH", "PacketBatch", "ReceivedPacket", "SendBuffer", "Session",
+    "BytesLike",
+    "OnFull",
+    "PREFETCH",
+    "PacketBatch",
+    "ReceivedPacket",
+    "SendBuffer",
+    "Session",
 ]

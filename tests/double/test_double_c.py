@@ -72,12 +72,21 @@ GENERATIONS = API_GENERATIONS
 #: What each generation exports: what our header of it declares (wintun_cffi/include).
 EXPORTS: dict[str, frozenset[str]] = {api: frozenset(DECLARED[api].exports) for api in GENERATIONS}
 ALL_NAMES = frozenset().union(*EXPORTS.values())
-HELPERS = frozenset({
-    "WintunDoubleGetSessionRings", "WintunDoubleSetSessionHooks", "WintunDoubleMarkDead",
-    "WintunDoubleReset", "WintunDoubleLog", "WintunDoubleAdapterCount",
-    "WintunDoubleSessionCount", "WintunDoubleApi", "WintunDoubleSetDriverVersion",
-    "WintunDoubleGetAdapterInfo", "WintunDoubleSetSignalUnmovedTail",
-})
+HELPERS = frozenset(
+    {
+        "WintunDoubleGetSessionRings",
+        "WintunDoubleSetSessionHooks",
+        "WintunDoubleMarkDead",
+        "WintunDoubleReset",
+        "WintunDoubleLog",
+        "WintunDoubleAdapterCount",
+        "WintunDoubleSessionCount",
+        "WintunDoubleApi",
+        "WintunDoubleSetDriverVersion",
+        "WintunDoubleGetAdapterInfo",
+        "WintunDoubleSetSignalUnmovedTail",
+    }
+)
 
 #: The double's own refusal (WintunDoubleReset with a session open); no Wintun call uses it.
 ERROR_BUSY = 170
@@ -215,8 +224,14 @@ class Double:
     def pool_era(self) -> bool:
         return self.api != "0.14"
 
-    def create(self, name: str, *, pool: str = "Pool", tunnel_type: str = "Test",
-               guid: uuid.UUID | None = None) -> Any:
+    def create(
+        self,
+        name: str,
+        *,
+        pool: str = "Pool",
+        tunnel_type: str = "Test",
+        guid: uuid.UUID | None = None,
+    ) -> Any:
         g = self.ffi.NULL
         if guid is not None:
             g = self.ffi.new("GUID *")
@@ -390,13 +405,16 @@ def test_exports_exactly_the_generation_names(api: str, double_dir: Path) -> Non
     assert dbl.ffi.string(dbl.lib.WintunDoubleApi()).decode() == api
 
 
-@pytest.mark.skipif(shutil.which("nm") is None or platform.IS_WINDOWS,
-                    reason="needs binutils nm and the Linux build (ELF)")
+@pytest.mark.skipif(
+    shutil.which("nm") is None or platform.IS_WINDOWS,
+    reason="needs binutils nm and the Linux build (ELF)",
+)
 @pytest.mark.parametrize("api", GENERATIONS)
 def test_dynamic_symbol_table_has_nothing_else(api: str, double_dir: Path) -> None:
     path = build_double(api, double_dir)
-    out = subprocess.run(["nm", "-D", "--defined-only", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     names = {line.split()[-1] for line in out.splitlines() if line.strip()}
     assert names == EXPORTS[api] | HELPERS
     assert len(EXPORTS[api]) == {"0.14": 14, "pool": 18, "seed": 19}[api]
@@ -404,19 +422,26 @@ def test_dynamic_symbol_table_has_nothing_else(api: str, double_dir: Path) -> No
 
 def pe_exports(objdump: str, path: Path) -> tuple[set[str], set[str]]:
     """(exported names, imported DLLs) of a PE file, read with MinGW's objdump."""
-    out = subprocess.run([objdump, "-p", str(path)], capture_output=True, text=True,
-                         check=True).stdout
-    table = out[out.index("[Ordinal/Name Pointer] Table"):]
-    names = {line.split("]", 1)[1].strip() for line in table.splitlines()[1:]
-             if line.strip().startswith("[") and "]" in line and "reloc" not in line}
+    out = subprocess.run(
+        [objdump, "-p", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    table = out[out.index("[Ordinal/Name Pointer] Table") :]
+    names = {
+        line.split("]", 1)[1].strip()
+        for line in table.splitlines()[1:]
+        if line.strip().startswith("[") and "]" in line and "reloc" not in line
+    }
     names = {name for name in names if name and " " not in name}
-    dlls = {line.split(":", 1)[1].strip().lower() for line in out.splitlines()
-            if "DLL Name:" in line}
+    dlls = {
+        line.split(":", 1)[1].strip().lower() for line in out.splitlines() if "DLL Name:" in line
+    }
     return names, dlls
 
 
-@pytest.mark.skipif(not compiler_available(WINDOWS) or platform.IS_WINDOWS,
-                    reason="needs MinGW-w64 (x86_64-w64-mingw32-gcc) on a non-Windows host")
+@pytest.mark.skipif(
+    not compiler_available(WINDOWS) or platform.IS_WINDOWS,
+    reason="needs MinGW-w64 (x86_64-w64-mingw32-gcc) on a non-Windows host",
+)
 @pytest.mark.parametrize("api", GENERATIONS)
 def test_windows_build_exports_the_same_names_and_needs_no_other_dll(
     api: str, double_dir: Path
@@ -737,8 +762,7 @@ def test_seed_device_object(double_dir: Path) -> None:
 # ---- sessions ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("capacity", [0, 0x10000, 0x1FFFF, 0x20001, 0x30000, 0x8000000,
-                                      0xFFFFFFFF])
+@pytest.mark.parametrize("capacity", [0, 0x10000, 0x1FFFF, 0x20001, 0x30000, 0x8000000, 0xFFFFFFFF])
 def test_start_session_refuses_bad_capacity(d: Double, capacity: int) -> None:
     a = d.create("Cap")
     d.fails(d.lib.WintunStartSession(a, capacity), ERROR_INVALID_PARAMETER)
@@ -787,7 +811,9 @@ def test_receive_round_trip(session: tuple[Double, Any, Kernel]) -> None:
     assert k.send.head == 0  # Head moves only on release
     d.fails(d.lib.WintunReceivePacket(s, size), ERROR_NO_MORE_ITEMS)
     d.release(s, p)
-    assert k.send.record_size_field(0) == 21 | PACKET_RELEASE_FLAG  # the release flag marks the record
+    assert (
+        k.send.record_size_field(0) == 21 | PACKET_RELEASE_FLAG
+    )  # the release flag marks the record
     assert k.send.head == 28
 
 
@@ -853,7 +879,10 @@ def test_send_round_trip_and_allocation_order(session: tuple[Double, Any, Kernel
     second = d.lib.WintunAllocateSendPacket(s, 40)
     assert k.pointer_offset("receive", first) == 4
     assert k.pointer_offset("receive", second) == 28 + 4
-    assert k.receive.record_size_field(0) == 21 | PACKET_RELEASE_FLAG and k.receive.record_size_field(28) == 40 | PACKET_RELEASE_FLAG
+    assert (
+        k.receive.record_size_field(0) == 21 | PACKET_RELEASE_FLAG
+        and k.receive.record_size_field(28) == 40 | PACKET_RELEASE_FLAG
+    )
     d.ffi.buffer(first, 21)[:] = b"\x45" + bytes(range(1, 21))
     d.ffi.buffer(second, 40)[:] = b"\x60" * 40
     d.lib.WintunSendPacket(s, second)
@@ -1057,13 +1086,21 @@ print("SCENARIO-OK")
 def test_no_memory_errors_under_asan(double_dir: Path) -> None:
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
+        pytest.skip(
+            "no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only"
+        )
     path = build_double("0.14", double_dir, sanitize=True)
     assert path.name == "libwintun_double_0_14_asan.so"
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_SCENARIO
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert "AddressSanitizer" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert "SCENARIO-OK" in proc.stdout
@@ -1091,11 +1128,19 @@ def test_asan_harness_catches_an_overflow(double_dir: Path) -> None:
     """Positive control: the sanitized build in this harness does report a bad access."""
     runtime = asan_runtime()
     if runtime is None:
-        pytest.skip("no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only")
+        pytest.skip(
+            "no AddressSanitizer runtime (libasan.so) to preload: Linux builds with one only"
+        )
     path = build_double("0.14", double_dir, sanitize=True)
     script = f"CDEF = {cdef_for('0.14')!r}\n" + ASAN_PROBE
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode != 0 and "NOT-DETECTED" not in proc.stdout
     assert "heap-buffer-overflow" in proc.stderr

@@ -110,10 +110,17 @@ def test_bad_guid_type_is_refused(wintun: Emulator) -> None:
     assert wintun.adapter_names() == []
 
 
-@pytest.mark.parametrize(("api", "release", "version"), [
-    ("0.14", None, 14), ("0.14", "0.14", 14), ("pool", None, 13), ("pool", "0.9.2", 9),
-    ("pool", "0.10.3", 10), ("seed", None, 8),
-])
+@pytest.mark.parametrize(
+    ("api", "release", "version"),
+    [
+        ("0.14", None, 14),
+        ("0.14", "0.14", 14),
+        ("pool", None, 13),
+        ("pool", "0.9.2", 9),
+        ("pool", "0.10.3", 10),
+        ("seed", None, 8),
+    ],
+)
 def test_running_driver_version(api: ApiGeneration, release: str | None, version: int) -> None:
     wintun = Emulator(api, release=release)
     with pytest.raises(DriverNotLoadedError) as exc:
@@ -123,8 +130,9 @@ def test_running_driver_version(api: ApiGeneration, release: str | None, version
     assert wintun.get_running_driver_version() == (0 << 16) | version
 
 
-@pytest.mark.parametrize(("api", "release"), [("pool", "0.14.1"), ("0.14", "0.13"),
-                                              ("seed", "0.9"), ("pool", "0.9.9")])
+@pytest.mark.parametrize(
+    ("api", "release"), [("pool", "0.14.1"), ("0.14", "0.13"), ("seed", "0.9"), ("pool", "0.9.9")]
+)
 def test_a_release_of_another_generation_is_refused(api: ApiGeneration, release: str) -> None:
     with pytest.raises(ValueError, match="release must be one of"):
         Emulator(api, release=release)
@@ -132,7 +140,10 @@ def test_a_release_of_another_generation_is_refused(api: ApiGeneration, release:
 
 def test_the_default_release_is_the_newest_of_the_generation() -> None:
     assert [Emulator(api).release.name for api in ("0.14", "pool", "seed")] == [
-        "0.14.1", "0.13", "2020-11"]
+        "0.14.1",
+        "0.13",
+        "2020-11",
+    ]
 
 
 def test_delete_driver_0_14() -> None:
@@ -238,9 +249,14 @@ def test_duplicate_create_renames_the_old_holder(wintun: Emulator) -> None:
         assert [names(wintun, h) for h in (first, second, third)] == ["Dup 1", "dup 2", "dup"]
 
 
-@pytest.mark.parametrize(("api", "code"), [
-    ("0.14", ERROR_NOT_FOUND), ("pool", ERROR_FILE_NOT_FOUND), ("seed", ERROR_FILE_NOT_FOUND),
-])
+@pytest.mark.parametrize(
+    ("api", "code"),
+    [
+        ("0.14", ERROR_NOT_FOUND),
+        ("pool", ERROR_FILE_NOT_FOUND),
+        ("seed", ERROR_FILE_NOT_FOUND),
+    ],
+)
 def test_open_missing(api: ApiGeneration, code: int) -> None:
     wintun = Emulator(api)
     with pytest.raises(AdapterNotFoundError) as exc:
@@ -275,7 +291,7 @@ def test_set_and_get_name(api: ApiGeneration) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "nul\x00inside", "x" * 128, "\U0001F600" * 64], ids=["empty", "nul", "128", "utf16"]
+    "bad", ["", "nul\x00inside", "x" * 128, "\U0001f600" * 64], ids=["empty", "nul", "128", "utf16"]
 )
 def test_bad_adapter_names_create_nothing(wintun: Emulator, bad: str) -> None:
     with pytest.raises(ValueError):
@@ -335,9 +351,15 @@ def _calls(w: Emulator, h: object) -> dict[str, Callable[[], object]]:
 
 
 _LACKS: dict[str, set[str]] = {
-    "0.14": {"WintunFreeAdapter", "WintunDeleteAdapter", "WintunEnumAdapters",
-             "WintunDeletePoolDriver", "WintunGetAdapterName", "WintunSetAdapterName",
-             "WintunOpenAdapterDeviceObject"},
+    "0.14": {
+        "WintunFreeAdapter",
+        "WintunDeleteAdapter",
+        "WintunEnumAdapters",
+        "WintunDeletePoolDriver",
+        "WintunGetAdapterName",
+        "WintunSetAdapterName",
+        "WintunOpenAdapterDeviceObject",
+    },
     "pool": {"WintunCloseAdapter", "WintunDeleteDriver", "WintunOpenAdapterDeviceObject"},
     "seed": {"WintunCloseAdapter", "WintunDeleteDriver"},
 }

@@ -240,10 +240,17 @@ def test_send_signals_tail_moved_only_while_alertable(rings: ClientRings, alerta
     assert rings.tail_moved.consume() is (alertable != 0)
 
 
-@pytest.mark.parametrize(("release", "signals"), [
-    ("2020-11", True), ("0.9", True), ("0.9.1", True), ("0.9.2", False), ("0.13", False),
-    ("0.14.1", False),
-])
+@pytest.mark.parametrize(
+    ("release", "signals"),
+    [
+        ("2020-11", True),
+        ("0.9", True),
+        ("0.9.1", True),
+        ("0.9.2", False),
+        ("0.13", False),
+        ("0.14.1", False),
+    ],
+)
 def test_which_releases_signal_when_tail_did_not_move(release: str, signals: bool) -> None:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     event = FdEvent()
@@ -263,8 +270,10 @@ def test_which_releases_signal_when_tail_did_not_move(release: str, signals: boo
     event.close()
 
 
-@pytest.mark.parametrize(("release", "name"), [("2020-11", "WintunReceiveRelease"),
-                                               ("0.9", "WintunReleaseReceivePacket")])
+@pytest.mark.parametrize(
+    ("release", "name"),
+    [("2020-11", "WintunReceiveRelease"), ("0.9", "WintunReleaseReceivePacket")],
+)
 def test_errors_name_the_release_function_of_the_generation(release: str, name: str) -> None:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     event = FdEvent()
@@ -332,8 +341,15 @@ def test_client_tail_at_capacity_gives_eof(rings: ClientRings) -> None:
 
 @pytest.mark.parametrize(
     ("size", "error"),
-    [(-1, ValueError), (0x10000, ValueError), (1 << 32, ValueError), (1.5, TypeError),
-     (True, TypeError), ("4", TypeError), (None, TypeError)],
+    [
+        (-1, ValueError),
+        (0x10000, ValueError),
+        (1 << 32, ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+        ("4", TypeError),
+        (None, TypeError),
+    ],
 )
 def test_bad_sizes_are_refused_before_anything(
     rings: ClientRings, size: object, error: type[Exception]

@@ -128,8 +128,16 @@ def send(rig: DriverRig, payload: bytes) -> None:
 
 def test_consumer_accepts_ip_and_discards_the_rest(rig: DriverRig) -> None:
     v6 = bytes([0x60]) + bytes(39)
-    packets = [ipv4(b"a", 20), ipv4(b"b", 19), b"", b"\x45", v6, v6[:39], b"\x50" + bytes(30),
-               ipv4(b"c", 100)]
+    packets = [
+        ipv4(b"a", 20),
+        ipv4(b"b", 19),
+        b"",
+        b"\x45",
+        v6,
+        v6[:39],
+        b"\x50" + bytes(30),
+        ipv4(b"c", 100),
+    ]
     for packet in packets:
         send(rig, packet)
     end = sum(rec(len(p)) for p in packets)
@@ -241,8 +249,9 @@ def test_stop_while_the_consumer_is_busy_does_not_hang() -> None:
         entered.set()
         release.wait(10.0)
 
-    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, slow_system,
-                           AdapterStatistics())
+    driver = SessionDriver(
+        send_ring, receive_ring, read_wait, tail_moved, slow_system, AdapterStatistics()
+    )
     write_record(receive_ring, 0, ipv4(b"x", 20))
     receive_ring.tail = 24
     tail_moved.set()
@@ -267,8 +276,9 @@ def test_a_failing_system_does_not_kill_the_consumer() -> None:
         if len(calls) == 1:
             raise RuntimeError("the system hiccups")
 
-    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, flaky,
-                           AdapterStatistics())
+    driver = SessionDriver(
+        send_ring, receive_ring, read_wait, tail_moved, flaky, AdapterStatistics()
+    )
     end = write_record(receive_ring, 0, ipv4(b"1", 20))
     receive_ring.tail = end
     tail_moved.set()
@@ -286,8 +296,14 @@ def test_a_failing_system_does_not_kill_the_consumer() -> None:
 def test_statistics_as_dict() -> None:
     stats = AdapterStatistics(out_packets=2, in_errors=1)
     assert stats.as_dict() == {
-        "out_octets": 0, "out_packets": 2, "out_discards": 0, "out_errors": 0,
-        "in_octets": 0, "in_packets": 0, "in_discards": 0, "in_errors": 1,
+        "out_octets": 0,
+        "out_packets": 2,
+        "out_discards": 0,
+        "out_errors": 0,
+        "in_octets": 0,
+        "in_packets": 0,
+        "in_discards": 0,
+        "in_errors": 1,
     }
 
 
@@ -313,8 +329,9 @@ def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
         holder[0].stop()
         done.set()
 
-    holder.append(SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system,
-                                AdapterStatistics()))
+    holder.append(
+        SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system, AdapterStatistics())
+    )
     receive_ring.tail = write_record(receive_ring, 0, ipv4(b"bye", 20))
     tail_moved.set()
     assert done.wait(10.0)
@@ -328,12 +345,20 @@ def test_stop_from_the_consumer_thread_keeps_the_dead_marker() -> None:
 # -- what differs by generation ---------------------------------------------------------------
 
 
-def make_driver(system: list[bytes], *, stops_at_non_ip: bool
-                ) -> tuple[SessionDriver, Ring, FdEvent, FdEvent]:
+def make_driver(
+    system: list[bytes], *, stops_at_non_ip: bool
+) -> tuple[SessionDriver, Ring, FdEvent, FdEvent]:
     send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
-    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system.append,
-                           AdapterStatistics(), stops_at_non_ip=stops_at_non_ip)
+    driver = SessionDriver(
+        send_ring,
+        receive_ring,
+        read_wait,
+        tail_moved,
+        system.append,
+        AdapterStatistics(),
+        stops_at_non_ip=stops_at_non_ip,
+    )
     return driver, receive_ring, read_wait, tail_moved
 
 
@@ -367,11 +392,13 @@ def test_rings_whose_send_tail_is_out_of_range_are_refused() -> None:
     for tail in (CAP, DEAD):
         send_ring.tail = tail
         with pytest.raises(RegistrationRefused, match="Tail"):
-            SessionDriver(send_ring, receive_ring, read_wait, tail_moved, print,
-                          AdapterStatistics())
+            SessionDriver(
+                send_ring, receive_ring, read_wait, tail_moved, print, AdapterStatistics()
+            )
     send_ring.head = send_ring.tail = CAP - 4  # in range: accepted, and the driver goes on
-    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, print,
-                           AdapterStatistics())
+    driver = SessionDriver(
+        send_ring, receive_ring, read_wait, tail_moved, print, AdapterStatistics()
+    )
     assert driver.deliver([b"x"]) and send_ring.tail == (CAP - 4 + 8) & MASK
     driver.stop()
     read_wait.close()
@@ -386,8 +413,9 @@ def test_a_receive_head_out_of_range_at_the_start_stops_that_ring(head: int) -> 
     send_ring, receive_ring = Ring.allocate(CAP), Ring.allocate(CAP)
     receive_ring.head = head
     read_wait, tail_moved = FdEvent(), FdEvent()
-    driver = SessionDriver(send_ring, receive_ring, read_wait, tail_moved, system.append,
-                           AdapterStatistics())
+    driver = SessionDriver(
+        send_ring, receive_ring, read_wait, tail_moved, system.append, AdapterStatistics()
+    )
     assert wait_until(lambda: receive_ring.head == DEAD)
     assert driver.deliver([b"the Send ring still works"])
     assert system == [] and driver.statistics.in_discards == 0
@@ -447,8 +475,16 @@ class Watched:
         self.system: list[bytes] = []
         #: Events the system waits for, one per packet, before it takes each (while any).
         self.holds: list[threading.Event] = []
-        self.driver = SessionDriver(self.send, self.receive, self.read_wait, self.tail_moved,
-                                    self.to_system, AdapterStatistics(), "w", start=False)
+        self.driver = SessionDriver(
+            self.send,
+            self.receive,
+            self.read_wait,
+            self.tail_moved,
+            self.to_system,
+            AdapterStatistics(),
+            "w",
+            start=False,
+        )
         self.driver.watch_while_idle(self.device.fileno(), self.ready)
         self.driver.start()
         self.client = ClientCalls(SessionClient(self.send, self.receive, self.tail_moved))
@@ -477,8 +513,10 @@ class Watched:
 @pytest.fixture
 def watched() -> Iterator[Watched]:
     if not hasattr(select, "poll"):
-        pytest.skip("watch_while_idle() serves descriptors with select.poll, which Windows "
-                    "lacks (the Linux TUN host is its only user)")
+        pytest.skip(
+            "watch_while_idle() serves descriptors with select.poll, which Windows "
+            "lacks (the Linux TUN host is its only user)"
+        )
     rig = Watched()
     yield rig
     rig.close()

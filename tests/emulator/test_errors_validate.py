@@ -93,7 +93,7 @@ def test_not_supported_names_the_generation() -> None:
 def test_text_limits(check: object, limit: int) -> None:
     assert callable(check)
     assert check("a" * limit) == "a" * limit
-    for bad in ["", "a\x00b", "a" * (limit + 1), "\U0001F600" * (limit // 2 + 1)]:
+    for bad in ["", "a\x00b", "a" * (limit + 1), "\U0001f600" * (limit // 2 + 1)]:
         with pytest.raises(ValueError):
             check(bad)
     for wrong in [None, b"bytes", 5]:

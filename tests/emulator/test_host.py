@@ -65,8 +65,14 @@ def make_rig(capture_limit: int = 1000) -> Rig:
     send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
     read_wait, tail_moved = FdEvent(), FdEvent()
     host.attach(send, receive, read_wait, tail_moved)
-    return Rig(host, ClientCalls(SessionClient(send, receive, tail_moved)), send, receive, read_wait,
-               tail_moved)
+    return Rig(
+        host,
+        ClientCalls(SessionClient(send, receive, tail_moved)),
+        send,
+        receive,
+        read_wait,
+        tail_moved,
+    )
 
 
 @pytest.fixture
@@ -158,8 +164,12 @@ def test_echo_responder_answers_assigned_addresses_only(
     else:
         assert proto == 58 and reply[0] >> 4 == 6
         message = reply[40:]
-        pseudo = (ipaddress.IPv6Address(address).packed + ipaddress.IPv6Address(peer).packed
-                  + struct.pack("!I", len(message)) + b"\x00\x00\x00\x3a")
+        pseudo = (
+            ipaddress.IPv6Address(address).packed
+            + ipaddress.IPv6Address(peer).packed
+            + struct.pack("!I", len(message))
+            + b"\x00\x00\x00\x3a"
+        )
         assert message[0] == 129 and icmp_checksum_ok(pseudo + message)
     assert struct.unpack("!HH", message[4:8]) == (7, 2) and message[8:] == b"hello"
     with pytest.raises(NoMoreItemsError):
@@ -297,8 +307,14 @@ def test_statistics_count_both_directions_through_the_emulator() -> None:
     assert host.receive(timeout=5.0) == packet
     assert host.deliver_many([b"\x45" * 30, b"\x60" * 50])
     assert host.statistics.as_dict() == {
-        "out_octets": 80, "out_packets": 2, "out_discards": 0, "out_errors": 0,
-        "in_octets": 40, "in_packets": 1, "in_discards": 0, "in_errors": 0,
+        "out_octets": 80,
+        "out_packets": 2,
+        "out_discards": 0,
+        "out_errors": 0,
+        "in_octets": 40,
+        "in_packets": 1,
+        "in_discards": 0,
+        "in_errors": 0,
     }
     assert rec(30) + rec(50) == session.client.send_ring.tail  # type: ignore[attr-defined]
     wintun.end_session(session)

@@ -27,8 +27,13 @@ def verifies(data: bytes) -> bool:
 
 
 def v6_pseudo(src: str, dst: str, length: int, proto: int) -> bytes:
-    return (ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
-            + struct.pack("!I", length) + bytes(3) + bytes([proto]))
+    return (
+        ipaddress.IPv6Address(src).packed
+        + ipaddress.IPv6Address(dst).packed
+        + struct.pack("!I", length)
+        + bytes(3)
+        + bytes([proto])
+    )
 
 
 def test_checksum_known_values() -> None:
@@ -60,8 +65,9 @@ def test_ipv6_packet_layout() -> None:
 
 
 def test_icmp_echo_v4_and_its_reply() -> None:
-    request = ip.icmp_echo("192.0.2.1", "192.0.2.2", identifier=0xBEEF, sequence=3,
-                           payload=b"ping!")
+    request = ip.icmp_echo(
+        "192.0.2.1", "192.0.2.2", identifier=0xBEEF, sequence=3, payload=b"ping!"
+    )
     assert request[9] == 1 and verifies(request[:20])
     message = request[20:]
     assert message[0] == 8 and message[1] == 0 and verifies(message)
@@ -73,13 +79,15 @@ def test_icmp_echo_v4_and_its_reply() -> None:
     answer = reply[20:]
     assert answer[0] == 0 and verifies(answer)
     assert answer[4:] == message[4:]
-    assert reply == ip.icmp_echo("192.0.2.2", "192.0.2.1", identifier=0xBEEF, sequence=3,
-                                 payload=b"ping!", reply=True)
+    assert reply == ip.icmp_echo(
+        "192.0.2.2", "192.0.2.1", identifier=0xBEEF, sequence=3, payload=b"ping!", reply=True
+    )
 
 
 def test_icmp_echo_v6_and_its_reply() -> None:
-    request = ip.icmp_echo("2001:db8::1", "2001:db8::2", identifier=7, sequence=9,
-                           payload=b"\x00\xff" * 5)
+    request = ip.icmp_echo(
+        "2001:db8::1", "2001:db8::2", identifier=7, sequence=9, payload=b"\x00\xff" * 5
+    )
     message = request[40:]
     assert request[6] == 58 and message[0] == 128
     assert verifies(v6_pseudo("2001:db8::1", "2001:db8::2", len(message), 58) + message)
@@ -123,24 +131,35 @@ def test_mixed_versions_are_refused() -> None:
 
 def test_addresses() -> None:
     v4 = ip.icmp_echo("10.0.0.1", "10.0.0.2")
-    assert ip.addresses(v4) == (ipaddress.IPv4Address("10.0.0.1"),
-                                ipaddress.IPv4Address("10.0.0.2"), 1)
+    assert ip.addresses(v4) == (
+        ipaddress.IPv4Address("10.0.0.1"),
+        ipaddress.IPv4Address("10.0.0.2"),
+        1,
+    )
     v6 = ip.udp_packet("fd00::1", "fd00::2", 1, 2, b"")
-    assert ip.addresses(memoryview(v6)) == (ipaddress.IPv6Address("fd00::1"),
-                                            ipaddress.IPv6Address("fd00::2"), 17)
+    assert ip.addresses(memoryview(v6)) == (
+        ipaddress.IPv6Address("fd00::1"),
+        ipaddress.IPv6Address("fd00::2"),
+        17,
+    )
     assert ip.addresses(v4[:19]) is None and ip.addresses(v6[:39]) is None
     assert ip.addresses(b"\x50" + bytes(40)) is None
 
 
 def test_describe() -> None:
     assert ip.describe(ip.icmp_echo("10.6.7.8", "10.6.7.7")) == (
-        "IPv4 ICMP echo request from 10.6.7.8 to 10.6.7.7")
+        "IPv4 ICMP echo request from 10.6.7.8 to 10.6.7.7"
+    )
     assert ip.describe(ip.icmp_echo("10.6.7.7", "10.6.7.8", reply=True)) == (
-        "IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8")
+        "IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
+    )
     assert ip.describe(ip.icmp_echo("fd00::1", "fd00::2")) == (
-        "IPv6 ICMP echo request from fd00::1 to fd00::2")
+        "IPv6 ICMP echo request from fd00::1 to fd00::2"
+    )
     assert ip.describe(ip.icmp_echo("fd00::2", "fd00::1", reply=True)) == (
-        "IPv6 ICMP echo reply from fd00::2 to fd00::1")
+        "IPv6 ICMP echo reply from fd00::2 to fd00::1"
+    )
     assert ip.describe(ip.udp_packet("10.0.0.1", "10.0.0.2", 1, 2, b"")) == (
-        "IPv4 proto 0x11 packet from 10.0.0.1 to 10.0.0.2")
+        "IPv4 proto 0x11 packet from 10.0.0.1 to 10.0.0.2"
+    )
     assert ip.describe(b"hello") == "packet that was not IP"

@@ -33,18 +33,28 @@ def ipv4_header_fixed(packet: bytearray) -> None:
 
 
 def ipv4_request(
-    source: str, destination: str, identifier: int, sequence: int, payload: bytes,
-    *, ttl: int = 64, tos: int = 0, identification: int = 0, dont_fragment: bool = False,
+    source: str,
+    destination: str,
+    identifier: int,
+    sequence: int,
+    payload: bytes,
+    *,
+    ttl: int = 64,
+    tos: int = 0,
+    identification: int = 0,
+    dont_fragment: bool = False,
     options: bytes = b"",
 ) -> bytearray:
     """An ICMP echo request with header fields the helpers do not set (options too)."""
-    request = ip.icmp_echo(source, destination, identifier=identifier, sequence=sequence,
-                           payload=payload)
+    request = ip.icmp_echo(
+        source, destination, identifier=identifier, sequence=sequence, payload=payload
+    )
     packet = bytearray(request[:20] + options + request[20:])
     packet[0] = 0x40 | (20 + len(options)) // 4
     packet[1] = tos
-    struct.pack_into("!HHHB", packet, 2, len(packet), identification,
-                     0x4000 if dont_fragment else 0, ttl)
+    struct.pack_into(
+        "!HHHB", packet, 2, len(packet), identification, 0x4000 if dont_fragment else 0, ttl
+    )
     ipv4_header_fixed(packet)
     return packet
 
@@ -59,8 +69,9 @@ def ipv4_request(
 def test_ipv4_reply_equals_the_helpers(
     source: str, destination: str, identifier: int, sequence: int, payload: bytes
 ) -> None:
-    request = ip.icmp_echo(source, destination, identifier=identifier, sequence=sequence,
-                           payload=payload)
+    request = ip.icmp_echo(
+        source, destination, identifier=identifier, sequence=sequence, payload=payload
+    )
     buffer = bytearray(request)
     ip.echo_reply_in_place(buffer)
     assert bytes(buffer) == ip.echo_reply_for(request)
@@ -72,8 +83,9 @@ def test_ipv4_reply_equals_the_helpers(
 def test_ipv6_reply_equals_the_helpers_and_verifies(
     source: str, destination: str, identifier: int, sequence: int, payload: bytes, hops: int
 ) -> None:
-    request = ip.icmp_echo(source, destination, identifier=identifier, sequence=sequence,
-                           payload=payload)
+    request = ip.icmp_echo(
+        source, destination, identifier=identifier, sequence=sequence, payload=payload
+    )
     buffer = bytearray(request)
     buffer[7] = hops  # the request's hop limit must not matter
     ip.echo_reply_in_place(memoryview(buffer))
@@ -85,18 +97,43 @@ def test_ipv6_reply_equals_the_helpers_and_verifies(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    ipv4s, ipv4s, u16, u16, payloads, st.integers(0, 255), st.integers(0, 255), u16,
-    st.booleans(), st.sampled_from([b"", b"\x01\x01\x01\x00", b"\x01" * 8]),
+    ipv4s,
+    ipv4s,
+    u16,
+    u16,
+    payloads,
+    st.integers(0, 255),
+    st.integers(0, 255),
+    u16,
+    st.booleans(),
+    st.sampled_from([b"", b"\x01\x01\x01\x00", b"\x01" * 8]),
     st.integers(1, 255),
 )
 def test_ipv4_reply_keeps_the_request_header_and_verifies(
-    source: str, destination: str, identifier: int, sequence: int, payload: bytes,
-    ttl: int, tos: int, identification: int, dont_fragment: bool, options: bytes,
+    source: str,
+    destination: str,
+    identifier: int,
+    sequence: int,
+    payload: bytes,
+    ttl: int,
+    tos: int,
+    identification: int,
+    dont_fragment: bool,
+    options: bytes,
     new_ttl: int,
 ) -> None:
-    request = ipv4_request(source, destination, identifier, sequence, payload, ttl=ttl,
-                           tos=tos, identification=identification,
-                           dont_fragment=dont_fragment, options=options)
+    request = ipv4_request(
+        source,
+        destination,
+        identifier,
+        sequence,
+        payload,
+        ttl=ttl,
+        tos=tos,
+        identification=identification,
+        dont_fragment=dont_fragment,
+        options=options,
+    )
     reply = bytearray(request)
     ip.echo_reply_in_place(reply, ttl=new_ttl, verify=True)
     header = 20 + len(options)
@@ -112,8 +149,10 @@ def test_ipv4_reply_keeps_the_request_header_and_verifies(
 
 
 def test_bytes_after_the_packet_are_left_alone() -> None:
-    for request in (ip.icmp_echo("10.0.0.1", "10.0.0.2", payload=b"abc"),
-                    ip.icmp_echo("fd00::1", "fd00::2", payload=b"abc")):
+    for request in (
+        ip.icmp_echo("10.0.0.1", "10.0.0.2", payload=b"abc"),
+        ip.icmp_echo("fd00::1", "fd00::2", payload=b"abc"),
+    ):
         buffer = bytearray(request + b"TRAILER")
         ip.echo_reply_in_place(buffer, verify=True)
         assert bytes(buffer) == bytes(ip.echo_reply_for(request) or b"") + b"TRAILER"
@@ -121,8 +160,10 @@ def test_bytes_after_the_packet_are_left_alone() -> None:
 
 def test_a_received_packet_is_answered_in_ring_memory() -> None:
     wintun = wintun_cffi.emulated("0.14")
-    with wintun.create_adapter("Fast", tunnel_type="Fast") as adapter, \
-            adapter.start_session(0x20000) as session:
+    with (
+        wintun.create_adapter("Fast", tunnel_type="Fast") as adapter,
+        adapter.start_session(0x20000) as session,
+    ):
         host = adapter.host
         request = ip.icmp_echo("10.6.7.7", "10.6.7.8", identifier=5, sequence=6, payload=b"hi")
         host.deliver(request)
@@ -184,8 +225,10 @@ def test_fragments_are_refused() -> None:
 
 
 def test_wrong_checksums_are_refused_when_verifying_and_stay_wrong_otherwise() -> None:
-    for request in (ip.icmp_echo("10.0.0.1", "10.0.0.2", payload=b"payload"),
-                    ip.icmp_echo("fd00::1", "fd00::2", payload=b"payload")):
+    for request in (
+        ip.icmp_echo("10.0.0.1", "10.0.0.2", payload=b"payload"),
+        ip.icmp_echo("fd00::1", "fd00::2", payload=b"payload"),
+    ):
         corrupt = bytearray(request)
         corrupt[-1] ^= 0x40
         _refused(bytes(corrupt), "checksum is wrong", verify=True)
@@ -217,9 +260,7 @@ def test_read_only_buffers_and_bad_ttls_are_refused() -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=120), st.booleans())
 @example(bytes(ip.icmp_echo("10.0.0.1", "10.0.0.2", payload=b"z")), True)
-def test_any_bytes_either_become_a_reply_or_stay_as_they_were(
-    data: bytes, verify: bool
-) -> None:
+def test_any_bytes_either_become_a_reply_or_stay_as_they_were(data: bytes, verify: bool) -> None:
     buffer = bytearray(data)
     try:
         ip.echo_reply_in_place(buffer, verify=verify)
@@ -257,8 +298,7 @@ def reference_udp(source: str, destination: str, sport: int, dport: int, payload
     datagram = struct.pack("!HHHH", sport, dport, length, value or 0xFFFF) + payload
     if len(src) == 16:
         return struct.pack("!IHBB", 6 << 28, length, 17, 64) + src + dst + datagram
-    header = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + length, 0, 0, 64, 17, 0)
-                       + src + dst)
+    header = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + length, 0, 0, 64, 17, 0) + src + dst)
     ipv4_header_fixed(header)
     return bytes(header) + datagram
 
@@ -273,15 +313,26 @@ def test_builder_udp_matches_an_independent_build(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(st.tuples(ipv4s, ipv4s), st.tuples(ipv6s, ipv6s)), u16, u16, payloads,
-       st.booleans(), st.integers(0, 255))
+@given(
+    st.one_of(st.tuples(ipv4s, ipv4s), st.tuples(ipv6s, ipv6s)),
+    u16,
+    u16,
+    payloads,
+    st.booleans(),
+    st.integers(0, 255),
+)
 def test_builder_icmp_echo_verifies(
-    pair: tuple[str, str], identifier: int, sequence: int, payload: bytes, reply: bool,
+    pair: tuple[str, str],
+    identifier: int,
+    sequence: int,
+    payload: bytes,
+    reply: bool,
     ttl: int,
 ) -> None:
     source, destination = pair
     packet = ip.PacketBuilder(source, destination, ttl=ttl).icmp_echo(
-        identifier=identifier, sequence=sequence, payload=payload, reply=reply)
+        identifier=identifier, sequence=sequence, payload=payload, reply=reply
+    )
     if ":" in source:
         assert packet[7] == ttl
         message = packet[40:]
@@ -291,19 +342,25 @@ def test_builder_icmp_echo_verifies(
         assert packet[8] == ttl and verifies(packet[:20]) and verifies(packet[20:])
         assert packet[20] == (0 if reply else 8)
     assert struct.unpack_from("!HH", packet, len(packet) - len(payload) - 4) == (
-        identifier, sequence)
+        identifier,
+        sequence,
+    )
 
 
 def test_builder_parses_once_and_refuses_bad_arguments() -> None:
     builder = ip.PacketBuilder("10.6.7.8", ipaddress.IPv4Address("10.6.7.7"), ttl=3)
     assert (builder.source, builder.destination, builder.version, builder.ttl) == (
-        ipaddress.IPv4Address("10.6.7.8"), ipaddress.IPv4Address("10.6.7.7"), 4, 3)
+        ipaddress.IPv4Address("10.6.7.8"),
+        ipaddress.IPv4Address("10.6.7.7"),
+        4,
+        3,
+    )
     back = builder.reversed()
-    assert (back.source, back.destination, back.ttl) == (builder.destination,
-                                                         builder.source, 3)
+    assert (back.source, back.destination, back.ttl) == (builder.destination, builder.source, 3)
     assert repr(back) == "PacketBuilder('10.6.7.7', '10.6.7.8', ttl=3)"
     assert builder.packet(6, b"tcp!", identification=9) == ip.ipv4_packet(
-        "10.6.7.8", "10.6.7.7", 6, b"tcp!", ttl=3, identification=9)
+        "10.6.7.8", "10.6.7.7", 6, b"tcp!", ttl=3, identification=9
+    )
     with pytest.raises(ValueError, match="same IP version"):
         ip.PacketBuilder("10.0.0.1", "fd00::1")
     with pytest.raises(ValueError, match="ttl"):

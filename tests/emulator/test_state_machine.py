@@ -52,8 +52,15 @@ class SessionMachine(RuleBasedStateMachine):
         self.spare = Ring.allocate(CAP)  # the real consumer thread idles on this one
         self.read_wait, self.tail_moved, self.spare_event = FdEvent(), FdEvent(), FdEvent()
         self.stats = AdapterStatistics()
-        self.driver = SessionDriver(self.send_ring, self.spare, self.read_wait, self.spare_event,
-                                    lambda packet: None, self.stats, "model")
+        self.driver = SessionDriver(
+            self.send_ring,
+            self.spare,
+            self.read_wait,
+            self.spare_event,
+            lambda packet: None,
+            self.stats,
+            "model",
+        )
         self.client = ClientCalls(SessionClient(self.send_ring, self.recv_ring, self.tail_moved))
         self.serial = 0
         # Send ring (driver -> application).
@@ -217,7 +224,9 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 SessionMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None,
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_session_state_machine = SessionMachine.TestCase

@@ -23,8 +23,13 @@ DEADLINE = 30.0  # a bound that ends a broken run, never reached by a working on
 
 
 def tagged(producer: int, sequence: int) -> bytes:
-    return ip.udp_packet("10.1.0.2", "10.1.0.1", 1000 + producer, 9,
-                         struct.pack("!II", producer, sequence) + bytes(sequence % 50))
+    return ip.udp_packet(
+        "10.1.0.2",
+        "10.1.0.1",
+        1000 + producer,
+        9,
+        struct.pack("!II", producer, sequence) + bytes(sequence % 50),
+    )
 
 
 def tag_of(packet: bytes) -> tuple[int, int]:
@@ -49,6 +54,7 @@ def test_concurrent_senders_and_receivers() -> None:
                 target()
             except BaseException as error:  # noqa: BLE001 - reported by the main thread
                 errors.append(error)
+
         return threading.Thread(target=run)
 
     def sender(producer: int) -> None:

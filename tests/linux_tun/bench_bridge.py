@@ -165,9 +165,11 @@ def ping_client(interval: float, count: int) -> dict[str, dict[str, float]]:
     figures = {}
     for path, each in times.items():
         each.sort()
-        figures[path] = {"median_us": statistics.median(each),
-                         "p99_us": each[len(each) * 99 // 100],
-                         "mean_us": statistics.fmean(each)}
+        figures[path] = {
+            "median_us": statistics.median(each),
+            "p99_us": each[len(each) * 99 // 100],
+            "mean_us": statistics.fmean(each),
+        }
     return figures
 
 
@@ -204,8 +206,10 @@ def udp_client() -> dict[str, dict[str, float]]:
             totals[path][0] += received
             totals[path][1] += seconds
             totals[path][2] += lost
-    return {path: {"replies_per_second": received / seconds, "timeouts": lost}
-            for path, (received, seconds, lost) in totals.items()}
+    return {
+        path: {"replies_per_second": received / seconds, "timeouts": lost}
+        for path, (received, seconds, lost) in totals.items()
+    }
 
 
 def run_client(mode: str) -> dict[str, dict[str, float]]:
@@ -213,7 +217,12 @@ def run_client(mode: str) -> dict[str, dict[str, float]]:
     environment = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
         [sys.executable, "-m", "tests.linux_tun.bench_bridge", "--client", mode],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300, check=True,
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     figures: dict[str, dict[str, float]] = json.loads(result.stdout)
     return figures
@@ -263,6 +272,7 @@ def responder_comparison(session: Session) -> None:
 
 def report(results: dict[str, list[dict[str, dict[str, float]]]]) -> None:
     """Medians over the runs; each ratio is the median of the runs' own ratios."""
+
     def median(mode: str, path: str, key: str) -> float:
         return statistics.median(run[path][key] for run in results[mode])
 
@@ -272,16 +282,22 @@ def report(results: dict[str, list[dict[str, dict[str, float]]]]) -> None:
     print(f"responder ({ROUNDS} runs, raw and bridged taking turns in each; medians):")
     for mode in ("ping", "rapid ping"):
         for path in PATHS:
-            print(f"  {mode:<10} {path:<6}  median {median(mode, path, 'median_us'):7.1f} us  "
-                  f"mean {median(mode, path, 'mean_us'):7.1f} us  "
-                  f"p99 {median(mode, path, 'p99_us'):7.1f} us")
+            print(
+                f"  {mode:<10} {path:<6}  median {median(mode, path, 'median_us'):7.1f} us  "
+                f"mean {median(mode, path, 'mean_us'):7.1f} us  "
+                f"p99 {median(mode, path, 'p99_us'):7.1f} us"
+            )
     for path in PATHS:
-        print(f"  {'UDP':<10} {path:<6}  {median('udp', path, 'replies_per_second'):9,.0f} "
-              f"replies/s ({WINDOW} in flight, 64 B)")
-    print(f"  bridge/raw: ping round trip {ratio('ping', 'median_us'):.2f} "
-          f"(goal <= {GOALS['ping']}), UDP replies/s {ratio('udp', 'replies_per_second'):.2f} "
-          f"(goal >= {GOALS['udp']}); rapid ping round trip "
-          f"{ratio('rapid ping', 'median_us'):.2f}")
+        print(
+            f"  {'UDP':<10} {path:<6}  {median('udp', path, 'replies_per_second'):9,.0f} "
+            f"replies/s ({WINDOW} in flight, 64 B)"
+        )
+    print(
+        f"  bridge/raw: ping round trip {ratio('ping', 'median_us'):.2f} "
+        f"(goal <= {GOALS['ping']}), UDP replies/s {ratio('udp', 'replies_per_second'):.2f} "
+        f"(goal >= {GOALS['udp']}); rapid ping round trip "
+        f"{ratio('rapid ping', 'median_us'):.2f}"
+    )
     sys.stdout.flush()
 
 
@@ -388,17 +404,26 @@ def bench() -> None:
         print("one flow each way, no responder:")
         with adapter.start_session(0x400000) as session, kernel_socket() as sock:
             for size in SIZES:
-                print(figures("application -> kernel (bridge)", size,
-                              *app_to_kernel(session, sock, size)))
-                print(figures("application -> kernel (raw write)", size,
-                              *raw_write(host, sock, size)))
-                print(figures("kernel -> application (bridge)", size,
-                              *kernel_to_app(session, sock, size)))
+                print(
+                    figures(
+                        "application -> kernel (bridge)", size, *app_to_kernel(session, sock, size)
+                    )
+                )
+                print(
+                    figures("application -> kernel (raw write)", size, *raw_write(host, sock, size))
+                )
+                print(
+                    figures(
+                        "kernel -> application (bridge)", size, *kernel_to_app(session, sock, size)
+                    )
+                )
             print(f"driver statistics: {host.statistics.as_dict()}")
             print(f"host write errors: {host.write_errors}")
             [link] = json.loads(ip_command("-j", "-s", "link", "show", "dev", host.name))
-            print(f"kernel: packets dropped on the way to the TUN reader: "
-                  f"{link['stats64']['tx']['dropped']} (its queue holds {link['txqlen']})")
+            print(
+                f"kernel: packets dropped on the way to the TUN reader: "
+                f"{link['stats64']['tx']['dropped']} (its queue holds {link['txqlen']})"
+            )
 
 
 if __name__ == "__main__":

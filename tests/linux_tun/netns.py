@@ -26,7 +26,11 @@ def run_in_netns(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.Complet
     environment = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run(
         namespace_command([*prefix, sys.executable, *args]),
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT,
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT,
         check=False,
     )
 

@@ -258,7 +258,8 @@ def kernel_routes(name: str, version: int) -> set[str]:
     found = ip_json(f"-{version}", "route", "show", "dev", name)
     return {
         str(route["dst"]) + (f" via {route['gateway']}" if "gateway" in route else "")
-        for route in found if route.get("protocol") != "kernel"
+        for route in found
+        if route.get("protocol") != "kernel"
     }
 
 
@@ -322,9 +323,10 @@ def udp_both_ways() -> None:
     what the socket sends."""
     _, adapter = new_adapter()
     adapter.host.add_address(f"{TUN_V4}/24")
-    with adapter.start_session(0x20000) as session, socket.socket(
-        socket.AF_INET, socket.SOCK_DGRAM
-    ) as sock:
+    with (
+        adapter.start_session(0x20000) as session,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):
         sock.bind((TUN_V4, 5000))
         sock.settimeout(WAIT)
         session.send(ip.udp_packet(APP_V4, TUN_V4, 4000, 5000, b"from the application"))
@@ -421,8 +423,16 @@ def without_privileges() -> None:
 SCENARIOS: dict[str, Callable[[], None]] = {
     f.__name__: f
     for f in (
-        create_and_close, emulator_shutdown, addresses_and_mtu, icmp_echo, no_unsolicited_packets,
-        routes, udp_both_ways, session_lifecycle, terminate_and_delete, without_privileges,
+        create_and_close,
+        emulator_shutdown,
+        addresses_and_mtu,
+        icmp_echo,
+        no_unsolicited_packets,
+        routes,
+        udp_both_ways,
+        session_lifecycle,
+        terminate_and_delete,
+        without_privileges,
     )
 }
 

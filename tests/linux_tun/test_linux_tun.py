@@ -12,8 +12,11 @@ import sys
 import pytest
 
 if not sys.platform.startswith("linux"):
-    pytest.skip("TUN interfaces and network namespaces are Linux only (emulator.linux_tun "
-                "drives /dev/net/tun with fcntl/ioctl)", allow_module_level=True)
+    pytest.skip(
+        "TUN interfaces and network namespaces are Linux only (emulator.linux_tun "
+        "drives /dev/net/tun with fcntl/ioctl)",
+        allow_module_level=True,
+    )
 
 from emulator import Emulator, Host, linux_tun  # noqa: E402 - after the skip above
 from emulator.host import check_mtu  # noqa: E402

@@ -10,8 +10,11 @@ import threading
 import pytest
 
 if not sys.platform.startswith("linux"):
-    pytest.skip("network namespaces and TUN interfaces are Linux only (emulator.netns drives "
-                "/proc and /dev/net/tun)", allow_module_level=True)
+    pytest.skip(
+        "network namespaces and TUN interfaces are Linux only (emulator.netns drives "
+        "/proc and /dev/net/tun)",
+        allow_module_level=True,
+    )
 
 from emulator import netns  # noqa: E402 - after the skip above
 from emulator.linux_tun import LinuxTunHost  # noqa: E402
@@ -40,7 +43,8 @@ def test_isolated_moves_only_this_thread_and_brings_it_back(can_isolate: None) -
         try:
             assert "NsProbe" in netns.interface_names()
             checker = threading.Thread(
-                target=lambda: seen_by_other_thread.append(namespace_inode()))
+                target=lambda: seen_by_other_thread.append(namespace_inode())
+            )
             checker.start()
             checker.join()
             assert seen_by_other_thread == [inside]  # a thread started inside is inside
@@ -91,7 +95,8 @@ def test_reason_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     try:
         assert netns.unavailable_reason() == (
-            "needs root (CAP_NET_ADMIN) to create TUN interfaces and network namespaces")
+            "needs root (CAP_NET_ADMIN) to create TUN interfaces and network namespaces"
+        )
     finally:
         monkeypatch.undo()
         netns.unavailable_reason.cache_clear()

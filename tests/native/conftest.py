@@ -191,8 +191,9 @@ class Double:
 
     def session(self, capacity: int = CAPACITY) -> tuple[NativeSession, Host]:
         """A new adapter's session and the emulator host playing its kernel side."""
-        session = self.backend.start_session(self.create(f"Session {uuid.uuid4().hex[:8]}"),
-                                             capacity)
+        session = self.backend.start_session(
+            self.create(f"Session {uuid.uuid4().hex[:8]}"), capacity
+        )
         assert isinstance(session, NativeSession)
         return session, self.kernel.host_for(session.pointer)
 

@@ -71,8 +71,11 @@ def test_session_end_keeps_rings_that_derived_views_reach(double: Double) -> Non
 
 def test_high_level_release_refused_keeps_the_packet_usable(double: Double) -> None:
     wintun = wintun_cffi.load(double.path)
-    adapter = (wintun.create_adapter("HL", tunnel_type="T") if double.api == "0.14"
-               else wintun.create_adapter("HL", pool="P"))
+    adapter = (
+        wintun.create_adapter("HL", tunnel_type="T")
+        if double.api == "0.14"
+        else wintun.create_adapter("HL", pool="P")
+    )
     with adapter, adapter.start_session(0x20000) as session:
         host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
         assert host.deliver_many([bytes([0x45]) + bytes(39), bytes([0x45, 1]) + bytes(38)])
@@ -91,8 +94,11 @@ def test_a_dropped_packet_with_a_live_derived_view_does_not_break_the_session(
     double: Double,
 ) -> None:
     wintun = wintun_cffi.load(double.path)
-    adapter = (wintun.create_adapter("Drop", tunnel_type="T") if double.api == "0.14"
-               else wintun.create_adapter("Drop", pool="P"))
+    adapter = (
+        wintun.create_adapter("Drop", tunnel_type="T")
+        if double.api == "0.14"
+        else wintun.create_adapter("Drop", pool="P")
+    )
     with adapter:
         session = adapter.start_session(0x20000)
         host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]

@@ -43,8 +43,11 @@ def test_held_file_reads_through_its_descriptor(tmp_path: Path) -> None:
     held.close()  # idempotent
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="Windows refuses the swap (see "
-                    "test_windows_trust.py); this is the detection used elsewhere")
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="Windows refuses the swap (see "
+    "test_windows_trust.py); this is the detection used elsewhere",
+)
 def test_a_swap_off_windows_is_noticed(tmp_path: Path) -> None:
     path, other = tmp_path / "w.dll", tmp_path / "other.dll"
     path.write_bytes(b"checked")
@@ -125,8 +128,14 @@ def test_a_signer_without_verification_is_an_error(copies: dict[str, Path]) -> N
 
 # -- WinVerifyTrust's structures (any OS) ---------------------------------------------------
 
-SIZES = {"WINTRUST_FILE_INFO": 32, "WINTRUST_DATA": 80, "CRYPT_PROVIDER_CERT": 88,
-         "CRYPT_PROVIDER_SGNR": 64, "GUID": 16, "FILETIME": 8}
+SIZES = {
+    "WINTRUST_FILE_INFO": 32,
+    "WINTRUST_DATA": 80,
+    "CRYPT_PROVIDER_CERT": 88,
+    "CRYPT_PROVIDER_SGNR": 64,
+    "GUID": 16,
+    "FILETIME": 8,
+}
 OFFSETS = {
     ("WINTRUST_FILE_INFO", "pcwszFilePath"): 8,
     ("WINTRUST_FILE_INFO", "hFile"): 16,
@@ -204,8 +213,12 @@ def test_the_trust_data_asks_for_the_held_file_without_ui_or_network(trust_ffi: 
 
 @pytest.mark.parametrize(
     ("status", "words"),
-    [(-2146762496, "no signature"), (0x80096010, "do not match"),
-     (0x800B0109, "does not trust"), (0x12345678, "HRESULT 0x12345678")],
+    [
+        (-2146762496, "no signature"),
+        (0x80096010, "do not match"),
+        (0x800B0109, "does not trust"),
+        (0x12345678, "HRESULT 0x12345678"),
+    ],
 )
 def test_refusals_are_explained(status: int, words: str) -> None:
     assert words in _authenticode.describe_status(status)

@@ -125,12 +125,14 @@ def test_bundled_folder_is_the_packages_bin_for_this_architecture(
 
 @pytest.mark.parametrize(
     ("system", "environment", "expected"),
-    [("win32", {"LOCALAPPDATA": "/home/u/AppData/Local"}, "/home/u/AppData/Local/wintun-cffi"),
-     ("win32", {}, "/home/u/AppData/Local/wintun-cffi"),
-     ("darwin", {}, "/home/u/Library/Application Support/wintun-cffi"),
-     ("linux", {"XDG_DATA_HOME": "/data"}, "/data/wintun-cffi"),
-     ("linux", {"XDG_DATA_HOME": "relative/ignored"}, "/home/u/.local/share/wintun-cffi"),
-     ("linux", {}, "/home/u/.local/share/wintun-cffi")],
+    [
+        ("win32", {"LOCALAPPDATA": "/home/u/AppData/Local"}, "/home/u/AppData/Local/wintun-cffi"),
+        ("win32", {}, "/home/u/AppData/Local/wintun-cffi"),
+        ("darwin", {}, "/home/u/Library/Application Support/wintun-cffi"),
+        ("linux", {"XDG_DATA_HOME": "/data"}, "/data/wintun-cffi"),
+        ("linux", {"XDG_DATA_HOME": "relative/ignored"}, "/home/u/.local/share/wintun-cffi"),
+        ("linux", {}, "/home/u/.local/share/wintun-cffi"),
+    ],
 )
 def test_the_users_folder_per_os(
     monkeypatch: pytest.MonkeyPatch, system: str, environment: dict[str, str], expected: str
@@ -157,17 +159,20 @@ def test_no_program_folder_for_an_interactive_interpreter(
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["-c"])
     whys = [why for why, _ in loader.candidate_paths()]
-    assert whys == ["wintun_cffi/bin for this architecture",
-                    "installed by install-dll for this user"]
+    assert whys == [
+        "wintun_cffi/bin for this architecture",
+        "installed by install-dll for this user",
+    ]
 
 
-def test_not_found_lists_every_place(places: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_found_lists_every_place(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(loader.ENV_VAR, str(places["env"]))
     with pytest.raises(FileNotFoundError) as caught:
         loader.find_library()
     message = str(caught.value)
-    positions = [message.index(str(places[key]))
-                 for key in ("env", "program", "bundled", "user")]
+    positions = [message.index(str(places[key])) for key in ("env", "program", "bundled", "user")]
     assert positions == sorted(positions)  # in search order
     with pytest.raises(FileNotFoundError):
         wintun_cffi.load()
@@ -216,7 +221,8 @@ def test_sha256_mismatch_refused_before_loading(tmp_path: Path, no_loading: None
     with pytest.raises(ChecksumMismatchError) as caught:
         loader.open_wintun(str(path), wrong)
     assert wrong in str(caught.value) and hashlib.sha256(path.read_bytes()).hexdigest() in str(
-        caught.value)
+        caught.value
+    )
     assert isinstance(caught.value, LibraryLoadError) and isinstance(caught.value, OSError)
     with pytest.raises(ChecksumMismatchError):
         wintun_cffi.load(path, sha256=wrong)
@@ -260,9 +266,14 @@ def test_pe_architecture(tmp_path: Path, machine: int, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("bits", "machine", "big", "name"),
-    [(64, 62, False, "amd64"), (32, 3, False, "x86"), (64, 183, False, "arm64"),
-     (32, 40, False, "arm"), (32, 62, False, "ELF machine 62 (32-bit)"),
-     (64, 21, True, "ELF machine 21 (64-bit)")],
+    [
+        (64, 62, False, "amd64"),
+        (32, 3, False, "x86"),
+        (64, 183, False, "arm64"),
+        (32, 40, False, "arm"),
+        (32, 62, False, "ELF machine 62 (32-bit)"),
+        (64, 21, True, "ELF machine 21 (64-bit)"),
+    ],
 )
 def test_elf_architecture(tmp_path: Path, bits: int, machine: int, big: bool, name: str) -> None:
     path = elf_file(tmp_path / "w.so", bits, machine, big)
@@ -275,7 +286,8 @@ def test_unknown_formats_have_no_architecture(tmp_path: Path) -> None:
     mz.write_bytes(b"MZ" + bytes(0x40))  # e_lfanew 0: no PE signature there
     assert loader.binary_architecture(str(mz)) is None
     assert loader.binary_architecture(str(pe_file(tmp_path / "o.dll", 0x1234))) == (
-        "PE machine 0x1234")
+        "PE machine 0x1234"
+    )
 
 
 def foreign(machine_names: dict[str, int]) -> tuple[str, int]:
@@ -336,21 +348,25 @@ def test_a_file_that_is_no_library(tmp_path: Path) -> None:
 def compile_library(tmp_path: Path, name: str, functions: list[str]) -> Path:
     """A shared library exporting ``functions`` as stubs (return 0), plus one unrelated."""
     if sys.platform == "win32" or not compiler_available():
-        pytest.skip("stub libraries are compiled at test time: needs the system C compiler "
-                    "(Linux; a Windows Python gets only the prebuilt doubles)")
+        pytest.skip(
+            "stub libraries are compiled at test time: needs the system C compiler "
+            "(Linux; a Windows Python gets only the prebuilt doubles)"
+        )
     source = tmp_path / f"{name}.c"
     body = "".join(f"int {function}(void) {{ return 0; }}\n" for function in functions)
     source.write_text(body + "int SomethingElse(void) { return 1; }\n")
     output = tmp_path / f"lib{name}.so"
     subprocess.run(
         [*compiler_command(), "-shared", "-fPIC", str(source), "-o", str(output)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return output
 
 
-@pytest.mark.parametrize("missing", ["WintunSendPacket", "WintunCloseAdapter",
-                                     "WintunGetAdapterLUID"])
+@pytest.mark.parametrize(
+    "missing", ["WintunSendPacket", "WintunCloseAdapter", "WintunGetAdapterLUID"]
+)
 def test_missing_export_is_named(tmp_path: Path, missing: str) -> None:
     names = [name for name in EXPORTS["0.14"] if name != missing]
     assert len(names) == 13

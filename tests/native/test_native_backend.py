@@ -366,8 +366,15 @@ def test_open_adapter_device_object(double: Double) -> None:
 
 
 OTHER_GENERATIONS: dict[str, list[str]] = {
-    "0.14": ["free_adapter", "delete_adapter", "enum_adapters", "delete_pool_driver",
-             "open_adapter_device_object", "get_adapter_name", "set_adapter_name"],
+    "0.14": [
+        "free_adapter",
+        "delete_adapter",
+        "enum_adapters",
+        "delete_pool_driver",
+        "open_adapter_device_object",
+        "get_adapter_name",
+        "set_adapter_name",
+    ],
     "pool": ["close_adapter", "delete_driver", "open_adapter_device_object"],
     "seed": ["close_adapter", "delete_driver"],
 }
@@ -580,8 +587,15 @@ def test_stale_tokens_of_an_ended_session(double: Double) -> None:
 
 @pytest.mark.parametrize(
     ("size", "error"),
-    [(-1, ValueError), (0x10000, ValueError), (1 << 32, ValueError), (True, TypeError),
-     (1.5, TypeError), ("20", TypeError), (None, TypeError)],
+    [
+        (-1, ValueError),
+        (0x10000, ValueError),
+        (1 << 32, ValueError),
+        (True, TypeError),
+        (1.5, TypeError),
+        ("20", TypeError),
+        (None, TypeError),
+    ],
 )
 def test_bad_sizes_refused_before_the_c_call(
     double: Double, monkeypatch: pytest.MonkeyPatch, size: Any, error: type[Exception]
@@ -682,8 +696,9 @@ def filetime_now() -> int:
 
 def test_logger_receives_lines_with_the_generations_abi(double: Double) -> None:
     lines: list[Line] = []
-    double.backend.set_logger(lambda level, timestamp, message: lines.append(
-        (level, timestamp, message)))
+    double.backend.set_logger(
+        lambda level, timestamp, message: lines.append((level, timestamp, message))
+    )
     before = filetime_now()
     double.kernel.lib.WintunDoubleLog(2, "Tünnel ☃ line")
     after = filetime_now()

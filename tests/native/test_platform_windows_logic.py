@@ -160,8 +160,8 @@ def test_a_failed_create_event_reports_get_last_error(windows: FakeKernel32) -> 
 
 
 @pytest.mark.parametrize(
-    "code", [5, ERROR_ACCESS_DENIED, 0x7FFFFFFF, ERROR_INF_IN_USE_BY_DEVICES, E_ACCESSDENIED,
-             0xFFFFFFFF],
+    "code",
+    [5, ERROR_ACCESS_DENIED, 0x7FFFFFFF, ERROR_INF_IN_USE_BY_DEVICES, E_ACCESSDENIED, 0xFFFFFFFF],
 )
 def test_last_error_is_get_last_error_as_a_dword(windows: FakeKernel32, code: int) -> None:
     # cffi hands GetLastError over as a signed int; codes from 0x80000000 up come negative.

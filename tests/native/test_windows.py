@@ -138,8 +138,13 @@ def test_a_dependency_missing_beside_the_dll_is_named(
         env["PATH"] = f"{dependency.parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(lonely)], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(lonely)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.stdout.startswith(f"LibraryLoadError {ERROR_MOD_NOT_FOUND} "), result
     assert str(lonely) in result.stdout
@@ -147,7 +152,9 @@ def test_a_dependency_missing_beside_the_dll_is_named(
 
 @pytest.mark.parametrize("place", ["current directory", "PATH"])
 def test_a_wintun_dll_only_in_the_current_directory_or_on_path_is_not_loaded(
-    doubles: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    doubles: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
     place: str,
 ) -> None:
     folder = tmp_path_factory.mktemp("elsewhere")

@@ -15,7 +15,8 @@ SMALL_RING = 0x20000  # the smallest ring: full often, so the waiting paths run
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "stress: many threads through one session (short counts here; the long "
+        "markers",
+        "stress: many threads through one session (short counts here; the long "
         "run is python -m tests.reliability.stress)",
     )
 

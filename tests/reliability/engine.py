@@ -43,8 +43,9 @@ class Figures:
 
 
 class _Run:
-    def __init__(self, rig: Rig, packets: int, senders: int, receivers: int, seed: int,
-                 largest: int) -> None:
+    def __init__(
+        self, rig: Rig, packets: int, senders: int, receivers: int, seed: int, largest: int
+    ) -> None:
         self.rig = rig
         self.packets = packets
         self.senders = senders
@@ -200,8 +201,14 @@ class _Run:
         self.figures.collected = collected
 
 
-def run_stress(rig: Rig, packets: int, senders: int = 3, receivers: int = 3, seed: int = 0,
-               largest: int = 0xFFFF) -> Figures:
+def run_stress(
+    rig: Rig,
+    packets: int,
+    senders: int = 3,
+    receivers: int = 3,
+    seed: int = 0,
+    largest: int = 0xFFFF,
+) -> Figures:
     """Push ``packets`` packets each way through ``rig``; see the module documentation."""
     run = _Run(rig, packets, senders, receivers, seed, largest)
     threads: list[tuple[str, threading.Thread]] = []

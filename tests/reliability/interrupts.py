@@ -107,8 +107,10 @@ class Interrupter:
         self.points += 1
         if self.points == self.at and self.fired_at is None:
             code = frame.f_code
-            self.fired_at = (f"{os.path.relpath(code.co_filename, ROOT)}:{frame.f_lineno}"
-                             f" (offset {frame.f_lasti})")
+            self.fired_at = (
+                f"{os.path.relpath(code.co_filename, ROOT)}:{frame.f_lineno}"
+                f" (offset {frame.f_lasti})"
+            )
             # CPython removes a trace function that raises: no 'return' event will drop the
             # frames kept here, and they would keep the interrupted calls' locals alive.
             self._last.clear()
@@ -126,9 +128,11 @@ def _uninterruptible(code: CodeType) -> frozenset[int]:
     for index in range(len(instructions) - 3):
         start = index + 1 if instructions[index].opname == "SWAP" else index
         window = instructions[start : start + 5]
-        if len(window) == 5 and all(
-            i.opname == "LOAD_CONST" and i.argval is None for i in window[:3]
-        ) and any(i.opname == "CALL" and i.arg == 2 for i in window[3:]):
+        if (
+            len(window) == 5
+            and all(i.opname == "LOAD_CONST" and i.argval is None for i in window[:3])
+            and any(i.opname == "CALL" and i.arg == 2 for i in window[3:])
+        ):
             found.add(instructions[index].offset)
     return frozenset(found)
 
@@ -248,7 +252,8 @@ def _closed_first(rig: Rig) -> None:
 
 
 OPERATIONS = {
-    op.name: op for op in (
+    op.name: op
+    for op in (
         Operation("receive_packet+release", _delivered(4), _receive_and_release),
         Operation("receive (waiting)", lambda rig: None, _receive_waiting),
         Operation("receive_many+release_many", _delivered(12), _receive_many),
@@ -347,8 +352,9 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-def _run_once(backend: str, operation: Operation, mode: str, at: int | None,
-              builds: DoubleBuilds) -> tuple[Interrupter, str | None]:
+def _run_once(
+    backend: str, operation: Operation, mode: str, at: int | None, builds: DoubleBuilds
+) -> tuple[Interrupter, str | None]:
     with open_rig(backend, CAPACITY, builds) as rig:
         state = operation.prepare(rig)
         interrupter = Interrupter(mode, at)
@@ -370,8 +376,9 @@ def _run_once(backend: str, operation: Operation, mode: str, at: int | None,
         return interrupter, failure
 
 
-def sweep(backend: str, name: str, mode: str, every: int = 1,
-          builds: DoubleBuilds | None = None) -> Outcome:
+def sweep(
+    backend: str, name: str, mode: str, every: int = 1, builds: DoubleBuilds | None = None
+) -> Outcome:
     """Interrupt ``name`` at every ``every``-th point (and the last) on ``backend``."""
     operation = OPERATIONS[name]
     own = builds is None
@@ -412,9 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operation", choices=sorted(OPERATIONS), action="append")
     parser.add_argument("--mode", choices=MODES, action="append")
     parser.add_argument("--every", type=int, default=1, help="try every N-th point (default 1)")
-    parser.add_argument("--sanitize", action="store_true",
-                        help="the double built with AddressSanitizer (run with its runtime in "
-                        "LD_PRELOAD)")
+    parser.add_argument(
+        "--sanitize",
+        action="store_true",
+        help="the double built with AddressSanitizer (run with its runtime in LD_PRELOAD)",
+    )
     args = parser.parse_args(argv)
     backends = args.backend or [b for b in BACKENDS if b != "double" or double_available()]
     builds = DoubleBuilds(sanitize=args.sanitize)
@@ -426,9 +435,12 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.monotonic()
                     outcome = sweep(backend, name, mode, args.every, builds)
                     failed += len(outcome.failures)
-                    print(f"{backend:8} {mode:5} {name:28} {outcome.points:4} points, "
-                          f"{outcome.interrupted:4} interrupted, {len(outcome.failures)} failed "
-                          f"({time.monotonic() - started:.1f} s)", flush=True)
+                    print(
+                        f"{backend:8} {mode:5} {name:28} {outcome.points:4} points, "
+                        f"{outcome.interrupted:4} interrupted, {len(outcome.failures)} failed "
+                        f"({time.monotonic() - started:.1f} s)",
+                        flush=True,
+                    )
                     for failure in outcome.failures:
                         print(f"    {failure}", flush=True)
     finally:

@@ -95,8 +95,7 @@ def session_close_vs_calls(machine: Machine, rng: random.Random) -> None:
         session = adapter.start_session(CAPACITY)
         host = machine.host(adapter, session)
         errors: list[BaseException] = []
-        threads = [threading.Thread(target=_busy, args=(session, host, errors))
-                   for _ in range(3)]
+        threads = [threading.Thread(target=_busy, args=(session, host, errors)) for _ in range(3)]
         for thread in threads:
             thread.start()
         time.sleep(rng.uniform(0, 0.01))
@@ -134,6 +133,7 @@ def adapter_close_vs_start(machine: Machine, rng: random.Random) -> None:
 
 def _after(seconds: float, action: Callable[[], None]) -> Callable[[], None]:
     """Run ``action`` in a signal handler on the main thread in ``seconds``; returns undo."""
+
     def handler(signum: int, frame: object) -> None:
         action()
 

@@ -54,7 +54,7 @@ class RingCase:
     def from_image(cls, image: bytes) -> RingCase:
         """A corpus ring image: ``u32 Head, u32 Tail, i32 reader position`` then the bytes."""
         head_field, tail, head = _HEADER.unpack_from(image)
-        return cls(head, head_field, tail, image[_HEADER.size:])
+        return cls(head, head_field, tail, image[_HEADER.size :])
 
     def image(self) -> bytes:
         return _HEADER.pack(self.head_field, self.tail, self.head) + self.content
@@ -62,28 +62,45 @@ class RingCase:
 
 def corpus_cases() -> list[RingCase]:
     """The seed ring images in ``corpus/rings``, sorted by file name."""
-    return [RingCase.from_image(path.read_bytes())
-            for path in sorted((CORPUS / "rings").glob("*.ring"))]
+    return [
+        RingCase.from_image(path.read_bytes()) for path in sorted((CORPUS / "rings").glob("*.ring"))
+    ]
 
 
-_INTERESTING_SIZES = [0, 1, 20, 28, 0xFFFB, 0xFFFC, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
-                      0x8000001C, RING_DEAD_MARKER]
+_INTERESTING_SIZES = [
+    0,
+    1,
+    20,
+    28,
+    0xFFFB,
+    0xFFFC,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0x8000001C,
+    RING_DEAD_MARKER,
+]
 
 
 @st.composite
 def ring_cases(draw: st.DrawFn) -> RingCase:
     """Reader positions, Tails (in range, near the reader, past the capacity, unaligned, the
     dead marker) and bytes (random, or a Size field of an interesting value first)."""
-    head = draw(st.one_of(
-        st.sampled_from([0, 4, CAPACITY - 4, CAPACITY - 8, CAPACITY - 0x100]),
-        st.integers(0, CAPACITY // 4 - 1).map(lambda x: x * 4),
-    ))
-    tail = draw(st.one_of(
-        st.integers(0, 0xFFFFFFFF),
-        st.integers(-8, 0x200).map(lambda d: (head + d) % CAPACITY),
-        st.integers(0, 0x11000).map(lambda d: (head + d) & 0xFFFFFFFF),
-        st.sampled_from([RING_DEAD_MARKER, CAPACITY, CAPACITY - 1, CAPACITY + 4, 0x80000000]),
-    ))
+    head = draw(
+        st.one_of(
+            st.sampled_from([0, 4, CAPACITY - 4, CAPACITY - 8, CAPACITY - 0x100]),
+            st.integers(0, CAPACITY // 4 - 1).map(lambda x: x * 4),
+        )
+    )
+    tail = draw(
+        st.one_of(
+            st.integers(0, 0xFFFFFFFF),
+            st.integers(-8, 0x200).map(lambda d: (head + d) % CAPACITY),
+            st.integers(0, 0x11000).map(lambda d: (head + d) & 0xFFFFFFFF),
+            st.sampled_from([RING_DEAD_MARKER, CAPACITY, CAPACITY - 1, CAPACITY + 4, 0x80000000]),
+        )
+    )
     content = draw(st.binary(max_size=300))
     if draw(st.booleans()):
         content = struct.pack("<I", draw(st.sampled_from(_INTERESTING_SIZES))) + content
@@ -96,8 +113,7 @@ def _write(ring_data: memoryview, head: int, content: bytes) -> None:
     ring_data[head : head + room] = content[:room]
 
 
-def _outcome(receive: Callable[[], object], release: Callable[[object], None],
-             seed: int) -> None:
+def _outcome(receive: Callable[[], object], release: Callable[[object], None], seed: int) -> None:
     """Read up to four packets, releasing them in a shuffled order; only ALLOWED may fail."""
     taken: list[object] = []
     for _ in range(4):
@@ -164,7 +180,8 @@ class NativeReader:
         ffi = self.ffi
         send, size, capacity = ffi.new("void **"), ffi.new("uint32_t *"), ffi.new("uint32_t *")
         assert self.helpers.WintunDoubleGetSessionRings(
-            ffi.cast("void *", pointer), send, ffi.NULL, size, capacity, ffi.NULL, ffi.NULL)
+            ffi.cast("void *", pointer), send, ffi.NULL, size, capacity, ffi.NULL, ffi.NULL
+        )
         assert size[0] == RING_HEADER_SIZE + capacity[0] + RING_TRAILER_SIZE
         return Ring(memoryview(ffi.buffer(send[0], size[0])), capacity[0])
 
@@ -211,8 +228,9 @@ def fuzz_native(path: str, examples: int) -> int:
     tried = [0]
     cases = corpus_cases()
 
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(ring_cases())
     def run(case: RingCase) -> None:
         tried[0] += 1
@@ -237,7 +255,8 @@ def read_past_ring(path: str) -> None:
     handle: Any = session._handle
     pointer = ffi.cast("void *", handle.pointer)
     assert reader.helpers.WintunDoubleGetSessionRings(
-        pointer, send, ffi.NULL, size, ffi.NULL, ffi.NULL, ffi.NULL)
+        pointer, send, ffi.NULL, size, ffi.NULL, ffi.NULL, ffi.NULL
+    )
     # The Receive ring follows the Send ring in one allocation: read past both.
     target = ffi.new("char[16]")
     ffi.memmove(target, ffi.cast("char *", send[0]) + 2 * size[0], 16)

@@ -17,18 +17,29 @@ from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, open_rig
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability.stress",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.reliability.stress",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
-    parser.add_argument("--packets", type=int, default=1_000_000,
-                        help="packets per direction per backend (default 1,000,000)")
+    parser.add_argument(
+        "--packets",
+        type=int,
+        default=1_000_000,
+        help="packets per direction per backend (default 1,000,000)",
+    )
     parser.add_argument("--senders", type=int, default=3)
     parser.add_argument("--receivers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--capacity", type=lambda text: int(text, 0), default=0x400000,
-                        help="ring capacity (default 0x400000)")
-    parser.add_argument("--largest", type=int, default=0xFFFF,
-                        help="largest packet size (default 0xFFFF)")
+    parser.add_argument(
+        "--capacity",
+        type=lambda text: int(text, 0),
+        default=0x400000,
+        help="ring capacity (default 0x400000)",
+    )
+    parser.add_argument(
+        "--largest", type=int, default=0xFFFF, help="largest packet size (default 0xFFFF)"
+    )
     args = parser.parse_args(argv)
     if args.packets < 1 or args.senders < 1 or args.receivers < 1:
         parser.error("--packets, --senders and --receivers must be positive")
@@ -43,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{backend}: skipped ({NO_DOUBLE})")
                 continue
             with open_rig(backend, args.capacity, builds) as rig:
-                figures = run_stress(rig, args.packets, args.senders, args.receivers,
-                                     args.seed, args.largest)
+                figures = run_stress(
+                    rig, args.packets, args.senders, args.receivers, args.seed, args.largest
+                )
             seconds = max(figures.seconds, 1e-9)
             moved = figures.sent + figures.received
             octets = figures.sent_bytes + figures.delivered_bytes

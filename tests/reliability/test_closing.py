@@ -66,9 +66,7 @@ def test_when_iteration_ends_the_session_has_ended(rig: Rig) -> None:
         started: list[Session] = []
         errors: list[BaseException] = []
 
-        def iterate(
-            session: Session, started: list[Session], errors: list[BaseException]
-        ) -> None:
+        def iterate(session: Session, started: list[Session], errors: list[BaseException]) -> None:
             try:
                 for packet in session:
                     packet.release()

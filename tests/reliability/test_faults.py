@@ -29,8 +29,11 @@ from .traffic import HEADER_SIZE, NO_DOUBLE, DoubleBuilds, Rig, make_packet, wai
 # -- corrupt rings -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size_field", [0x10000, 0x80000000 | HEADER_SIZE, 0xFFFFFFFF, 200],
-                         ids=["too-big", "release-flag", "all-ones", "past-tail"])
+@pytest.mark.parametrize(
+    "size_field",
+    [0x10000, 0x80000000 | HEADER_SIZE, 0xFFFFFFFF, 200],
+    ids=["too-big", "release-flag", "all-ones", "past-tail"],
+)
 def test_corrupt_send_record_is_refused_every_time(rig: Rig, size_field: int) -> None:
     assert rig.host.deliver(make_packet(1, 0, HEADER_SIZE))
     rig.host.corrupt_record("send", 0, size_field)
@@ -40,11 +43,18 @@ def test_corrupt_send_record_is_refused_every_time(rig: Rig, size_field: int) ->
         assert caught.value.winerror == ERROR_INVALID_DATA
 
 
-@pytest.mark.parametrize("tail, expected", [
-    (0x20000, SessionEndedError), (0x20004, SessionEndedError),
-    (0xFFFFFFFF, SessionEndedError), (0x7FFFFFFF, SessionEndedError),
-    (2, RingCorruptError), (16, RingCorruptError), (31, RingCorruptError),
-])
+@pytest.mark.parametrize(
+    "tail, expected",
+    [
+        (0x20000, SessionEndedError),
+        (0x20004, SessionEndedError),
+        (0xFFFFFFFF, SessionEndedError),
+        (0x7FFFFFFF, SessionEndedError),
+        (2, RingCorruptError),
+        (16, RingCorruptError),
+        (31, RingCorruptError),
+    ],
+)
 def test_corrupt_send_tail(rig: Rig, tail: int, expected: type[WintunError]) -> None:
     assert rig.host.deliver(make_packet(1, 0, HEADER_SIZE))  # a 32-byte record at 0
     rig.host.corrupt_index("send", "tail", tail)
@@ -98,15 +108,19 @@ def test_raising_logger_on_native_never_crosses_into_c(
         wintun.backend.set_logger(_raising_logger)  # straight into the C library
         with caplog.at_level(logging.ERROR, logger="wintun_cffi.native"):
             kernel.lib.WintunDoubleLog(2, "a line the logger chokes on")
-        assert any("logger raised" in r.getMessage() and r.exc_info and r.exc_info[0] is Boom
-                   for r in caplog.records)
+        assert any(
+            "logger raised" in r.getMessage() and r.exc_info and r.exc_info[0] is Boom
+            for r in caplog.records
+        )
         caplog.clear()
         wintun.backend.set_logger(wintun._log)  # the Wintun's own bridge again
         wintun.set_logger(_raising_logger)  # the bridge catches it before cffi does
         with caplog.at_level(logging.ERROR):
             kernel.lib.WintunDoubleLog(2, "another line")
-        assert any("raised" in r.getMessage() and r.exc_info and r.exc_info[0] is Boom
-                   for r in caplog.records)
+        assert any(
+            "raised" in r.getMessage() and r.exc_info and r.exc_info[0] is Boom
+            for r in caplog.records
+        )
         with wintun.create_adapter("AfterLogger", tunnel_type="Reliability") as adapter:
             adapter.start_session(0x20000).close()  # the library still works
     finally:

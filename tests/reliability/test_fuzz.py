@@ -37,7 +37,11 @@ RING_EXAMPLES = 300
 NATIVE_EXAMPLES = 150
 ASAN_EXAMPLES = 400
 
-FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def _parse(text: str) -> None:
@@ -49,10 +53,44 @@ def _parse(text: str) -> None:
 
 # -- headers -----------------------------------------------------------------------------
 
-_C_PIECES = st.sampled_from([";", "{", "}", "(", ")", "*", ",", "#", "/*", "*/", "//", "\n",
-                             '"', "'", "[", "]", "=", "<<", "typedef", "struct", "enum",
-                             "#define", "#if", "#endif", "WINAPI", "_In_", "DWORD", "\x00",
-                             "\\", "0x", "-", "~", "...", "__declspec(dllimport)"])
+_C_PIECES = st.sampled_from(
+    [
+        ";",
+        "{",
+        "}",
+        "(",
+        ")",
+        "*",
+        ",",
+        "#",
+        "/*",
+        "*/",
+        "//",
+        "\n",
+        '"',
+        "'",
+        "[",
+        "]",
+        "=",
+        "<<",
+        "typedef",
+        "struct",
+        "enum",
+        "#define",
+        "#if",
+        "#endif",
+        "WINAPI",
+        "_In_",
+        "DWORD",
+        "\x00",
+        "\\",
+        "0x",
+        "-",
+        "~",
+        "...",
+        "__declspec(dllimport)",
+    ]
+)
 
 
 @st.composite
@@ -63,7 +101,7 @@ def mutated_header(draw: st.DrawFn) -> str:
         where = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["cut", "insert", "piece", "duplicate"]))
         if kind == "cut":
-            text = text[:where] + text[where + draw(st.integers(1, 80)):]
+            text = text[:where] + text[where + draw(st.integers(1, 80)) :]
         elif kind == "insert":
             text = text[:where] + draw(st.text(max_size=12)) + text[where:]
         elif kind == "piece":
@@ -90,9 +128,16 @@ _EXPRESSION = st.text(alphabet="0123456789xXabcdefuUlL()+-*/%<>|&^~ _WINTUN", ma
 
 
 @settings(FUZZ, max_examples=HEADER_EXAMPLES)
-@given(_EXPRESSION, st.sampled_from(["#define WINTUN_X {}\n",
-                                     "typedef enum {{ WINTUN_A = {} }} WINTUN_E;\n",
-                                     "typedef struct {{ BYTE Data[{}]; }} WINTUN_S;\n"]))
+@given(
+    _EXPRESSION,
+    st.sampled_from(
+        [
+            "#define WINTUN_X {}\n",
+            "typedef enum {{ WINTUN_A = {} }} WINTUN_E;\n",
+            "typedef struct {{ BYTE Data[{}]; }} WINTUN_S;\n",
+        ]
+    ),
+)
 def test_constant_expressions_only_raise_header_parse_error(expression: str, shape: str) -> None:
     _parse(shape.format(expression))
 
@@ -151,7 +196,9 @@ def test_native_reader_survives_any_ring(native_reader: NativeReader, case: Ring
 
 
 @pytest.fixture(scope="module")
-def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], subprocess.CompletedProcess[str]]:
+def sanitized(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], subprocess.CompletedProcess[str]]:
     """Runs ``python -m tests.reliability.ringfuzz <asan double> ARG`` under AddressSanitizer."""
     if not double_available():
         pytest.skip(NO_DOUBLE)
@@ -164,14 +211,19 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], subpr
     def run(argument: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "tests.reliability.ringfuzz", str(path), argument],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
 
     return run
 
 
 def test_address_sanitizer_is_watching(
-    sanitized: Callable[[str], subprocess.CompletedProcess[str]]
+    sanitized: Callable[[str], subprocess.CompletedProcess[str]],
 ) -> None:
     done = sanitized("read-past-ring")
     assert done.returncode != 0
@@ -179,7 +231,7 @@ def test_address_sanitizer_is_watching(
 
 
 def test_native_reader_under_address_sanitizer(
-    sanitized: Callable[[str], subprocess.CompletedProcess[str]]
+    sanitized: Callable[[str], subprocess.CompletedProcess[str]],
 ) -> None:
     done = sanitized(str(ASAN_EXAMPLES))
     assert "AddressSanitizer" not in done.stderr, done.stderr[-4000:]

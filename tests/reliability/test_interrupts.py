@@ -48,9 +48,22 @@ def test_the_sweep_on_the_double_under_address_sanitizer(tmp_path: Path) -> None
         pytest.skip("no AddressSanitizer runtime (libasan.so): Linux builds with one only")
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.interrupts", "--backend", "double",
-         "--sanitize", "--every", str(EVERY)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.interrupts",
+            "--backend",
+            "double",
+            "--sanitize",
+            "--every",
+            str(EVERY),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert "AddressSanitizer" not in done.stderr, done.stderr[-4000:]
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

@@ -54,9 +54,13 @@ def test_races_under_address_sanitizer(tmp_path: Path) -> None:
     path = build_double("0.14", tmp_path, sanitize=True)
     env = dict(os.environ, LD_PRELOAD=str(runtime), ASAN_OPTIONS="detect_leaks=0")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.races", str(path), "all",
-         str(ASAN_ITERATIONS)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "tests.reliability.races", str(path), "all", str(ASAN_ITERATIONS)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert "AddressSanitizer" not in done.stderr, done.stderr[-4000:]
     assert done.returncode == 0, done.stderr[-4000:]

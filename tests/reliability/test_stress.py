@@ -29,10 +29,12 @@ JOIN = 10.0  # seconds a thread may take to end after the session went away
 
 
 @pytest.mark.parametrize("senders, receivers", [(3, 3), (1, 4), (4, 1)])
-def test_stress_keeps_every_packet_once_and_in_order(rig: Rig, senders: int,
-                                                     receivers: int) -> None:
-    figures = run_stress(rig, packets=400, senders=senders, receivers=receivers,
-                         seed=senders * 10 + receivers)
+def test_stress_keeps_every_packet_once_and_in_order(
+    rig: Rig, senders: int, receivers: int
+) -> None:
+    figures = run_stress(
+        rig, packets=400, senders=senders, receivers=receivers, seed=senders * 10 + receivers
+    )
     assert figures.problems == []
     assert figures.sent == figures.collected == 400
     assert figures.delivered == figures.received == 400
@@ -71,8 +73,9 @@ class _Traffic:
         self.threads.append(far)
 
     def _spawn(self, name: str, body: Callable[[list[str], int], None], index: int) -> None:
-        thread = threading.Thread(target=self._run, args=(name, lambda s: body(s, index)),
-                                  name=name, daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(name, lambda s: body(s, index)), name=name, daemon=True
+        )
         thread.start()
         self.threads.append(thread)
 
@@ -121,8 +124,10 @@ class _Traffic:
         host = self.rig.host
         sequence = 0
         while not self.stop.is_set():
-            batch = [make_packet(HOST_PRODUCER, sequence + i, random_size(rng, 9000))
-                     for i in range(rng.randint(1, 6))]
+            batch = [
+                make_packet(HOST_PRODUCER, sequence + i, random_size(rng, 9000))
+                for i in range(rng.randint(1, 6))
+            ]
             if host.deliver_many(batch):
                 sequence += len(batch)
             host.collect()
@@ -135,8 +140,9 @@ class _Traffic:
 
 
 def _busy(traffic: _Traffic, rig: Rig) -> None:
-    assert wait_until(lambda: traffic.received >= 100 and rig.host.statistics.in_packets >= 100,
-                      timeout=30), "no traffic flowed"
+    assert wait_until(
+        lambda: traffic.received >= 100 and rig.host.statistics.in_packets >= 100, timeout=30
+    ), "no traffic flowed"
 
 
 def test_close_in_heavy_traffic_ends_every_thread(rig: Rig) -> None:

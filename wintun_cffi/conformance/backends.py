@@ -136,11 +136,11 @@ def user_factory(spec: str) -> Callable[[], object]:
         try:
             found = getattr(found, part)
         except AttributeError:
-            raise UserBackendError(f"{spec}: module {module_name!r} has no {attribute!r}") \
-                from None
+            raise UserBackendError(f"{spec}: module {module_name!r} has no {attribute!r}") from None
     if not callable(found):
-        raise UserBackendError(f"{spec}: {attribute} = {found!r:.40} is not a function that "
-                               "returns a backend")
+        raise UserBackendError(
+            f"{spec}: {attribute} = {found!r:.40} is not a function that returns a backend"
+        )
     return found
 
 
@@ -153,12 +153,16 @@ def make_user_backend(spec: str) -> Backend:
     except Exception as error:  # whatever the user's factory raised
         raise UserBackendError(f"{spec}() raised {type(error).__name__}: {error}") from None
     if not isinstance(backend, Backend):
-        missing = [name for name in dir(Backend)
-                   if not name.startswith("_") and not hasattr(backend, name)]
-        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4
-                                          else "")
-        raise UserBackendError(f"{spec}() returned a {type(backend).__name__}, not a "
-                               f"wintun_cffi.backend.Backend (it lacks {shown})")
+        missing = [
+            name for name in dir(Backend) if not name.startswith("_") and not hasattr(backend, name)
+        ]
+        shown = ", ".join(missing[:4]) + (
+            f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        )
+        raise UserBackendError(
+            f"{spec}() returned a {type(backend).__name__}, not a "
+            f"wintun_cffi.backend.Backend (it lacks {shown})"
+        )
     return backend
 
 
@@ -194,8 +198,9 @@ class WindowsNative:
     removed (:attr:`removed`); :meth:`close` releases the lock.
     """
 
-    def __init__(self, doubles: DoubleLibraries, dll: str | None = None,
-                 sha256: str | None = None) -> None:
+    def __init__(
+        self, doubles: DoubleLibraries, dll: str | None = None, sha256: str | None = None
+    ) -> None:
         self._doubles = doubles
         self._dll = dll
         self._sha256 = sha256
@@ -238,8 +243,10 @@ class WindowsNative:
     def _prepare(self, wintun: TrackingWintun) -> None:
         lock = RunLock.take()
         if lock is None:
-            raise Unavailable("another conformance run on this machine is using the "
-                              "windows-native backend; run one at a time")
+            raise Unavailable(
+                "another conformance run on this machine is using the "
+                "windows-native backend; run one at a time"
+            )
         self._lock = lock
         self.previous_run_killed = lock.abandoned
         self.removed = remove_stale_adapters(wintun, (POOL, OTHER_POOL))
@@ -272,8 +279,9 @@ class BackendCase:
         """True if the kernel is the emulator's (a fresh machine we fully control)."""
         return self.kind in ("emulator", "double", "linux-tun")
 
-    def corrupt_at_registration(self, adapter: Adapter, ring: RingName, field: RingField,
-                                value: int) -> None:
+    def corrupt_at_registration(
+        self, adapter: Adapter, ring: RingName, field: RingField, value: int
+    ) -> None:
         """When ``adapter``'s next session registers its rings, ``field`` of ``ring`` holds
         ``value``; :class:`Unavailable` where the kernel is not the emulator's."""
         if self.kind == "double":
@@ -282,15 +290,20 @@ class BackendCase:
         elif self.kind in ("emulator", "linux-tun"):
             adapter.host.corrupt_at_registration(ring, field, value)
         else:
-            raise Unavailable("only an emulated kernel lets a test prepare the rings it "
-                              "registers")
+            raise Unavailable("only an emulated kernel lets a test prepare the rings it registers")
 
     def adapter_name(self, base: str) -> str:
         """The name of this test's adapter ``base`` (with the fixed prefix on a real system)."""
         return self._prefix + base
 
-    def create_adapter(self, base: str = "Conformance", *, guid: uuid.UUID | None = None,
-                       pool: str = POOL, exact: bool = False) -> Adapter:
+    def create_adapter(
+        self,
+        base: str = "Conformance",
+        *,
+        guid: uuid.UUID | None = None,
+        pool: str = POOL,
+        exact: bool = False,
+    ) -> Adapter:
         """Create adapter ``adapter_name(base)`` (``base`` itself if ``exact``) with this
         generation's arguments."""
         name = base if exact else self.adapter_name(base)
@@ -332,8 +345,9 @@ class BackendCase:
         elif self.kind == "user":
             hook = getattr(self.wintun.backend, FAR_SIDE_HOOK, None)
             if hook is None:
-                raise Unavailable(f"needs a far side: the backend has no {FAR_SIDE_HOOK}"
-                                  "(session) method")
+                raise Unavailable(
+                    f"needs a far side: the backend has no {FAR_SIDE_HOOK}(session) method"
+                )
             far = hook(session)
         else:
             if under_wine():
@@ -367,8 +381,9 @@ class BackendCase:
             self.wintun.backend.set_logger(None)  # the C double keeps the pointer otherwise
 
 
-def make_case(name: str, doubles: DoubleLibraries, windows: WindowsNative,
-              release: str | None = None) -> BackendCase:
+def make_case(
+    name: str, doubles: DoubleLibraries, windows: WindowsNative, release: str | None = None
+) -> BackendCase:
     """Prepare backend ``name`` (as ``release`` of its generation, for an emulated kernel);
     :class:`Unavailable` if it cannot run here."""
     kind, api = kind_of(name)
@@ -399,11 +414,15 @@ def linux_tun_available() -> None:
     """Unavailable unless root, /dev/net/tun and a network namespace with nothing but lo
     (checked once, before the suite creates any interface)."""
     reason = "needs Linux, root, /dev/net/tun and its own network namespace (unshare --net)"
-    if (not sys.platform.startswith("linux") or os.geteuid() != 0
-            or not os.path.exists("/dev/net/tun")):
+    if (
+        not sys.platform.startswith("linux")
+        or os.geteuid() != 0
+        or not os.path.exists("/dev/net/tun")
+    ):
         raise Unavailable(reason)
-    listing = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
-                             check=True)
+    listing = subprocess.run(
+        ["ip", "-j", "link", "show"], capture_output=True, text=True, check=True
+    )
     others = [link["ifname"] for link in json.loads(listing.stdout) if link["ifname"] != "lo"]
     if others:
         raise Unavailable(f"{reason}: this namespace also has {', '.join(others)}")

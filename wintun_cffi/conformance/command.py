@@ -40,15 +40,23 @@ class BadInput(Exception):
     """What the command was given cannot be used; the message says what and why."""
 
 
-def main(backends: str | None, dll: str | None, sha256: str | None, junit_xml: str | None,
-         pytest_args: Sequence[str], stderr: TextIO | None = None) -> int:
+def main(
+    backends: str | None,
+    dll: str | None,
+    sha256: str | None,
+    junit_xml: str | None,
+    pytest_args: Sequence[str],
+    stderr: TextIO | None = None,
+) -> int:
     """Run the suite; the exit status: 0 if no test failed, 1 if one did, 2 for bad input,
     130 after Ctrl+C (other statuses are pytest's: 3 internal error, 5 no test selected)."""
     try:
         import pytest
     except ImportError:
-        print("error: the conformance suite needs pytest: pip install 'wintun-cffi[test]'",
-              file=stderr or sys.stderr)
+        print(
+            "error: the conformance suite needs pytest: pip install 'wintun-cffi[test]'",
+            file=stderr or sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         names = check_backends(backends)
@@ -65,11 +73,22 @@ def main(backends: str | None, dll: str | None, sha256: str | None, junit_xml: s
     return int(code)
 
 
-def pytest_arguments(names: Sequence[str], dll: str | None, sha256: str | None,
-                     junit_xml: str | None, extra: Sequence[str]) -> list[str]:
+def pytest_arguments(
+    names: Sequence[str],
+    dll: str | None,
+    sha256: str | None,
+    junit_xml: str | None,
+    extra: Sequence[str],
+) -> list[str]:
     """The pytest command line of a run on backends ``names``."""
-    arguments = [str(HERE), "-c", str(CONFIG), "--wintun-backend", ",".join(names),
-                 "--wintun-skip-reasons"]
+    arguments = [
+        str(HERE),
+        "-c",
+        str(CONFIG),
+        "--wintun-backend",
+        ",".join(names),
+        "--wintun-skip-reasons",
+    ]
     if dll is not None:
         arguments += ["--wintun-dll", dll]
     if sha256 is not None:
@@ -84,8 +103,9 @@ def check_backends(option: str | None) -> list[str]:
     unknown name or a ``module:factory`` that cannot make a backend (each factory is called
     once here, and its backend closed if it can be)."""
     if option is not None and not option.replace(",", "").strip():
-        raise BadInput(f"--backend names no backend; choose from {', '.join(BACKENDS)}, or "
-                       "module:factory")
+        raise BadInput(
+            f"--backend names no backend; choose from {', '.join(BACKENDS)}, or module:factory"
+        )
     # Like `python -m`, a user's module is found in the current directory.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -111,8 +131,9 @@ def check_library(names: Sequence[str], dll: str | None, sha256: str | None) -> 
     if dll is None and sha256 is None:
         return
     if "windows-native" not in names:
-        raise BadInput("--dll and --sha256 are the windows-native backend's, and --backend "
-                       "does not name it")
+        raise BadInput(
+            "--dll and --sha256 are the windows-native backend's, and --backend does not name it"
+        )
     from wintun_cffi import load
     from wintun_cffi.errors import LibraryLoadError
     from wintun_cffi.loader import find_library, verify_sha256

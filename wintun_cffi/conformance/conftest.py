@@ -40,27 +40,41 @@ _WINDOWS_KEY = pytest.StashKey[WindowsNative]()
 #: Per generation, one release for each set of rules that differ inside it (the send signal:
 #: 0.9.1 signals when Tail did not move, 0.13 does not).
 RULE_RELEASES: dict[str, tuple[str, ...]] = {
-    "0.14": ("0.14.1",), "pool": ("0.9.1", "0.13"), "seed": ("2020-11",),
+    "0.14": ("0.14.1",),
+    "pool": ("0.9.1", "0.13"),
+    "seed": ("2020-11",),
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wintun", "the Wintun conformance suite")
     group.addoption(
-        "--wintun-backend", default=None, metavar="NAME[,NAME...]",
+        "--wintun-backend",
+        default=None,
+        metavar="NAME[,NAME...]",
         help="run the conformance suite on these backends only: emulator-0.14, "
         "emulator-pool, emulator-seed, double-0.14, double-pool, double-seed, windows-native, "
         "linux-tun-0.14, linux-tun-pool, or module:factory for your own (default: all "
         "built-in ones; unavailable ones are skipped with the reason)",
     )
-    group.addoption("--wintun-dll", default=None, metavar="PATH",
-                    help="the wintun.dll of the windows-native backend (default: where "
-                    "wintun_cffi.load() looks)")
-    group.addoption("--wintun-sha256", default=None, metavar="HEX",
-                    help="refuse the windows-native backend's wintun.dll unless its SHA-256 "
-                    "is this")
-    group.addoption("--wintun-skip-reasons", action="store_true",
-                    help="list each backend's skip reasons, grouped, in the summary")
+    group.addoption(
+        "--wintun-dll",
+        default=None,
+        metavar="PATH",
+        help="the wintun.dll of the windows-native backend (default: where "
+        "wintun_cffi.load() looks)",
+    )
+    group.addoption(
+        "--wintun-sha256",
+        default=None,
+        metavar="HEX",
+        help="refuse the windows-native backend's wintun.dll unless its SHA-256 is this",
+    )
+    group.addoption(
+        "--wintun-skip-reasons",
+        action="store_true",
+        help="list each backend's skip reasons, grouped, in the summary",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,7 +97,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     pairs = [(name, release) for name in names for release in _releases_of(name)]
     metafunc.parametrize(
-        ("backend", "wintun_release"), pairs, indirect=["backend"],
+        ("backend", "wintun_release"),
+        pairs,
+        indirect=["backend"],
         ids=[name if release is None else f"{name}-{release}" for name, release in pairs],
     )
 
@@ -107,8 +123,9 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return text.removeprefix("Skipped: ")
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                            config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     outcomes: dict[str, str] = {}
     reasons: dict[str, str] = {}
     backend_of: dict[str, str] = {}
@@ -147,16 +164,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
             f"{c['skipped']} skipped"
         )
         if list_reasons:
-            for reason, count in sorted(skipped_why.get(name, Counter()).items(),
-                                        key=lambda item: (-item[1], item[0])):
+            for reason, count in sorted(
+                skipped_why.get(name, Counter()).items(), key=lambda item: (-item[1], item[0])
+            ):
                 terminalreporter.write_line(f"    {count} skipped: {reason}")
     windows = config.stash.get(_WINDOWS_KEY, None)
     if windows is not None and windows.previous_run_killed:
-        terminalreporter.write_line("windows-native: the previous run on this machine did not "
-                                    "finish (killed?)")
+        terminalreporter.write_line(
+            "windows-native: the previous run on this machine did not finish (killed?)"
+        )
     if windows is not None and windows.removed:
-        terminalreporter.write_line("windows-native: removed test adapters an earlier run had "
-                                    f"left: {', '.join(windows.removed)}")
+        terminalreporter.write_line(
+            "windows-native: removed test adapters an earlier run had "
+            f"left: {', '.join(windows.removed)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -167,10 +188,14 @@ def double_libraries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doubl
 
 
 @pytest.fixture(scope="session")
-def windows_native(pytestconfig: pytest.Config,
-                   double_libraries: DoubleLibraries) -> Iterator[WindowsNative]:
-    windows = WindowsNative(double_libraries, pytestconfig.getoption("wintun_dll"),
-                            pytestconfig.getoption("wintun_sha256"))
+def windows_native(
+    pytestconfig: pytest.Config, double_libraries: DoubleLibraries
+) -> Iterator[WindowsNative]:
+    windows = WindowsNative(
+        double_libraries,
+        pytestconfig.getoption("wintun_dll"),
+        pytestconfig.getoption("wintun_sha256"),
+    )
     pytestconfig.stash[_WINDOWS_KEY] = windows
     yield windows
     windows.close()
@@ -178,7 +203,8 @@ def windows_native(pytestconfig: pytest.Config,
 
 @pytest.fixture
 def backend(
-    request: pytest.FixtureRequest, double_libraries: DoubleLibraries,
+    request: pytest.FixtureRequest,
+    double_libraries: DoubleLibraries,
     windows_native: WindowsNative,
 ) -> Iterator[BackendCase]:
     callspec = getattr(request.node, "callspec", None)
@@ -220,6 +246,8 @@ def far(backend: BackendCase, session: Session) -> FarSide:
 @pytest.fixture
 def raw(far: FarSide) -> RawFarSide:
     if far.raw is None:
-        pytest.skip("needs raw access to the far side (packets, statistics, faults): "
-                    "only the emulator host has it")
+        pytest.skip(
+            "needs raw access to the far side (packets, statistics, faults): "
+            "only the emulator host has it"
+        )
     return far.raw

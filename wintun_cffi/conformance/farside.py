@@ -60,8 +60,9 @@ def udp_to_far(payload: bytes, source_port: int = APP_PORT) -> bytes:
     return ip.udp_packet(APP_ADDRESS, FAR_ADDRESS, source_port, FAR_PORT, payload)
 
 
-def parse_udp(packet: bytes | memoryview) -> tuple[ipaddress.IPv4Address,
-                                                   ipaddress.IPv4Address, Datagram] | None:
+def parse_udp(
+    packet: bytes | memoryview,
+) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address, Datagram] | None:
     """``(source, destination, datagram)`` of an IPv4 UDP packet, or None for anything else."""
     if len(packet) < 28 or packet[0] >> 4 != 4 or packet[9] != _PROTO_UDP:
         return None
@@ -113,14 +114,20 @@ class RawFarSide(Protocol):
 
     def terminate(self) -> None: ...
 
-    def corrupt_record(self, ring: Literal["send", "receive"], offset: int,
-                       size_field: int) -> None: ...
+    def corrupt_record(
+        self, ring: Literal["send", "receive"], offset: int, size_field: int
+    ) -> None: ...
 
-    def ring_field(self, ring: Literal["send", "receive"],
-                   field: Literal["head", "tail", "alertable"]) -> int: ...
+    def ring_field(
+        self, ring: Literal["send", "receive"], field: Literal["head", "tail", "alertable"]
+    ) -> int: ...
 
-    def set_ring_field(self, ring: Literal["send", "receive"],
-                       field: Literal["head", "tail", "alertable"], value: int) -> None: ...
+    def set_ring_field(
+        self,
+        ring: Literal["send", "receive"],
+        field: Literal["head", "tail", "alertable"],
+        value: int,
+    ) -> None: ...
 
     def pause(self) -> None: ...
 
@@ -190,8 +197,10 @@ class SocketFarSide:
     raw: RawFarSide | None = None
 
     def __init__(
-        self, far_address: str | ipaddress.IPv4Address = FAR_ADDRESS,
-        app_address: str | ipaddress.IPv4Address = APP_ADDRESS, port: int = FAR_PORT,
+        self,
+        far_address: str | ipaddress.IPv4Address = FAR_ADDRESS,
+        app_address: str | ipaddress.IPv4Address = APP_ADDRESS,
+        port: int = FAR_PORT,
     ) -> None:
         self.far_address = ipaddress.IPv4Address(far_address)
         self.app_address = ipaddress.IPv4Address(app_address)

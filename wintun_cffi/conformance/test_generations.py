@@ -58,15 +58,24 @@ def is_harmless(record: bytes, secret: bytes) -> bool:
     """True if ``record`` is the IPv4 packet a pre-0.14 session gives a buffer up as: a
     header the system must drop (wrong checksum, destination 0.0.0.0, TTL 0), nothing else."""
     total = struct.unpack_from("!H", record, 2)[0]
-    return (record[0] == 0x45 and total == len(record) and ip.checksum(record[:20]) != 0
-            and record[16:20] == bytes(4) and record[8] == 0 and secret not in record
-            and record[20:] == bytes(len(record) - 20))
+    return (
+        record[0] == 0x45
+        and total == len(record)
+        and ip.checksum(record[:20]) != 0
+        and record[16:20] == bytes(4)
+        and record[8] == 0
+        and secret not in record
+        and record[20:] == bytes(len(record) - 20)
+    )
 
 
 def kernel_ip_header_errors() -> int:
     """Linux's count of IPv4 packets it dropped for a bad header (this network namespace)."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-             if line.startswith("Ip:")]
+    lines = [
+        line.split()
+        for line in Path("/proc/net/snmp").read_text().splitlines()
+        if line.startswith("Ip:")
+    ]
     names, values = lines[0], lines[1]
     return int(values[names.index("InHdrErrors")])
 
@@ -194,7 +203,8 @@ def test_send_signal_when_tail_did_not_move(
     assert raw.consume_tail_moved() is backend.release.signals_unmoved_tail
     a.send()  # Tail moves past both: every release signals
     assert raw.ring_field("receive", "tail") == tail + record_size(len(first)) + record_size(
-        len(second))
+        len(second)
+    )
     assert raw.consume_tail_moved() is True
     raw.set_ring_field("receive", "alertable", 0)
     raw.resume()
@@ -208,9 +218,11 @@ def test_rings_with_the_send_tail_out_of_range_are_refused(
     backend: BackendCase, adapter: Adapter
 ) -> None:
     if backend.kind == "double":
-        pytest.skip("the C double's start hook cannot make WintunStartSession fail; its "
-                    "kernel marks refused rings dead instead (the repository's tests/native "
-                    "check that)")
+        pytest.skip(
+            "the C double's start hook cannot make WintunStartSession fail; its "
+            "kernel marks refused rings dead instead (the repository's tests/native "
+            "check that)"
+        )
     try:
         backend.corrupt_at_registration(adapter, "send", "tail", MIN_RING_CAPACITY)
     except Unavailable as reason:
@@ -235,8 +247,11 @@ def test_receive_head_out_of_range_at_the_start_stops_that_ring(
         far = backend.far_side(session)
         if far.raw is not None:  # the driver wrote its dead marker, and read nothing
             assert wait_until(
-                lambda: far.raw is not None
-                and far.raw.ring_field("receive", "head") == RING_DEAD_MARKER)
+                lambda: (
+                    far.raw is not None
+                    and far.raw.ring_field("receive", "head") == RING_DEAD_MARKER
+                )
+            )
         with pytest.raises(SessionEndedError):
             session.send(udp_to_far(b"nowhere"))
         far.send_udp(b"the other ring works")  # only the Receive ring stopped

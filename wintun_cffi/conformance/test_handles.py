@@ -81,7 +81,9 @@ def foreign(backend: BackendCase) -> Iterator[tuple[Backend, object, object]]:
 
 
 def test_handles_of_another_backend_are_refused(
-    backend: BackendCase, session: Session, foreign: tuple[Backend, object, object],
+    backend: BackendCase,
+    session: Session,
+    foreign: tuple[Backend, object, object],
 ) -> None:
     ours = backend.wintun.backend
     other, adapter, other_session = foreign
@@ -98,7 +100,9 @@ def test_handles_of_another_backend_are_refused(
 
 
 def test_what_is_not_a_handle_of_the_kind_is_a_type_error(
-    backend: BackendCase, adapter: Adapter, session: Session,
+    backend: BackendCase,
+    adapter: Adapter,
+    session: Session,
 ) -> None:
     ours = backend.wintun.backend
     not_adapters: list[object] = [None, "adapter", 12345, session._handle]

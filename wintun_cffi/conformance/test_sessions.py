@@ -51,8 +51,9 @@ def test_start_close_restart(adapter: Adapter) -> None:
     assert again.closed
 
 
-def test_one_session_per_adapter(backend: BackendCase, adapter: Adapter, session: Session,
-                                 far: FarSide) -> None:
+def test_one_session_per_adapter(
+    backend: BackendCase, adapter: Adapter, session: Session, far: FarSide
+) -> None:
     with pytest.raises(SessionActiveError) as caught:
         adapter.start_session(MIN_RING_CAPACITY)
     assert caught.value.winerror == ERROR_ALREADY_INITIALIZED

@@ -61,8 +61,9 @@ def write(version: int, guid: str, servers: str, domains: str) -> None:
         import winreg
 
         # The interface's key exists once Windows built the interface; CreateKeyEx opens it.
-        with winreg.CreateKeyEx(winreg.HKEY_LOCAL_MACHINE, interface_key(version, guid), 0,
-                                winreg.KEY_SET_VALUE) as key:
+        with winreg.CreateKeyEx(
+            winreg.HKEY_LOCAL_MACHINE, interface_key(version, guid), 0, winreg.KEY_SET_VALUE
+        ) as key:
             winreg.SetValueEx(key, "NameServer", 0, winreg.REG_SZ, servers)
             winreg.SetValueEx(key, "SearchList", 0, winreg.REG_SZ, domains)
 

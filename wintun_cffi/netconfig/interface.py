@@ -20,7 +20,10 @@ Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 #: What the address functions accept: ``"10.6.7.7/24"``, ``"fd00::7/64"`` or an
 #: :mod:`ipaddress` interface or address (an address without a prefix gets /32 or /128).
 AddressLike = (
-    str | ipaddress.IPv4Interface | ipaddress.IPv6Interface | ipaddress.IPv4Address
+    str
+    | ipaddress.IPv4Interface
+    | ipaddress.IPv6Interface
+    | ipaddress.IPv4Address
     | ipaddress.IPv6Address
 )
 
@@ -104,9 +107,7 @@ def remove_address(adapter: Adapter, address: AddressLike) -> None:
         raise missing from None
 
 
-def set_mtu(
-    adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF_INET
-) -> None:
+def set_mtu(adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF_INET) -> None:
     """Set the ``adapter``'s MTU for one IP version (``family``: ``socket.AF_INET`` or
     ``socket.AF_INET6``).
 
@@ -162,8 +163,13 @@ def _parse_address(address: object) -> Interface:
     """``address`` as an interface; ValueError/TypeError if it is not a unicast one."""
     if not isinstance(
         address,
-        (str, ipaddress.IPv4Interface, ipaddress.IPv6Interface, ipaddress.IPv4Address,
-         ipaddress.IPv6Address),
+        (
+            str,
+            ipaddress.IPv4Interface,
+            ipaddress.IPv6Interface,
+            ipaddress.IPv4Address,
+            ipaddress.IPv6Address,
+        ),
     ):
         raise TypeError(
             f"address must be a str or an ipaddress interface, not {type(address).__name__}"

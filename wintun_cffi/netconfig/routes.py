@@ -64,7 +64,10 @@ class Route:
 
 
 def add_route(
-    adapter: Adapter, destination: DestinationLike, *, next_hop: NextHopLike = None,
+    adapter: Adapter,
+    destination: DestinationLike,
+    *,
+    next_hop: NextHopLike = None,
     metric: int = 0,
 ) -> Route:
     """Route ``destination`` through ``adapter``, via ``next_hop`` (None: on-link) with
@@ -141,12 +144,16 @@ def routes(adapter: Adapter) -> list[Route]:
 def _parse_destination(destination: object) -> Network:
     if not isinstance(
         destination,
-        (str, ipaddress.IPv4Network, ipaddress.IPv6Network, ipaddress.IPv4Address,
-         ipaddress.IPv6Address),
+        (
+            str,
+            ipaddress.IPv4Network,
+            ipaddress.IPv6Network,
+            ipaddress.IPv4Address,
+            ipaddress.IPv6Address,
+        ),
     ):
         raise TypeError(
-            "destination must be a str or an ipaddress network, not "
-            f"{type(destination).__name__}"
+            f"destination must be a str or an ipaddress network, not {type(destination).__name__}"
         )
     if isinstance(destination, str) and "%" in destination:
         raise ValueError(f"give the destination without a zone: {destination!r}")

@@ -69,17 +69,31 @@ class Target:
 
 
 LINUX: Final = Target(
-    "linux", "cc", "CC",
-    ("-std=gnu11", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread",
-     "-fvisibility=hidden"),
-    "lib", ".so",
+    "linux",
+    "cc",
+    "CC",
+    (
+        "-std=gnu11",
+        "-shared",
+        "-fPIC",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pthread",
+        "-fvisibility=hidden",
+    ),
+    "lib",
+    ".so",
 )
 #: Statically linked: the DLL needs nothing but KERNEL32 and the C runtime every Windows has.
 WINDOWS: Final = Target(
-    "windows", "x86_64-w64-mingw32-gcc", "MINGW_CC",
-    ("-std=gnu11", "-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-static",
-     "-static-libgcc"),
-    "", ".dll",
+    "windows",
+    "x86_64-w64-mingw32-gcc",
+    "MINGW_CC",
+    ("-std=gnu11", "-shared", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-static-libgcc"),
+    "",
+    ".dll",
 )
 TARGETS: Final = {target.name: target for target in (LINUX, WINDOWS)}
 
@@ -165,7 +179,9 @@ def asan_runtime() -> Path | None:
     try:
         out = subprocess.run(
             [*compiler_command(), "-print-file-name=libasan.so"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -202,10 +218,12 @@ def build_dependent(out_dir: Path, *, target: Target | None = None) -> tuple[Pat
     if target is not WINDOWS:
         raise DoubleBuildError("the dependency pair is a Windows DLL pair (target windows)")
     out_dir = Path(out_dir)
-    dependency = _build(DEPENDENCY_SOURCE, "wintun_test_dependency.dll",
-                        ("-DBUILD_DEPENDENCY",), out_dir, target)
-    dependent = _build(DEPENDENCY_SOURCE, "wintun_test_dependent.dll", (str(dependency),),
-                       out_dir, target)
+    dependency = _build(
+        DEPENDENCY_SOURCE, "wintun_test_dependency.dll", ("-DBUILD_DEPENDENCY",), out_dir, target
+    )
+    dependent = _build(
+        DEPENDENCY_SOURCE, "wintun_test_dependent.dll", (str(dependency),), out_dir, target
+    )
     return dependent, dependency
 
 
@@ -254,8 +272,7 @@ def _prebuilt(name: str, inputs: str, target: Target) -> Path | None:
     return path if _built_from(path, inputs) else None
 
 
-def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path,
-           target: Target) -> Path:
+def _build(source: Path, name: str, flags: tuple[str, ...], out_dir: Path, target: Target) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / name
     inputs = _inputs(source)
@@ -291,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m wintun_cffi.conformance.double.build [--target linux|windows] [OUT_DIR]``."""
     parser = argparse.ArgumentParser(description="Build every C test double for one target.")
     parser.add_argument("--target", choices=sorted(TARGETS), default=host_target().name)
-    parser.add_argument("out_dir", nargs="?", type=Path,
-                        help="default: build/<target> beside this module (where tests look)")
+    parser.add_argument(
+        "out_dir",
+        nargs="?",
+        type=Path,
+        help="default: build/<target> beside this module (where tests look)",
+    )
     args = parser.parse_args(argv)
     target = TARGETS[args.target]
     for path in build_all(args.out_dir or prebuilt_directory(target), target):

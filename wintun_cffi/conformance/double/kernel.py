@@ -127,7 +127,9 @@ class DoubleKernel:
             host.corrupt_at_registration(*fault)
         try:
             host.attach(
-                send_ring, receive_ring, adopt_event(self._value(read_wait[0])),
+                send_ring,
+                receive_ring,
+                adopt_event(self._value(read_wait[0])),
                 adopt_event(self._value(tail_moved[0])),
             )
         except RegistrationRefused:
