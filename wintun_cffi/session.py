@@ -516,8 +516,9 @@ class Session(Lifetime):
             self._backend.end_session(self._handle)  # releases the packets' views first
         except HandleClosedError:  # ended by an earlier close an interruption cut short
             pass
-        finally:
-            self.adapter._forget_session(self)
+        # Only once ended: a session whose end was cut short stays known to its adapter,
+        # whose next start_session() finishes it.
+        self.adapter._forget_session(self)
 
     def __enter__(self) -> Session:
         return self

@@ -27,6 +27,7 @@ from wintun_cffi.errors import (
 )
 from wintun_cffi.session import Session
 
+from .interrupts import moves_packets
 from .traffic import DoubleBuilds, Rig, make_packet
 
 PACKET = make_packet(1, 1, 100)
@@ -58,6 +59,24 @@ def test_close_from_a_signal_handler_ends_the_session_when_the_call_returns(rig:
 
 
 # -- iteration ----------------------------------------------------------------------------------
+
+
+def test_a_close_cut_short_while_ending_is_finished_by_the_next_start_session(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = rig.wintun.backend
+    end_session = backend.end_session
+
+    def interrupted(handle: Any) -> None:
+        monkeypatch.setattr(backend, "end_session", end_session)  # once
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backend, "end_session", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rig.session.close()
+    assert rig.session.closed
+    rig.session = rig.adapter.start_session(0x20000)  # the earlier one is ended first
+    moves_packets(rig, rig.session)  # raises unless packets move both ways
 
 
 def test_when_iteration_ends_the_session_has_ended(rig: Rig) -> None:
