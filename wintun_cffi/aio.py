@@ -57,11 +57,16 @@ class _LoopWaiters:
 
     def _readable(self) -> None:
         session = self._session
-        if session._live is not None:
-            try:
+        try:  # the session's guard (wintun_cffi.lifetime): closing waits for this call
+            live = session._live
+            if live is not None:
                 session._backend.wait_read_event(session._handle, 0)  # consume the signal
-            except Exception:  # closing meanwhile: the closing event wakes everyone
-                pass
+        except Exception:  # closing meanwhile: the closing event wakes everyone
+            pass
+        finally:
+            live = None
+            if session._closing is not None:
+                session._finish(False)
         self._wake()
 
     def _wake(self) -> None:
