@@ -34,7 +34,7 @@ def render(runs: list[dict[str, Any]]) -> str:
         f"Measured on {datetime.date.today().isoformat()} with ``python -m wintun_cffi bench "
         f"--json`` ({first['repeats']} runs per row), {len(runs)} times in a row, on "
         f"{machine['system']} {machine['processor']}, {machine['cores']} cores, "
-        f"{machine['implementation']} {machine['python']}, one thread. The rows are the first "
+        f"{machine['implementation']} {machine['python']}; the measured calls run on one thread. The rows are the first "
         "run's; each ratio is the median over the runs. ``import wintun_cffi``: "
         f"{statistics.median(run['import_ms'] for run in runs):.1f} ms.",
         "",

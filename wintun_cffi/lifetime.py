@@ -11,7 +11,8 @@ a ``KeyboardInterrupt`` can never leave a call counted forever, and there is not
 
 Closing from inside a call on the same thread (a signal handler, the usual SIGTERM shutdown)
 cannot wait for that call: the object then ends as soon as the last call returns. Closing never
-raises for calls in progress elsewhere: it waits for them (they are woken first).
+raises for calls in progress elsewhere: it waits for them (a session wakes its blocked
+receivers first).
 """
 
 from __future__ import annotations

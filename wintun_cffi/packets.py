@@ -5,8 +5,9 @@ Both are views of ring memory (no copy) that go back to Wintun exactly once: a
 once their session closed, they refuse any use: their memory belongs to Wintun again.
 
 A packet dropped without being given back is found by its session (it settles before it waits,
-when it allocates, and when it closes): a received one is released, a send buffer is made
-harmless and sent, so the ring never waits for it.
+and before it allocates or sends): a received one is released, a send buffer is made harmless
+and sent, so the ring never waits for it. What is still out when the session closes ends with
+it.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class ReceivedPacket(_RingPacket):
     def release(self) -> None:
         """Give the packet's ring space back. Releasing twice raises PacketReleasedError;
         while views derived from :attr:`data` exist it raises PacketInUseError (nothing
-        changes, the packet stays usable)."""
+        changes, the packet stays usable; derived views are seen by the native backend, and
+        exports such as ``pickle.PickleBuffer`` by both)."""
         session = self._session
         try:  # the session's guard (wintun_cffi.lifetime), written out: the hot path
             live = session._live
@@ -110,9 +112,10 @@ class SendBuffer(_RingPacket):
     """Ring space allocated for one outgoing packet: fill :attr:`data`, then :meth:`send`.
 
     As a context manager it yields the writable view and sends on normal exit. A buffer left
-    by an exception, by :meth:`abandon` or by garbage collection is made harmless and sent, so
-    later packets are not held up (packets go out in allocation order). What "harmless" means
-    depends on the driver's generation: see the protocol page.
+    by an exception or by :meth:`abandon`, or dropped (found when the session next settles),
+    is made harmless and sent, so later packets are not held up (packets go out in
+    allocation order). What "harmless" means depends on the driver's generation: see the
+    protocol page.
     """
 
     __slots__ = ()
@@ -184,7 +187,7 @@ class PacketBatch(Group):
     <wintun_cffi.session.Session.receive_batch>`): a sequence of their data, zero-copy
     :class:`memoryview` objects of ring memory, in ring order.
 
-    The cheapest way through a session: no object per packet. Use it as a context manager,
+    The cheapest way through a session: no packet object per packet, only its view. Use it as a context manager,
     or call :meth:`release`; afterwards (or once the session closed) the views are released.
     """
 
@@ -223,7 +226,8 @@ class PacketBatch(Group):
 
     def release(self) -> None:
         """Give every packet's ring space back at once. Releasing twice raises
-        PacketReleasedError; while views derived from one of the packets exist it raises
+        PacketReleasedError; while views derived from one of the packets exist (native
+        backend; exports on both) it raises
         PacketInUseError (nothing changes, the batch stays usable)."""
         session = self._session
         try:  # the session's guard (wintun_cffi.lifetime), written out: the hot path

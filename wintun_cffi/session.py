@@ -232,8 +232,8 @@ class Session(Lifetime):
 
         All or none: a packet of another session, one already released, or the same packet
         twice raises (:class:`ValueError`, :class:`~wintun_cffi.errors.PacketReleasedError`)
-        before any is released, and so does one with derived views
-        (:class:`~wintun_cffi.errors.PacketInUseError`).
+        before any is released, and so does one with derived views (native backend; exports
+        on both) (:class:`~wintun_cffi.errors.PacketInUseError`).
         """
         batch = list(packets)
         if not all(map(isinstance, batch, repeat(ReceivedPacket))) or any(
@@ -258,7 +258,7 @@ class Session(Lifetime):
         released as one; waits up to ``timeout`` for the first (empty batch if none came).
 
         The cheapest way to receive: the data of each packet is a zero-copy memoryview, and
-        no object is made per packet.
+        no packet object is made per packet.
         """
         if not isinstance(max_packets, int) or max_packets < 1:
             raise ValueError(f"max_packets must be a positive int, not {max_packets!r}")
