@@ -30,6 +30,7 @@ from wintun_cffi.constants import (
     ERROR_INVALID_DATA,
     ERROR_NO_MORE_ITEMS,
     MAX_IP_PACKET_SIZE,
+    PACKET_SIZE_MASK,
 )
 from wintun_cffi.errors import HandleClosedError, error_from_code
 from wintun_cffi.fdevent import FdEvent
@@ -48,7 +49,6 @@ from .ring import (
 _OFFSET_MASK = 0xFFFFFFFF
 #: ``raw[_APPEND] = (token,)`` appends without a call: a store, like the ones beside it.
 _APPEND = slice(sys.maxsize, sys.maxsize)
-_UNFLAG = ~PACKET_RELEASE_FLAG & 0xFFFFFFFF
 # Serials are never reused, by any session: a stale or foreign token never matches.
 _serials = count(1)
 
@@ -157,7 +157,7 @@ class SessionClient:
                 size = words[DATA_WORD + (position >> 2)]
                 if not size & PACKET_RELEASE_FLAG:
                     break
-                position = (position + (((size & _UNFLAG) + 7) & ~3)) & mask
+                position = (position + (((size & PACKET_SIZE_MASK) + 7) & ~3)) & mask
                 pending -= 1
             self._head_release, self._reads_pending = position, pending
             words[HEAD_WORD] = position
@@ -221,7 +221,7 @@ class SessionClient:
             words, sent = self._write_words, self.sent
             while sent:
                 index = DATA_WORD + ((sent[0] & _OFFSET_MASK) >> 2)
-                words[index] = words[index] & _UNFLAG  # redone harmlessly if cut
+                words[index] = words[index] & PACKET_SIZE_MASK  # redone harmlessly if cut
                 sent.popleft()
             position, pending, mask = self._tail_release, self._writes_pending, self._mask
             while pending:
@@ -247,7 +247,7 @@ class SessionClient:
         views = []
         for token in raw:
             offset = token & _OFFSET_MASK
-            size = words[DATA_WORD + (offset >> 2)] & _UNFLAG
+            size = words[DATA_WORD + (offset >> 2)] & PACKET_SIZE_MASK
             start = offset + PACKET_HEADER_SIZE
             views.append(data[start : start + size])
         return views, [None] * len(views)

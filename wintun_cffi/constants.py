@@ -34,6 +34,8 @@ RING_HEADER_SIZE: Final = 12
 RING_TRAILER_SIZE: Final = MAX_RECORD_SIZE - PACKET_HEADER_SIZE
 #: High bit of a record's Size while the client still owns the record.
 PACKET_RELEASE_FLAG: Final = 0x80000000
+#: A record's Size word without the release flag: ``size_word & PACKET_SIZE_MASK``.
+PACKET_SIZE_MASK: Final = ~PACKET_RELEASE_FLAG & 0xFFFFFFFF
 #: Written into a ring's Head or Tail by the driver when it stops using the ring.
 RING_DEAD_MARKER: Final = 0xFFFFFFFF
 

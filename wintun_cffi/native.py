@@ -30,7 +30,7 @@ from .backend import (
     SessionHandle,
     refuse_handle,
 )
-from .constants import ApiGeneration
+from .constants import PACKET_SIZE_MASK, ApiGeneration
 from .errors import (
     HandleClosedError,
     SessionClosedError,
@@ -74,7 +74,6 @@ class NativeAdapter(AdapterHandle):
 #: How many packets one pass over a ring takes at most (one DWORD out-parameter each).
 _TAKE_LIMIT = 256
 _start_numbers = itertools.count()
-_SIZE_MASK = 0x7FFFFFFF  # a record's Size without the release flag
 
 
 def _ended(handle: weakref.ref[NativeSession]) -> bool:
@@ -482,7 +481,7 @@ class NativeBackend(GenerationBound):
             # Each record's size from its header, just before the payload (flag masked):
             # whatever allocated them, even a call an interruption cut short.
             headers = map(cast, repeat("uint32_t *"), raw)
-            sizes = map(and_, map(getitem, headers, repeat(-1)), repeat(_SIZE_MASK))
+            sizes = map(and_, map(getitem, headers, repeat(-1)), repeat(PACKET_SIZE_MASK))
             exporters = list(map(buffer, raw, sizes))
             return list(map(_view, exporters)), exporters
 
