@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import threading
 import time
 import uuid
@@ -52,6 +51,7 @@ from wintun_cffi.errors import (
 )
 from wintun_cffi.fdevent import FdEvent, WaitInterrupted
 from wintun_cffi.ledger import Direction, Ledger, give_back_token, take_one
+from wintun_cffi.lifetime import getrefcount as _getrefcount
 from wintun_cffi.send_rules import rules_for
 from wintun_cffi.validate import check_packet_size
 
@@ -62,7 +62,6 @@ from .releases import Release, find_release
 from .ring import Ring
 
 _log = logging.getLogger(__name__)
-_getrefcount = getattr(sys, "getrefcount", None)
 
 #: 100 ns intervals between 1601-01-01 and 1970-01-01 (Windows FILETIME epoch).
 _FILETIME_UNIX_EPOCH = 116444736000000000

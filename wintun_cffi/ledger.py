@@ -34,7 +34,6 @@ back under them (CPython only; elsewhere the check is skipped).
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -44,8 +43,8 @@ from operator import attrgetter, is_not, itemgetter
 from typing import Any, NamedTuple
 
 from .errors import PacketInUseError, PacketReleasedError
+from .lifetime import getrefcount as _getrefcount
 
-_getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
 #: Runs an iterator to its end, in C, keeping nothing.
 consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 _first = itemgetter(0)

@@ -23,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 
-_getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
+#: ``sys.getrefcount`` where the interpreter counts references (CPython), else None: the one
+#: source of reference counts for the guards here, the ledgers and the backends.
+getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 _EMULATOR = os.path.join(os.path.dirname(_PACKAGE), "emulator")
 
@@ -79,13 +81,13 @@ class Lifetime:
         ``wait``) and none on this thread does. True once ended."""
         if self._closing is None or self._ended:
             return self._ended
-        if _getrefcount is not None:
+        if getrefcount is not None:
             # No local holds the marker here: closers on two threads must not wait for
             # each other.
             mine = _held_by_this_thread(self._closing)
             # References: the attribute and the argument, and this thread's calls.
             sleep = backoff()
-            while _getrefcount(self._closing) > 2 + mine:
+            while getrefcount(self._closing) > 2 + mine:
                 if not wait:
                     return False
                 sleep()
@@ -121,4 +123,4 @@ def _held_by_this_thread(marker: _Live) -> int:
     return held
 
 
-__all__ = ["Lifetime", "backoff"]
+__all__ = ["Lifetime", "backoff", "getrefcount"]

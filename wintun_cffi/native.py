@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 import uuid
 import warnings
 import weakref
@@ -39,11 +38,11 @@ from .errors import (
 )
 from .fdevent import WaitInterrupted
 from .ledger import Direction, Ledger, consume, give_back_token, take_one
+from .lifetime import getrefcount as _getrefcount
 from .loader import LoadedLibrary
 from .send_rules import rules_for
 
 _log = logging.getLogger(__name__)
-_getrefcount = getattr(sys, "getrefcount", None)
 
 #: The logger callback each library (by path) points at. The library keeps it after the
 #: backend that installed it is gone, so it must stay alive until replaced or removed.

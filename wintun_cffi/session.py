@@ -19,7 +19,6 @@ ends the session, so no call ever touches freed ring memory (:mod:`wintun_cffi.l
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -41,6 +40,7 @@ from .errors import (
 )
 from .ledger import Group, consume
 from .lifetime import Lifetime, backoff
+from .lifetime import getrefcount as _getrefcount
 from .packets import PacketBatch, ReceivedPacket, SendBuffer
 from .send_rules import rules_for
 
@@ -59,7 +59,6 @@ _LONGEST_WAIT = 3600.0
 _ALL = slice(None)
 _session_of = attrgetter("_session")
 # Without reference counts (not CPython), assume someone waits.
-_getrefcount = getattr(sys, "getrefcount", lambda _: 3)
 
 
 class _Marker:
@@ -155,7 +154,7 @@ class Session(Lifetime):
             raise
         # Waiting threads learn of the packets this thread took but does not hand them.
         # References to the marker: the attribute and the argument, plus one per waiter.
-        if len(ready) > 1 and _getrefcount(self._waiting) > 2:
+        if len(ready) > 1 and (_getrefcount is None or _getrefcount(self._waiting) > 2):
             self._signal_waiters()
         return True
 
