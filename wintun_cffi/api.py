@@ -165,6 +165,8 @@ class Adapter(Lifetime):
         self._name = name
         self._guid = guid
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        # Closing waits for a session that this thread is ending (see _end).
+        self._end_deferred = False
         self._luid = wintun.call(wintun.backend.get_adapter_luid, handle)
         self._begin_lifetime()
 
@@ -238,9 +240,7 @@ class Adapter(Lifetime):
         """Start a session with rings of ``capacity`` bytes (a power of two, 128 KiB to
         64 MiB). One session per adapter at a time."""
         validate.check_capacity(capacity)
-        for earlier in list(self._sessions):
-            if earlier.closed:  # a close an interruption cut short: finish it first
-                earlier.close()
+        self._end_earlier_sessions()
         backend = self.wintun.backend
         try:
             live = self._live
@@ -255,8 +255,25 @@ class Adapter(Lifetime):
             if self._closing is not None:
                 self._finish(False)
 
+    def _end_earlier_sessions(self) -> None:
+        """End what would keep the driver from starting a session: a close an interruption
+        cut short, and a session the application dropped without closing (its packets,
+        recorded by the backend, keep it alive)."""
+        for earlier in list(self._sessions):
+            if earlier.closed:
+                earlier.close()
+            elif earlier._dropped():
+                warnings.warn(f"unclosed {earlier!r}", ResourceWarning, stacklevel=3)
+                earlier.close()
+
     def _forget_session(self, session: Session) -> None:
         self._sessions.discard(session)
+
+    def _session_ended(self) -> None:
+        """One of this adapter's sessions has ended: a close that waited for it finishes."""
+        if self._end_deferred and not self._sessions:
+            self._end_deferred = False
+            self._finish(False)
 
     def delete(self, force_close_sessions: bool = False) -> bool:
         """Remove the adapter (pool era); returns reboot required. The handle stays open."""
@@ -272,15 +289,19 @@ class Adapter(Lifetime):
         self._stop_calls()
         self._finish(True)
 
-    def _end(self) -> None:
+    def _end(self) -> bool:
         for session in list(self._sessions):
             session.close()
+        if self._sessions:  # closed from a signal handler while this thread ends one of them:
+            self._end_deferred = True  # that end finishes closing the adapter
+            return False
         backend = self.wintun.backend
         release = backend.close_adapter if self.wintun.api == "0.14" else backend.free_adapter
         try:
             self.wintun.call(release, self._handle)
         except HandleClosedError:  # released by an earlier close an interruption cut short
             pass
+        return True
 
     def __enter__(self) -> Adapter:
         return self

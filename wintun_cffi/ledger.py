@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import chain, islice, repeat
-from operator import attrgetter, is_not, itemgetter
+from operator import attrgetter, is_not, itemgetter, methodcaller
 from typing import Any, NamedTuple
 
 from .errors import PacketInUseError, PacketReleasedError
@@ -47,6 +47,8 @@ from .lifetime import getrefcount as _getrefcount
 
 #: Runs an iterator to its end, in C, keeping nothing.
 consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+#: ``_call(f)`` is ``f()``, as a C callable for a ``map`` (operator.call from Python 3.11).
+_call: Callable[[Callable[[], Any]], Any] = methodcaller("__call__")
 _first = itemgetter(0)
 _FIRST = (0,)
 _tokens_of = attrgetter("_tokens")
@@ -103,7 +105,7 @@ class Held:
 
     __slots__ = ("_view", "_exporter", "_token")
 
-    def __init__(self, view: memoryview, exporter: Any, token: Any) -> None:
+    def __init__(self, owner: Any, view: memoryview, exporter: Any, token: Any) -> None:
         self._view: memoryview | None = view
         self._exporter = exporter
         self._token = token
@@ -137,8 +139,9 @@ class Group:
             self._views = list(map(base.__getitem__, self._slices))
 
 
-#: ``make(view, exporter, token)``: the object a ledger keeps for each packet.
-Maker = Callable[[memoryview, Any, Any], Any]
+#: ``make(owner, view, exporter, token)``: the object a ledger keeps for each packet (the
+#: owner is passed along, not kept by the ledger: a session's own records would keep it alive).
+Maker = Callable[[Any, memoryview, Any, Any], Any]
 
 
 class Ledger:
@@ -196,9 +199,11 @@ class Ledger:
 
     # -- taking ------------------------------------------------------------------------------
 
-    def fill(self, amount: Any, out: list[Any] | deque[Any], make: Maker) -> None:
+    def fill(
+        self, amount: Any, out: list[Any] | deque[Any], make: Maker, owner: Any = None
+    ) -> None:
         """Take packets from the ring (``amount`` as in :attr:`Direction.take`), record them
-        and append their objects (made by ``make``) to ``out``.
+        and append their objects (made by ``make`` for ``owner``) to ``out``.
 
         Packets an interrupted fill had taken but not handed out come first when reading;
         when writing, such allocations are made harmless and sent first (nobody can fill
@@ -213,19 +218,19 @@ class Ledger:
                 if writing:
                     self._adopt([], Held)  # recorded, held by nobody: settled below
                 else:
-                    self._adopt(out, make)
+                    self._adopt(out, make, owner)
                     if out:
                         return
             if not (writing and leftovers):
                 self.direction.take(raw, amount)
-                self._record(out, make)
+                self._record(out, make, owner)
                 return
         self.settle()  # the allocations nobody can fill go out, harmless, before this one
         with self._lock:
             self.direction.take(self.raw, amount)
-            self._record(out, make)
+            self._record(out, make, owner)
 
-    def allocate(self, size: int, make: Maker) -> Any:
+    def allocate(self, size: int, make: Maker, owner: Any = None) -> Any:
         """One allocation of ``size`` bytes (checked by the caller), recorded and made a
         packet object by ``make``: :meth:`fill` for one, without its per-call machinery where
         the backend allocates in one C call (``Direction.one``)."""
@@ -244,13 +249,13 @@ class Ledger:
                     token = raw[0]
                     if token:
                         data, exporter = view(token, size)
-                        packet = make(data, exporter, token)
+                        packet = make(owner, data, exporter, token)
                         self.entries[token] = packet
                         raw.clear()
                         return packet
                     raw.clear()  # full (or gone): the general path raises the right error
         out: list[Any] = []
-        self.fill((size,), out, make)
+        self.fill((size,), out, make, owner)
         return out[0]
 
     def send_copy(self, data: Any, size: int) -> None:
@@ -299,45 +304,57 @@ class Ledger:
                 group._exporters, group._slices = [span[0]], span[1]
                 group._rebuild_views()
             group._tokens = raw.copy()
-            self.entries[raw[0]] = group  # one entry: given back as one
-            raw.clear()  # cut short before this: the next fill finds them recorded, held
+            # One entry (given back as one), recorded as the tokens leave ``raw``: one C step.
+            consume(chain(map(self.entries.__setitem__, raw[:1], (group,)), _clearing(raw)))
 
-    def _adopt(self, out: list[Any] | deque[Any], make: Maker) -> None:
+    def _adopt(self, out: list[Any] | deque[Any], make: Maker, owner: Any = None) -> None:
         """Make packet objects of the raw tokens an interrupted fill left, record them, and
         move them to ``out``.
 
-        Each step can be cut off and redone: tokens leave ``raw`` only once recorded, and a
-        recorded packet nobody holds yet is handed out by the next adoption (``_recover``).
+        A token is in ``raw`` or recorded, never both (:meth:`_record` moves it in one step),
+        with one exception: a single allocation (:meth:`allocate`) records its token a step
+        before it leaves ``raw``. Cut short there, nobody was handed the packet and nobody
+        can have sent it (settling adopts ``raw`` first): the record stands and the token
+        only has to leave ``raw``.
         """
-        if any(map(self.entries.__contains__, self.raw)):
-            self._recover(out)
-        self._record(out, make)
+        raw = self.raw
+        if self.direction.harmless is not None and any(map(self.entries.__contains__, raw)):
+            raw[:] = [token for token in raw if token not in self.entries]
+        self._record(out, make, owner)
 
-    def _record(self, out: list[Any] | deque[Any], make: Maker) -> None:
+    def _record(self, out: list[Any] | deque[Any], make: Maker, owner: Any = None) -> None:
         """Make packet objects of the raw tokens (none recorded yet), record them, and move
-        them to ``out``."""
-        raw, entries = self.raw, self.entries
-        views, exporters = self.direction.views(raw)
-        packets = list(map(make, views, exporters, raw))
-        entries.update(zip(raw, packets, strict=True))
-        out.extend(packets)
-        raw.clear()
+        them to ``out``.
 
-    def _recover(self, out: list[Any] | deque[Any]) -> None:
-        """After an interrupted adoption every token of ``raw`` is recorded (the update is one
-        step): hand out the packets nobody holds yet, and empty ``raw``."""
-        entries = self.entries
-        for token in self.raw:
-            packet = entries.get(token)
-            # References: the entry, this local and the argument (a group: held, never lost).
-            if (
-                packet is not None
-                and not isinstance(packet, Group)
-                and _getrefcount is not None
-                and _getrefcount(packet) <= 3
-            ):
-                out.append(packet)
-        self.raw.clear()
+        Cut short before its last line, nothing changed (the objects are made again next
+        time); the last line records them, hands them over and empties ``raw`` in one C
+        step, so a packet is never handed out twice, nor recorded without leaving ``raw``.
+        """
+        raw = self.raw
+        views, exporters = self.direction.views(raw)
+        packets = list(map(make, repeat(owner), views, exporters, raw))
+        consume(
+            chain(
+                map(self.entries.__setitem__, raw, packets),
+                map(out.append, packets),
+                _clearing(raw),
+            )
+        )
+
+    def regroup(self, packets: list[Any], group: Group) -> None:
+        """Make recorded packets that nobody was handed yet (taken by a fill, still queued)
+        one :class:`Group`: recorded under its first token, the packets' records gone."""
+        tokens = list(map(_token_of, packets))
+        group._tokens = tokens
+        group._views = list(map(_view_of, packets))
+        group._exporters = list(map(_exporter_of, packets))
+        # One C step: the group takes the first packet's place (the oldest stays first).
+        consume(
+            chain(
+                map(self.entries.__setitem__, tokens[:1], (group,)),
+                map(self.entries.pop, tokens[1:]),
+            )
+        )
 
     # -- giving back -----------------------------------------------------------------------
 
@@ -438,7 +455,7 @@ class Ledger:
             return
         if self._get(tokens[0]) is not group:
             raise PacketReleasedError("the batch was already given back")
-        release_group_views(group)
+        release_group_views(group, self.direction.views)
         self._give_group(tokens[0])
         if self._flush is not None:
             self._flush()
@@ -465,8 +482,9 @@ class Ledger:
         harmless = self.direction.harmless
         if harmless is None:
             return
-        if group._views is None and group._exporters and group._exporters[0] is not None:
-            group._rebuild_views()  # released by a give-back an interruption cut short
+        if group._views is None and group._tokens:
+            # Released by a give-back an interruption cut short.
+            _restore_group_views(group, self.direction.views)
         for view in group._views or ():
             harmless(view)
 
@@ -513,7 +531,9 @@ class Ledger:
                     self._make_group_harmless(group)
             ready = [packet for packet in packets if _settleable(packet)]
             groups = [
-                held for held in abandoned if isinstance(held, Group) and _group_settleable(held)
+                held
+                for held in abandoned
+                if isinstance(held, Group) and _group_settleable(held, self.direction.views)
             ]
             if not ready and not groups:
                 break
@@ -524,6 +544,14 @@ class Ledger:
         if self._flush is not None:
             self._flush()
         return given
+
+    def oldest_abandoned(self) -> bool:
+        """True if nothing outside the ledger refers to the oldest packet out (one look: the
+        cheap test of whether :meth:`settle` would give anything back)."""
+        for held in self.entries.values():
+            # References: the entry, this loop and the argument.
+            return _getrefcount is not None and _getrefcount(held) <= 3
+        return False
 
     def _abandoned(self) -> list[Any]:
         """The oldest packets (and groups) that nothing outside the ledger refers to, up to
@@ -541,33 +569,49 @@ class Ledger:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def end(self) -> int:
-        """The session is ending: forget every packet and release its view. Returns how many
-        still have views derived from their data (their memory must outlive the session)."""
+    def end(self) -> list[Any]:
+        """The session is ending: forget every packet and release its view. Returns what
+        views derived from the packets' data still hold (the buffer objects, or the views
+        that could not be released): while anything refers to those, the memory must outlive
+        the session. Calling it again returns nothing more."""
         self._queue.clear()
         self.raw.clear()
-        exported = 0
-        while self.entries:
-            _, held = self.entries.popitem()
-            if isinstance(held, Group):
-                try:
-                    release_group_views(held)
-                except PacketInUseError:
-                    exported += len(held._tokens)
-                held._views = None
-                continue
-            view, held._view = held._view, None
-            if view is not None:
+        kept = _forget(self.entries)
+        # References: the list and the argument; more are derived views.
+        return [] if _getrefcount is None else [held for held in kept if _getrefcount(held) > 3]
+
+
+def _forget(entries: dict[Any, Any]) -> list[Any]:
+    """Empty ``entries``, releasing each packet's view and clearing its slots; returns every
+    buffer object, and every view that could not be released (exported) where there is
+    none (a buffer object counts its views' references itself)."""
+    found: list[Any] = []
+    while entries:
+        _, held = entries.popitem()
+        if isinstance(held, Group):
+            views, held._views = held._views, None
+            base, held._base = held._base, None
+            exporters = list(filter(None, held._exporters))
+            held._exporters = []
+            found += exporters
+            for view in chain(views or (), (base,) if base is not None else ()):
                 try:
                     view.release()
                 except BufferError:
-                    exported += 1
-                    continue
-            exporter = held._exporter
-            # References: the packet's slot, this local and the argument.
-            if exporter is not None and _getrefcount is not None and _getrefcount(exporter) > 3:
-                exported += 1
-        return exported
+                    if not exporters:
+                        found.append(view)
+            continue
+        view, held._view = held._view, None
+        exporter, held._exporter = held._exporter, None
+        if exporter is not None:
+            found.append(exporter)
+        if view is not None:
+            try:
+                view.release()
+            except BufferError:
+                if exporter is None:
+                    found.append(view)
+    return found
 
 
 def release_view(packet: Any) -> None:
@@ -590,9 +634,10 @@ def release_view(packet: Any) -> None:
         raise _in_use(packet._token, packet._view)
 
 
-def release_group_views(group: Group) -> None:
+def release_group_views(group: Group, fresh: Callable[[list[Any]], Any]) -> None:
     """Release a group's views, all or none: PacketInUseError (every packet with a fresh view
-    again) while views derived from any of them exist or one is exported."""
+    again) while views derived from any of them exist or one is exported. ``fresh(tokens)``
+    gives fresh views where the packets have no buffer objects (:attr:`Direction.views`)."""
     views, exporters = group._views, group._exporters
     if views is not None:
         group._views = None  # first: cut short below, the views are rebuilt, never reused
@@ -601,7 +646,8 @@ def release_group_views(group: Group) -> None:
             if group._base is not None:
                 group._base.release()
         except BufferError:
-            group._rebuild_views()
+            views = None  # a kept traceback must not hold them
+            _restore_group_views(group, fresh)
             raise _in_use(group._tokens[0], None) from None
     # References to each exporter: the group's list and the argument.
     if (
@@ -614,9 +660,18 @@ def release_group_views(group: Group) -> None:
         raise _in_use(group._tokens[0], None)
 
 
-def _group_settleable(group: Group) -> bool:
+def _restore_group_views(group: Group, fresh: Callable[[list[Any]], Any]) -> None:
+    """Fresh views for a group whose give-back was refused (some of its views were
+    released): over its buffer objects where it has them, else from ``fresh(tokens)``."""
+    if group._exporters and group._exporters[0] is not None:
+        group._rebuild_views()
+    else:
+        group._views = list(fresh(group._tokens)[0])
+
+
+def _group_settleable(group: Group, fresh: Callable[[list[Any]], Any]) -> bool:
     try:
-        release_group_views(group)
+        release_group_views(group, fresh)
     except PacketInUseError:
         return False
     return True
@@ -679,6 +734,11 @@ def give_back_token(ledger: Ledger, token: Any, refusal: str) -> None:
     except (KeyError, TypeError):
         raise ValueError(refusal) from None
     ledger.give_back(held)
+
+
+def _clearing(items: list[Any]) -> Iterator[Any]:
+    """An iterator whose one step empties ``items``: the last step of a C pipeline."""
+    return map(_call, (items.clear,))
 
 
 __all__ = [

@@ -17,10 +17,12 @@ receivers first).
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 #: ``sys.getrefcount`` where the interpreter counts references (CPython), else None: the one
@@ -57,16 +59,26 @@ class Lifetime:
     _live: _Live | None
     _closing: _Live | None
     _ended: bool
-    _end_lock: threading.Lock
+    _ending: bool
+    _end_lock: threading.RLock
 
     def _begin_lifetime(self) -> None:
+        _open.add(self)
         self._live = _Live()
         self._closing = None
         self._ended = False
-        self._end_lock = threading.Lock()
+        self._ending = False
+        # Reentrant: a signal handler that closes while this thread is ending the object
+        # must not wait for itself (it finds ``_ending`` set and leaves the end to it).
+        self._end_lock = threading.RLock()
 
-    def _end(self) -> None:
-        """Free the native resources (called once no call is in progress)."""
+    def close(self) -> None:
+        """Close: see the subclass."""
+        raise NotImplementedError
+
+    def _end(self) -> bool | None:
+        """Free the native resources (called once no call is in progress). False: not yet,
+        something this thread is ending first finishes it (by calling :meth:`_finish`)."""
         raise NotImplementedError
 
     def _stop_calls(self) -> None:
@@ -94,14 +106,41 @@ class Lifetime:
             if mine:
                 return False  # the call this thread is inside of ends it when it returns
         with self._end_lock:
-            if not self._ended:
-                try:
-                    self._end()
-                except Exception:
-                    self._ended = True  # a failure to end is final; an interruption is not
-                    raise
-                self._ended = True
+            if self._ended:
+                return True
+            if self._ending:  # a signal handler, re-entering on the ending thread:
+                return False  # the end under way finishes the job
+            self._ending = True  # no signal lands between the test above and this store
+            try:
+                if self._end() is False:
+                    return False  # waits for an end under way on this thread; it resumes us
+            except Exception:
+                self._ended = True  # a failure to end is final; an interruption is not
+                raise
+            finally:
+                self._ending = False
+            self._ended = True
+        self._after_end()  # outside the lock: it may take another object's
         return True
+
+    def _after_end(self) -> None:
+        """Called once ended, by the thread that ended it, holding none of its locks."""
+
+
+#: Every session and adapter made, while it exists: what is still open is closed at exit.
+_open: weakref.WeakSet[Lifetime] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close what the program left open while the interpreter still works (a finaliser run
+    during its teardown finds imports and modules gone)."""
+    for lifetime in list(_open):
+        if not lifetime._ended:
+            try:
+                lifetime.close()
+            except Exception:  # noqa: S112 - one failure must not keep the rest open
+                continue
 
 
 def _held_by_this_thread(marker: _Live) -> int:

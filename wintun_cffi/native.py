@@ -32,6 +32,7 @@ from .backend import (
 from .constants import PACKET_SIZE_MASK, ApiGeneration
 from .errors import (
     HandleClosedError,
+    SessionActiveError,
     SessionClosedError,
     WintunError,
     error_from_code,
@@ -91,6 +92,7 @@ class NativeSession(SessionHandle):
         "pointer",
         "ended",
         "finished",
+        "kept",
         "waiter",
         "reads",
         "writes",
@@ -116,6 +118,8 @@ class NativeSession(SessionHandle):
         self.ended = False
         #: The C session is freed (or deliberately kept): set last.
         self.finished = False
+        #: What views derived from packets' data hold: the rings stay while anything does.
+        self.kept: list[Any] = []
         self.waiter = waiter
         #: The packets out of each ring (see :mod:`wintun_cffi.ledger`).
         self.reads = Ledger(backend._reading(self))
@@ -392,6 +396,14 @@ class NativeBackend(GenerationBound):
         for key, entry in list(started.items()):
             if not isinstance(entry, NativeSession):  # a bare C session: pop and end at once
                 consume(map(self._lib.WintunEndSession, map(started.pop, (key,))))
+            elif entry.kept:  # ended with derived views alive: ends once they are gone
+                self.end_session(entry)
+                if not entry.finished:
+                    raise SessionActiveError(
+                        "the adapter's previous session is still kept by views derived from "
+                        f"its packets' data ({len(entry.kept)} buffers): drop them (copy "
+                        "packet data with bytes(packet) instead), then start again"
+                    )
             # References: the dict, the snapshot's tuple, this loop and the argument.
             elif _getrefcount is not None and _getrefcount(entry) <= 4:
                 self.end_session(entry)
@@ -410,18 +422,21 @@ class NativeBackend(GenerationBound):
             raise HandleClosedError.session_ended("WintunEndSession")
         session.ended = True
         session.waiter.interrupt()
-        exported = session.reads.end() + session.writes.end()
-        if exported:
-            session.finished = True
-            session._started.pop(session._key, None)
+        kept = session.reads.end() + session.writes.end()  # nothing more on a second call
+        if kept:
+            session.kept = kept
             warnings.warn(
-                f"{exported} packets still had views derived from their data when the session "
-                "ended; its rings are kept allocated so those views stay valid. Copy packet "
-                "data (bytes(packet)) instead of keeping views of it.",
+                f"views derived from the data of packets ({len(kept)} buffers) still existed "
+                "when the session ended; its rings stay allocated until they are gone (the "
+                "adapter's next start_session() ends it then). Copy packet data "
+                "(bytes(packet)) instead of keeping views of it.",
                 ResourceWarning,
                 stacklevel=2,
             )
-            return
+        # References to each: the list and the argument; more are derived views.
+        if session.kept and _getrefcount is not None and max(map(_getrefcount, session.kept)) > 2:
+            return  # kept: in ``started`` still, ended by a later call once they are gone
+        session.kept = []
         consume(session._end_call)  # the C call, once; a retry after Ctrl+C skips it
         session.finished = True
         session._started.pop(session._key, None)

@@ -20,11 +20,11 @@ ends the session, so no call ever touches freed ring memory (:mod:`wintun_cffi.l
 from __future__ import annotations
 
 import time
-from collections import deque
+import warnings
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Iterator
-from functools import partial
-from itertools import islice, repeat
-from operator import attrgetter, is_not
+from itertools import chain, islice, repeat
+from operator import attrgetter, gt, is_not
 from typing import TYPE_CHECKING, Literal
 
 from . import validate
@@ -83,8 +83,9 @@ class Session(Lifetime):
         self._rules = rules_for(backend.api)
         # Received packets taken from the ring, not yet handed out.
         self._ready: deque[ReceivedPacket] = deque()
-        self._make_received = partial(ReceivedPacket, self)
-        self._make_send = partial(SendBuffer, self)
+        # No ring holds more packets (a record takes 4 bytes at least): a larger count
+        # asked of receive_many() or receive_batch() takes what there is.
+        self._most_packets = capacity // 4
         self._waiting = _Marker()
         self._async: object | None = None  # wintun_cffi.aio's state, made on first use
         self._begin_lifetime()
@@ -143,9 +144,11 @@ class Session(Lifetime):
     def _fill(self, amount: int) -> bool:
         """Take up to ``amount`` packets from the ring into the ready queue (in ring order,
         whoever takes them: each thread then receives in ring order). False if it was empty."""
-        ready = self._ready
+        ready, reads = self._ready, self._reads
+        if reads.entries and reads.oldest_abandoned():
+            reads.settle()  # a packet nobody holds keeps Head back: give it back first
         try:
-            self._reads.fill(amount, ready, self._make_received)
+            reads.fill(amount, ready, ReceivedPacket, self)
         except NoMoreItemsError:
             return False
         except WintunError:
@@ -197,8 +200,7 @@ class Session(Lifetime):
 
         Returns an empty list if none arrived within ``timeout``.
         """
-        if not isinstance(max_packets, int) or max_packets < 1:
-            raise ValueError(f"max_packets must be a positive int, not {max_packets!r}")
+        limit = min(validate.check_max_packets(max_packets), self._most_packets)
         deadline = _deadline(timeout)
         packets: list[ReceivedPacket] = []
         try:
@@ -206,11 +208,9 @@ class Session(Lifetime):
             if live is None:
                 raise SessionClosedError("the session is closed")
             while True:
-                self._take_ready(packets, max_packets)
-                if len(packets) < max_packets and self._fill(
-                    max(max_packets - len(packets), PREFETCH)
-                ):
-                    self._take_ready(packets, max_packets)
+                self._take_ready(packets, limit)
+                if len(packets) < limit and self._fill(max(limit - len(packets), PREFETCH)):
+                    self._take_ready(packets, limit)
                 if packets or not self._wait(deadline):
                     return packets
         finally:
@@ -259,8 +259,7 @@ class Session(Lifetime):
         The cheapest way to receive: the data of each packet is a zero-copy memoryview, and
         no packet object is made per packet.
         """
-        if not isinstance(max_packets, int) or max_packets < 1:
-            raise ValueError(f"max_packets must be a positive int, not {max_packets!r}")
+        limit = min(validate.check_max_packets(max_packets), self._most_packets)
         deadline = _deadline(timeout)
         batch = PacketBatch(self)
         try:
@@ -270,10 +269,14 @@ class Session(Lifetime):
             reads = self._reads
             while True:
                 if self._ready or reads.raw:
-                    self._batch_ready(batch, max_packets)  # taken before: theirs come first
-                    return batch
+                    self._batch_ready(batch, limit)  # taken before: theirs come first
+                    if batch._tokens:
+                        return batch
+                    continue  # another thread had them: take from the ring
+                if reads.entries and reads.oldest_abandoned():
+                    reads.settle()
                 try:
-                    reads.fill_group(max_packets, batch)
+                    reads.fill_group(limit, batch)
                     return batch
                 except NoMoreItemsError:
                     pass
@@ -293,13 +296,8 @@ class Session(Lifetime):
         if self._reads.raw:
             self._fill(PREFETCH)
         self._take_ready(packets, limit)
-        entries = self._reads.entries
-        for packet in packets:
-            batch._tokens.append(packet._token)
-            batch._exporters.append(packet._exporter)
-            assert batch._views is not None and packet._view is not None
-            batch._views.append(packet._view)
-            entries[packet._token] = batch
+        if packets:
+            self._reads.regroup(packets, batch)
 
     def __iter__(self) -> Iterator[ReceivedPacket]:
         """Every packet, blocking, until the session is closed; the iteration ends once the
@@ -362,7 +360,7 @@ class Session(Lifetime):
                 raise SessionClosedError("the session is closed")
             if self._writes.entries:
                 self._writes.settle()
-            packet: SendBuffer = self._writes.allocate(size, self._make_send)
+            packet: SendBuffer = self._writes.allocate(size, SendBuffer, self)
             return packet
         finally:
             live = None
@@ -392,7 +390,7 @@ class Session(Lifetime):
         check = self._rules.check_packet
         if check is not None:
             check(payload)
-        deadline = None if on_full != "wait" else _deadline(timeout)
+        deadline = None if timeout is None else _deadline(timeout)  # checked whatever on_full
         try:
             live = self._live
             if live is None:
@@ -508,6 +506,20 @@ class Session(Lifetime):
                 wake_all(self)
         self._finish(True)
 
+    def _after_end(self) -> None:
+        self.adapter._session_ended()
+
+    def _dropped(self) -> bool:
+        """True if the application holds neither this session nor any of its packets: only
+        the session's own records refer to it (a session dropped without :meth:`close`,
+        whose packets keep it alive through its backend). Called by its adapter with two
+        references of its own (a list and a loop variable)."""
+        if _getrefcount is None or self._live is None:
+            return False
+        own = _unheld_packets(self)
+        # References: the session's packets, the adapter's two, this method and the argument.
+        return own is not None and _getrefcount(self) <= own + 4
+
     def _end(self) -> None:
         """Invalidate every packet, then end the session (no call is in progress)."""
         self._ready.clear()
@@ -527,8 +539,6 @@ class Session(Lifetime):
 
     def __del__(self) -> None:
         if getattr(self, "_live", None) is not None:
-            import warnings
-
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
             try:
                 self.close()
@@ -540,12 +550,30 @@ class Session(Lifetime):
         return f"<Session {state}>"
 
 
-def _deadline(timeout: float | None) -> float | None:
-    if timeout is None or timeout == float("inf"):
+def _unheld_packets(session: Session) -> int | None:
+    """How many of the session's records refer to it, or None if the application holds one
+    of them."""
+    reads, writes = session._reads.entries, session._writes.entries
+    records = list(chain(reads.values(), writes.values(), session._ready))
+    # Each record: once per place it is in (a ledger, the ready queue), plus the list above
+    # and the argument.
+    places = Counter(map(id, records))
+    mine = {id(held): held for held in records if getattr(held, "_session", None) is session}
+    del records
+    if _getrefcount is None:
         return None
-    if timeout < 0:
-        raise ValueError(f"timeout must not be negative, not {timeout}")
-    return time.monotonic() + timeout
+    # References to each: its places, the dict ``mine`` and the argument.
+    expected = [places[key] + 2 for key in mine]
+    if any(map(gt, map(_getrefcount, mine.values()), expected)):
+        return None
+    return len(mine)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    seconds = validate.check_timeout(timeout)
+    if seconds is None or seconds == float("inf"):
+        return None
+    return time.monotonic() + seconds
 
 
 __all__ = [

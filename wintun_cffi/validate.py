@@ -81,6 +81,30 @@ def check_packet_size(size: object) -> int:
     return size
 
 
+def check_timeout(timeout: object) -> float | None:
+    """A timeout in seconds: ``None`` (forever) or a real number, not negative and not NaN
+    (``inf`` is forever too)."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    if timeout != timeout:  # NaN compares unequal to itself
+        raise ValueError("timeout must be a number of seconds, not NaN")
+    if timeout < 0:
+        raise ValueError(f"timeout must not be negative, not {timeout}")
+    return float(timeout)
+
+
+def check_max_packets(max_packets: object) -> int:
+    """A most-packets count: a positive ``int`` (any size: no ring holds more packets than
+    fit in it, so a larger count takes what there is)."""
+    if not isinstance(max_packets, int) or isinstance(max_packets, bool) or max_packets < 1:
+        raise ValueError(f"max_packets must be a positive int, not {max_packets!r}")
+    return max_packets
+
+
 def check_capacity(capacity: object) -> int:
     """A ring capacity: a power of two in ``0x20000..0x4000000``."""
     if not isinstance(capacity, int) or isinstance(capacity, bool):

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import wintun_cffi
-from wintun_cffi.errors import PacketInUseError
+from wintun_cffi.errors import HandleClosedError, PacketInUseError, SessionActiveError
 
 from .conftest import Double
 
@@ -57,16 +57,43 @@ def test_session_end_keeps_rings_that_derived_views_reach(double: Double) -> Non
     view, _ = backend.receive_packet(session)
     derived = view[:8]
     before = double.session_count()
-    with pytest.warns(ResourceWarning, match="kept allocated"):
+    with pytest.warns(ResourceWarning, match="stay allocated until they are gone"):
         backend.end_session(session)
     assert double.session_count() == before  # not freed: the derived view stays valid
     assert bytes(derived[:1]) == b"\x45"
     with pytest.raises(ValueError):
         view[0]  # the packet's own view was released
+    backend.end_session(session)  # again: still kept while the derived view exists
+    assert double.session_count() == before
     del derived
-    host.detach()
-    backend._lib.WintunEndSession(session.pointer)  # the test frees what the backend kept
+    backend.end_session(session)  # once it is gone, the session ends
     assert double.session_count() == before - 1
+    with pytest.raises(HandleClosedError):
+        backend.end_session(session)
+
+
+def test_a_session_kept_by_a_derived_view_ends_once_the_view_is_gone(double: Double) -> None:
+    wintun = wintun_cffi.load(double.path)
+    adapter = (
+        wintun.create_adapter("Kept", tunnel_type="T")
+        if double.api == "0.14"
+        else wintun.create_adapter("Kept", pool="P")
+    )
+    with adapter:
+        session = adapter.start_session(0x20000)
+        host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
+        assert host.deliver(bytes([0x45]) + bytes(39))
+        packet = session.receive(timeout=5)
+        derived = packet.data[:4]
+        with pytest.warns(ResourceWarning):
+            session.close()
+        assert session.closed
+        with pytest.raises(SessionActiveError, match="views derived from its packets"):
+            adapter.start_session(0x20000)  # refused, and says why
+        assert bytes(derived[:1]) == b"\x45"  # the rings are still there
+        del derived, packet
+        with adapter.start_session(0x20000) as again:  # the kept session ended first
+            assert again.receive_packet() is None
 
 
 def test_high_level_release_refused_keeps_the_packet_usable(double: Double) -> None:
