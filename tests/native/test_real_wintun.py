@@ -232,3 +232,15 @@ def test_conformance_without_a_driver_gives_one_reason() -> None:
     ), summary
     reasons = [line.strip() for line in output.splitlines() if " skipped: " in line]
     assert len(reasons) == 1 and NO_DRIVER_REASON in reasons[0], reasons
+
+
+@pytest.mark.skipif(
+    not under_wine(), reason="real Windows creates the adapter: the example would run"
+)
+def test_the_example_fails_in_one_line_without_a_driver() -> None:
+    done = run_cli("example", "--backend", "native", "--dll", str(real()), "--count", "1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: [WinError 0] WintunCreateAdapter: failed without an error code")
+    assert "(Wintun log: " in line
