@@ -63,6 +63,8 @@ class Wintun:
 
         ``timestamp`` is a UTC :class:`datetime.datetime` (``None`` before Wintun 0.14). A
         logger that raises is reported on the ``logging`` logger of this module and ignored.
+        Every object over the same library gets every line it logs; Wintun may call the
+        logger later, from a thread of its own (see :ref:`the logger <the-logger>`).
         """
         if logger is not None and not callable(logger):
             raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")

@@ -1,6 +1,8 @@
 """Wintun's log, bridged to Python.
 
-Wintun calls one global logger. wintun-cffi installs a bridge that forwards each line to the
+Wintun calls one logger per loaded library, which every backend over that library shares
+(:meth:`wintun_cffi.native.NativeBackend.set_logger`). Each :class:`~wintun_cffi.api.Wintun`
+installs a bridge there that forwards each line to the
 user's callable, or by default to the :mod:`logging` logger ``"wintun_cffi.driver"`` with the
 level mapped and the driver's timestamp kept as the record's creation time. The bridge also
 keeps the lines each thread logs while a call is in progress, so that an exception raised after
@@ -64,12 +66,17 @@ class LogBridge:
         self.target: UserLogger | None = log_to_logging
         self._captures = threading.local()
 
-    def __call__(self, level: int, timestamp: int | None, message: str) -> None:
+    def __call__(
+        self, level: int, timestamp: int | None, message: str, *, forward: bool = True
+    ) -> None:
+        """A line from Wintun: kept for the call in progress on this thread, and given to
+        :attr:`target` unless ``forward`` is False (another bridge over the same library
+        gave it to the same target already)."""
         lines: list[str] | None = getattr(self._captures, "lines", None)
         if lines is not None:
             lines.append(message)
         target = self.target
-        if target is None:
+        if target is None or not forward:
             return
         when = None if timestamp is None else filetime_to_datetime(timestamp)
         try:
