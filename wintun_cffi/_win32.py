@@ -214,6 +214,7 @@ class HandleWaits:
                 return False
             wait.active = False
             waiter.waits.remove(wait)
+            waiter._cancelled[wait.handle] = wait
             waiter.changes += 1
             target = waiter.changes
         waiter.wake.set()
@@ -241,6 +242,9 @@ class _HandleWaiter:
         self.pool = pool
         self.wake = Win32Event()
         self.waits: list[HandleWait] = []
+        #: Registrations cancelled since the thread last took up its handles, by handle: a
+        #: signal it takes meanwhile, with nobody left waiting, goes to their ``on_lost``.
+        self._cancelled: dict[int, HandleWait] = {}
         #: Bumped at each change of ``waits``; ``seen``: the change the thread waits with.
         self.changes = 0
         self.seen = 0
@@ -254,31 +258,47 @@ class _HandleWaiter:
         pool = self.pool
         while True:
             with pool._lock:
-                waits = list(self.waits)
+                handles = distinct_handles(self.waits)
+                self._cancelled.clear()
                 self.seen = self.changes
                 pool._changed.notify_all()
-            handles = ffi.new(
-                "HANDLE[]", [self.wake.handle] + [ffi.cast("HANDLE", w.handle) for w in waits]
+            array = ffi.new(
+                "HANDLE[]", [self.wake.handle] + [ffi.cast("HANDLE", h) for h in handles]
             )
             # WaitForMultipleObjects (any one), endless: its own event wakes it for changes.
-            result = int(lib.WaitForMultipleObjects(len(waits) + 1, handles, 0, INFINITE))
+            result = int(lib.WaitForMultipleObjects(len(handles) + 1, array, 0, INFINITE))
             index = result - WAIT_OBJECT_0 - 1
             if index == -1:
                 continue
-            if 0 <= index < len(waits):
-                self._fire(waits[index])
-            else:  # WAIT_FAILED: a handle closed under the wait; each looks again
-                for wait in waits:
-                    self._fire(wait)
+            if 0 <= index < len(handles):
+                self._fire(handles[index])
+            else:  # WAIT_FAILED: a handle closed under the wait; every awaiter looks again
+                for handle in handles:
+                    while self._fire(handle):
+                        pass
 
-    def _fire(self, wait: HandleWait) -> None:
+    def _fire(self, handle: int) -> bool:
+        """``handle``'s signal was taken: the first registration still waiting on it gets it,
+        else the signal goes back (``on_lost`` of the one that was cancelled). True if one
+        got it."""
         with self.pool._lock:
-            active = wait.active
-            if active:
-                wait.active = False
-                self.waits.remove(wait)
+            chosen = next((w for w in self.waits if w.handle == handle and w.active), None)
+            if chosen is not None:
+                chosen.active = False
+                self.waits.remove(chosen)
                 self.changes += 1
+            lost = self._cancelled.pop(handle, None) if chosen is None else None
         try:
-            (wait.on_signal if active else wait.on_lost)()
+            if chosen is not None:
+                chosen.on_signal()
+            elif lost is not None:
+                lost.on_lost()
         except Exception:  # a callback's failure must not stop the other waits
             _log.exception("a handle wait's callback raised")
+        return chosen is not None
+
+
+def distinct_handles(waits: list[HandleWait]) -> list[int]:
+    """The handles of ``waits``, each once, in order: ``WaitForMultipleObjects`` refuses an
+    array holding one handle twice (two awaits of one session wait on the same event)."""
+    return list(dict.fromkeys(wait.handle for wait in waits))

@@ -12,11 +12,12 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from emulator.host import Host
-from wintun_cffi import Session, Wintun
+from wintun_cffi import Session, Wintun, _win32, aio
 from wintun_cffi._win32 import HANDLES_PER_THREAD
 from wintun_cffi.aio import handle_waits
 from wintun_cffi.errors import SessionClosedError
@@ -31,6 +32,35 @@ pytestmark = pytest.mark.skipif(
 SESSIONS = 64
 #: A safety net against a hang, never a measured duration.
 TIMEOUT = 60.0
+
+
+class _CheckedKernel32:
+    """kernel32 whose WaitForMultipleObjects records an array holding one handle twice,
+    which Windows refuses (ERROR_INVALID_PARAMETER) and Wine lets through."""
+
+    def __init__(self, lib: Any, ffi: Any) -> None:
+        self._lib, self._ffi = lib, ffi
+        self.duplicates: list[list[int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lib, name)
+
+    def WaitForMultipleObjects(self, count: int, array: Any, every: int, ms: int) -> int:  # noqa: N802
+        handles = [int(self._ffi.cast("uintptr_t", array[i])) for i in range(count)]
+        if len(set(handles)) != len(handles):
+            self.duplicates.append(handles)
+        return int(self._lib.WaitForMultipleObjects(count, array, every, ms))
+
+
+@pytest.fixture(autouse=True)
+def checked_waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CheckedKernel32]:
+    """A HandleWaits of this test's own, on a kernel32 that checks each wait's array."""
+    lib, ffi = _win32.kernel32()
+    checked = _CheckedKernel32(lib, ffi)
+    monkeypatch.setattr(_win32, "kernel32", lambda: (checked, ffi))
+    monkeypatch.setattr(aio, "_handle_waits", _win32.HandleWaits())
+    yield checked
+    assert checked.duplicates == [], "WaitForMultipleObjects was given a handle twice"
 
 
 @pytest.fixture
