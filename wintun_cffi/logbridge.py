@@ -59,6 +59,16 @@ def log_to_logging(level: int, timestamp: datetime.datetime | None, message: str
     DRIVER_LOGGER.handle(record)
 
 
+class CapturedLines(list[str]):
+    """The lines logged during a call (:meth:`LogBridge.capture`); :attr:`errors` holds those
+    logged at error level (``LOG_ERR``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The lines logged at error level, in order.
+        self.errors: list[str] = []
+
+
 class LogBridge:
     """The one callable installed into a backend with ``set_logger``."""
 
@@ -72,9 +82,11 @@ class LogBridge:
         """A line from Wintun: kept for the call in progress on this thread, and given to
         :attr:`target` unless ``forward`` is False (another bridge over the same library
         gave it to the same target already)."""
-        lines: list[str] | None = getattr(self._captures, "lines", None)
+        lines: CapturedLines | None = getattr(self._captures, "lines", None)
         if lines is not None:
             lines.append(message)
+            if level == LOG_ERR:
+                lines.errors.append(message)
         target = self.target
         if target is None or not forward:
             return
@@ -90,10 +102,10 @@ class LogBridge:
                 self._captures.stop = stop
 
     @contextmanager
-    def capture(self) -> Iterator[list[str]]:
+    def capture(self) -> Iterator[CapturedLines]:
         """Collect the lines this thread logs inside the block."""
-        outer = getattr(self._captures, "lines", None)
-        lines: list[str] = []
+        outer: CapturedLines | None = getattr(self._captures, "lines", None)
+        lines = CapturedLines()
         self._captures.lines = lines
         try:
             yield lines
@@ -101,6 +113,7 @@ class LogBridge:
             self._captures.lines = outer
             if outer is not None:
                 outer.extend(lines)
+                outer.errors.extend(lines.errors)
             stop = getattr(self._captures, "stop", None)
             if stop is not None and outer is None:
                 self._captures.stop = None

@@ -244,3 +244,14 @@ def test_the_example_fails_in_one_line_without_a_driver() -> None:
     [line] = done.stderr.splitlines()
     assert line.startswith("error: [WinError 0] WintunCreateAdapter: failed without an error code")
     assert "(Wintun log: " in line
+
+
+@pytest.mark.skipif(
+    not under_wine(), reason="on real Windows it would uninstall the system's Wintun driver"
+)
+def test_delete_driver_passes_on_what_it_logged(wintun: wintun_cffi.Wintun) -> None:
+    """Without the driver's installation lock (Wine) WintunDeleteDriver returns success and
+    logs why it did nothing."""
+    with pytest.warns(RuntimeWarning, match="returned success but logged errors") as caught:
+        assert wintun.delete_driver() is False
+    assert "Failed to take driver installation mutex" in str(caught[0].message)
