@@ -85,7 +85,8 @@ def test_ctrl_c_ends_the_example_cleanly(backend: str) -> None:
     if sys.platform == "win32":
         pytest.skip(
             "presses Ctrl+C as a POSIX terminal does (SIGINT to a process group); "
-            "Windows delivers it to a console, which a test process does not have"
+            "Windows delivers it to a console, which a test process does not have; "
+            ".ci/wine types it into a pseudo-terminal instead (.ci/ctrl_c.py)"
         )
     if backend == "linux-tun" and (reason := unavailable_reason()) is not None:
         pytest.skip(reason)

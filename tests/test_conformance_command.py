@@ -167,6 +167,7 @@ VALUE = 3
         ("emulator-0.14", "wintun.dll", None, "--dll and --sha256 are the windows-native"),
         ("windows-native", "missing.dll", None, "--dll: Wintun library not found"),
         ("windows-native", "notwintun.dll", None, "--dll: .*notwintun.dll"),
+        ("windows-native", "notwintun.dll", "abc", "--sha256: .*64 hexadecimal digits"),
     ],
 )
 def test_bad_input(

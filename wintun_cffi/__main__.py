@@ -8,7 +8,7 @@ import sys
 
 from .api import Wintun
 from .constants import API_GENERATIONS
-from .errors import LibraryLoadError
+from .errors import AccessDeniedError, LibraryLoadError, WintunError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,13 +144,25 @@ def open_backend(backend: str, dll: str | None, api: str) -> Wintun:
         raise SystemExit(f"error: {error}\n{hint}") from None
 
 
+def failure_line(error: WintunError) -> str:
+    """The one line a command prints for a Wintun call that failed: the error with its
+    Wintun log, and for access denied what to do about it."""
+    text = " ".join(str(error).split())  # one line, whatever the log lines hold
+    if isinstance(error, AccessDeniedError):
+        text += "; run as administrator (from an elevated prompt)"
+    return f"error: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; returns the exit code (130 after Ctrl+C)."""
+    """Run a command; returns the exit code (130 after Ctrl+C). A failed Wintun call ends
+    the command with one line on standard error (:func:`failure_line`) and exit code 1."""
     args = _parser().parse_args(argv)
     try:
         return _run(args, sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         return 130
+    except WintunError as error:
+        raise SystemExit(failure_line(error)) from None
     except PermissionError as error:  # e.g. linux-tun --no-netns without root
         raise SystemExit(f"error: {error}") from None
 

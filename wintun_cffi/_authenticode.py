@@ -118,17 +118,53 @@ WTD_STATEACTION_VERIFY = 1
 WTD_STATEACTION_CLOSE = 2
 CERT_NAME_SIMPLE_DISPLAY_TYPE = 4
 
-#: What the common ``WinVerifyTrust`` results mean (HRESULTs as unsigned 32-bit values).
+#: What each result ``WinVerifyTrust`` documents (and the trust and certificate errors it
+#: passes on from the checks it makes) means, by HRESULT as an unsigned 32-bit value.
 REASONS = {
+    # The subject and the request.
+    0x800B0001: "no trust provider on this machine handles the check (TRUST_E_PROVIDER_UNKNOWN)",
+    0x800B0002: "the trust provider does not know the check asked for (TRUST_E_ACTION_UNKNOWN)",
+    0x800B0003: "its format cannot carry a signature (TRUST_E_SUBJECT_FORM_UNKNOWN)",
+    0x800B0004: "the signature is not trusted (TRUST_E_SUBJECT_NOT_TRUSTED)",
+    0x80092003: "the file could not be read for the check (CRYPT_E_FILE_ERROR)",
+    0x80092026: "the machine's security settings forbid the check (CRYPT_E_SECURITY_SETTINGS)",
+    # The signature itself.
     0x800B0100: "it carries no signature (TRUST_E_NOSIGNATURE)",
     0x80096010: "its contents do not match its signature (TRUST_E_BAD_DIGEST)",
-    0x800B0109: "its signature chains to a root this machine does not trust (CERT_E_UNTRUSTEDROOT)",
-    0x800B0111: "its signer is explicitly distrusted (TRUST_E_EXPLICIT_DISTRUST)",
-    0x800B0004: "the signature is not trusted (TRUST_E_SUBJECT_NOT_TRUSTED)",
+    0x80096011: "its signature is malformed (TRUST_E_MALFORMED_SIGNATURE)",
+    0x8009200D: "its signature cannot be decoded (CRYPT_E_BAD_MSG)",
+    0x80096001: "the signature could not be checked: a system error (TRUST_E_SYSTEM_ERROR)",
+    0x80096002: "its signer's certificate is missing or unusable (TRUST_E_NO_SIGNER_CERT)",
+    0x80096003: "its counter-signature (time stamp) is invalid (TRUST_E_COUNTER_SIGNER)",
+    0x80096004: (
+        "a signature in it does not verify: the signed data or a certificate was altered "
+        "(TRUST_E_CERT_SIGNATURE)"
+    ),
+    0x80096005: "its time stamp is invalid (TRUST_E_TIME_STAMP)",
+    0x80096019: "a certificate's basic constraints are not met (TRUST_E_BASIC_CONSTRAINTS)",
+    0x8009601E: "a certificate fails the commercial criteria (TRUST_E_FINANCIAL_CRITERIA)",
+    # Its certificates.
     0x800B0101: "a certificate of its signature expired (CERT_E_EXPIRED)",
+    0x800B0102: "a certificate's validity is outside its issuer's (CERT_E_VALIDITYPERIODNESTING)",
+    0x800B0103: "a certificate is used in a role it may not have (CERT_E_ROLE)",
+    0x800B0104: "its certificate chain is longer than allowed (CERT_E_PATHLENCONST)",
+    0x800B0105: "a certificate has a critical extension not understood (CERT_E_CRITICAL)",
+    0x800B0106: "a certificate is used for a purpose it does not allow (CERT_E_PURPOSE)",
+    0x800B0107: "a certificate was not issued by its parent in the chain (CERT_E_ISSUERCHAINING)",
+    0x800B0108: "a certificate is malformed (CERT_E_MALFORMED)",
+    0x800B0109: "its signature chains to a root this machine does not trust (CERT_E_UNTRUSTEDROOT)",
     0x800B010A: "its certificate chain is incomplete (CERT_E_CHAINING)",
-    0x80092026: "the machine's security settings forbid the check (CRYPT_E_SECURITY_SETTINGS)",
-    0x800B0003: "its format cannot carry a signature (TRUST_E_SUBJECT_FORM_UNKNOWN)",
+    0x800B010B: "the trust check failed (TRUST_E_FAIL)",
+    0x800B010C: "a certificate of its signature was revoked (CERT_E_REVOKED)",
+    0x800B010D: "its signature chains to a test root (CERT_E_UNTRUSTEDTESTROOT)",
+    0x800B010E: "the revocation of its certificates could not be checked (CERT_E_REVOCATION_FAILURE)",
+    0x800B010F: "a certificate's name does not match (CERT_E_CN_NO_MATCH)",
+    0x800B0110: "a certificate is not valid for code signing (CERT_E_WRONG_USAGE)",
+    0x800B0111: "its signer is explicitly distrusted (TRUST_E_EXPLICIT_DISTRUST)",
+    0x800B0112: "a certification authority in its chain is not trusted (CERT_E_UNTRUSTEDCA)",
+    0x80092010: "a certificate of its signature was revoked (CRYPT_E_REVOKED)",
+    0x80092012: "the revocation of its certificates could not be checked (CRYPT_E_NO_REVOCATION_CHECK)",
+    0x80092013: "the revocation server could not be reached (CRYPT_E_REVOCATION_OFFLINE)",
 }
 
 _libraries: tuple[Any, Any, Any] | None = None
@@ -169,7 +205,10 @@ def fill_trust_data(ffi: Any, data: Any, file_info: Any, path: Any, handle: int)
 def describe_status(status: int) -> str:
     """Why ``WinVerifyTrust`` refused, in words (with the HRESULT)."""
     code = status & 0xFFFFFFFF
-    return REASONS.get(code, f"WinVerifyTrust refused it (HRESULT {code:#010x})")
+    reason = REASONS.get(code)
+    if reason is None:
+        return f"WinVerifyTrust refused it with an HRESULT it does not document ({code:#010x})"
+    return f"{reason}, HRESULT {code:#010x}"
 
 
 def signer_of(path: str, handle: int) -> str:

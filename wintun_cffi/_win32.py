@@ -4,13 +4,17 @@
 Wintun's read-wait event is a Win32 event ``HANDLE``; :class:`Win32Event` waits on it (and on
 an interrupting event) with ``WaitForMultipleObjects``, so that the code written over
 ``FdEvent`` — the session's waiter, the emulator's driver playing the kernel for the C test
-double — runs unchanged on Windows.
+double — runs unchanged on Windows. :class:`HandleWaits` waits on many handles with one thread
+per 63 of them (asyncio's awaits of native sessions, :mod:`wintun_cffi.aio`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .fdevent import WaitInterrupted
@@ -20,6 +24,8 @@ WAIT_ABANDONED = 0x00000080
 WAIT_TIMEOUT = 0x00000102
 #: Seconds per wait: Python sees Ctrl+C on Windows only between C calls, so no wait is endless.
 WAIT_SLICE = 0.1
+
+_log = logging.getLogger(__name__)
 
 _kernel32: tuple[Any, Any] | None = None
 
@@ -137,3 +143,162 @@ class Win32Event:
         if self._owned and self.handle is not None:
             kernel32()[0].CloseHandle(self.handle)
         self.handle = None
+
+
+#: ``WaitForMultipleObjects`` takes at most this many handles.
+MAXIMUM_WAIT_OBJECTS = 64
+#: Handles per waiter thread of :class:`HandleWaits`: one slot is the thread's own wake-up.
+HANDLES_PER_THREAD = MAXIMUM_WAIT_OBJECTS - 1
+INFINITE = 0xFFFFFFFF
+
+
+class HandleWait:
+    """One registration of :class:`HandleWaits`, from :meth:`HandleWaits.register`."""
+
+    __slots__ = ("active", "handle", "on_lost", "on_signal", "_waiter")
+
+    def __init__(
+        self,
+        handle: int,
+        on_signal: Callable[[], None],
+        on_lost: Callable[[], None],
+        waiter: Any,
+    ) -> None:
+        self.handle = handle
+        self.on_signal = on_signal
+        self.on_lost = on_lost
+        #: True until it fired or was cancelled.
+        self.active = True
+        self._waiter = waiter
+
+
+class HandleWaits:
+    """Waits on many Win32 handles with few threads: each waiter thread waits on up to
+    :data:`HANDLES_PER_THREAD` handles at once with ``WaitForMultipleObjects`` (and on an event
+    of its own, set to make it take up a changed set of handles). Threads are made as the
+    registered handles need them and kept for later registrations.
+
+    A registration is one-shot: once its handle is signalled (the thread's wait takes the
+    signal of an auto-reset event), it is removed and its ``on_signal`` runs on the waiter
+    thread. :meth:`cancel` removes a registration and returns once no thread waits on its
+    handle any more (so the handle may then be closed); a signal taken in between goes to
+    ``on_lost``, on the waiter thread, before :meth:`cancel` returns.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiters: list[_HandleWaiter] = []
+
+    def register(
+        self, handle: int, on_signal: Callable[[], None], on_lost: Callable[[], None]
+    ) -> HandleWait:
+        """Wait on ``handle``: ``on_signal()`` once it is signalled, on a waiter thread."""
+        with self._lock:
+            waiter = next((w for w in self._waiters if len(w.waits) < HANDLES_PER_THREAD), None)
+            if waiter is None:
+                waiter = _HandleWaiter(self)
+                self._waiters.append(waiter)
+            wait = HandleWait(handle, on_signal, on_lost, waiter)
+            waiter.waits.append(wait)
+            waiter.changes += 1
+        waiter.wake.set()
+        return wait
+
+    def cancel(self, wait: HandleWait) -> bool:
+        """Stop waiting: True if cancelled before it fired, returning once no thread waits on
+        its handle; False if it fired already (its ``on_signal`` runs or ran)."""
+        waiter = wait._waiter
+        with self._lock:
+            if not wait.active:
+                return False
+            wait.active = False
+            waiter.waits.remove(wait)
+            waiter._cancelled[wait.handle] = wait
+            waiter.changes += 1
+            target = waiter.changes
+        waiter.wake.set()
+        if threading.current_thread() is not waiter.thread:
+            with self._lock:
+                while waiter.seen < target:
+                    self._changed.wait()
+        return True
+
+    def registered(self) -> int:
+        """How many registrations are waiting."""
+        with self._lock:
+            return sum(len(waiter.waits) for waiter in self._waiters)
+
+    def threads(self) -> int:
+        """How many waiter threads there are."""
+        with self._lock:
+            return len(self._waiters)
+
+
+class _HandleWaiter:
+    """One thread of :class:`HandleWaits` and the registrations it waits on."""
+
+    def __init__(self, pool: HandleWaits) -> None:
+        self.pool = pool
+        self.wake = Win32Event()
+        self.waits: list[HandleWait] = []
+        #: Registrations cancelled since the thread last took up its handles, by handle: a
+        #: signal it takes meanwhile, with nobody left waiting, goes to their ``on_lost``.
+        self._cancelled: dict[int, HandleWait] = {}
+        #: Bumped at each change of ``waits``; ``seen``: the change the thread waits with.
+        self.changes = 0
+        self.seen = 0
+        self.thread = threading.Thread(
+            target=self._run, name="wintun-cffi handle waits", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        lib, ffi = kernel32()
+        pool = self.pool
+        while True:
+            with pool._lock:
+                handles = distinct_handles(self.waits)
+                self._cancelled.clear()
+                self.seen = self.changes
+                pool._changed.notify_all()
+            array = ffi.new(
+                "HANDLE[]", [self.wake.handle] + [ffi.cast("HANDLE", h) for h in handles]
+            )
+            # WaitForMultipleObjects (any one), endless: its own event wakes it for changes.
+            result = int(lib.WaitForMultipleObjects(len(handles) + 1, array, 0, INFINITE))
+            index = result - WAIT_OBJECT_0 - 1
+            if index == -1:
+                continue
+            if 0 <= index < len(handles):
+                self._fire(handles[index])
+            else:  # WAIT_FAILED: a handle closed under the wait; every awaiter looks again
+                for handle in handles:
+                    while self._fire(handle):
+                        pass
+
+    def _fire(self, handle: int) -> bool:
+        """``handle``'s signal was taken: the first registration still waiting on it gets it,
+        else the signal goes back (``on_lost`` of the one that was cancelled). True if one
+        got it."""
+        with self.pool._lock:
+            chosen = next((w for w in self.waits if w.handle == handle and w.active), None)
+            if chosen is not None:
+                chosen.active = False
+                self.waits.remove(chosen)
+                self.changes += 1
+            lost = self._cancelled.pop(handle, None) if chosen is None else None
+        try:
+            if chosen is not None:
+                chosen.on_signal()
+            elif lost is not None:
+                lost.on_lost()
+        except Exception:  # a callback's failure must not stop the other waits
+            _log.exception("a handle wait's callback raised")
+        return chosen is not None
+
+
+def distinct_handles(waits: list[HandleWait]) -> list[int]:
+    """The handles of ``waits``, each once, in order: ``WaitForMultipleObjects`` refuses an
+    array holding one handle twice (two awaits of one session wait on the same event)."""
+    return list(dict.fromkeys(wait.handle for wait in waits))

@@ -6,15 +6,23 @@ waits, together with the session's closing event; so nothing stays registered on
 are over, no loop keeps a session alive, and closing the session never has to reach into a loop
 from another thread (its awaiters wake on their own loop and see it closed).
 
-Elsewhere (Windows HANDLEs, the proactor loop) a worker thread waits in short slices. An await
-cancelled just as its worker took the driver's signal hands that signal on, so no other waiter
-sleeps through a packet.
+Where it is a Win32 event HANDLE (the native backend on Windows, whatever the loop), an
+awaiter registers the handle with :class:`~wintun_cffi._win32.HandleWaits`: one thread of its
+own per 63 handles waits on them all with ``WaitForMultipleObjects`` and wakes the awaiter
+on its loop. Waiting sessions take no thread of the loop's executor, and cancelling or closing
+unregisters the handle before the session may end (the registration holds the session's live
+marker, :mod:`wintun_cffi.lifetime`), so nothing stays registered.
+
+Elsewhere (a backend of your own, or the emulator under the proactor loop) a worker thread of
+the loop's executor waits in short slices. An await cancelled just as its wait took the
+driver's signal hands that signal on, so no other waiter sleeps through a packet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -22,6 +30,7 @@ from .errors import SessionClosedError
 from .fdevent import FdEvent
 
 if TYPE_CHECKING:
+    from ._win32 import HandleWaits
     from .packets import ReceivedPacket
     from .session import Session
 
@@ -35,6 +44,9 @@ class _AsyncState:
     def __init__(self) -> None:
         self.closed = FdEvent(manual_reset=True)
         self.waiting: dict[asyncio.AbstractEventLoop, _LoopWaiters] = {}
+        #: The awaits registered with the handle waits (Windows), under ``lock``.
+        self.handle_waits: set[_HandleAwait] = set()
+        self.lock = threading.Lock()
 
     def __del__(self) -> None:
         # Gone with its session; no loop has the descriptor registered any more.
@@ -100,10 +112,14 @@ async def receive_async(session: Session) -> ReceivedPacket:
         if packet is not None:
             return packet
         fd = _pollable_fd(session, loop)
-        if fd is None:
-            await _wait_in_worker(session, loop)
-        else:
+        if fd is not None:
             await _wait_on_loop(session, loop, fd)
+            continue
+        handle = _read_wait_handle(session)
+        if handle is not None:
+            await _wait_on_handle(session, loop, handle)
+        else:
+            await _wait_in_worker(session, loop)
 
 
 def _pollable_fd(session: Session, loop: asyncio.AbstractEventLoop) -> int | None:
@@ -144,6 +160,116 @@ async def _wait_on_loop(session: Session, loop: asyncio.AbstractEventLoop, fd: i
         if not waiters.futures and state.waiting.get(loop) is waiters:
             del state.waiting[loop]
             waiters.detach()
+
+
+def _read_wait_handle(session: Session) -> int | None:
+    """The session's read-wait event HANDLE where it is one (the native backend on Windows)."""
+    if sys.platform != "win32":
+        return None
+    from .native import NativeBackend
+
+    if not isinstance(session._backend, NativeBackend):
+        return None
+    try:
+        live = session._live
+        if live is None:
+            raise SessionClosedError("the session is closed")
+        return session._backend.get_read_wait_event(session._handle)
+    finally:
+        live = None
+
+
+_handle_waits: HandleWaits | None = None
+
+
+def handle_waits() -> HandleWaits:
+    """The process's :class:`~wintun_cffi._win32.HandleWaits` for awaits (Windows; made on
+    first use)."""
+    global _handle_waits
+    if _handle_waits is None:
+        with _module_lock:
+            if _handle_waits is None:
+                from ._win32 import HandleWaits
+
+                _handle_waits = HandleWaits()
+    return _handle_waits
+
+
+_module_lock = threading.Lock()
+
+
+class _HandleAwait:
+    """One await registered with the handle waits: holds the session's live marker (closing
+    waits for it) and its waiting marker (so that a thread taking several packets signals the
+    event for this awaiter too) until it fires or is cancelled."""
+
+    def __init__(
+        self, session: Session, loop: asyncio.AbstractEventLoop, live: object, handle: int
+    ) -> None:
+        self.session = session
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.live: object | None = live
+        self.waiting: object | None = session._waiting
+        self.wait = handle_waits().register(handle, self._signalled, self._lost)
+
+    def _signalled(self) -> None:
+        """On the waiter thread: the handle's signal was taken for this await."""
+        try:
+            self.loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: nobody awaits; the signal goes back
+            self._lost()
+        self.release()
+
+    def _lost(self) -> None:
+        """On the waiter thread: a signal taken after the await was cancelled goes back."""
+        self.session._signal_waiters()
+
+    def _wake(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def wake_threadsafe(self) -> None:
+        """Wake the await from any thread (the session is closing)."""
+        try:
+            self.loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: nothing to wake
+            pass
+
+    def release(self, finish: bool = True) -> None:
+        """Drop the markers; with ``finish``, let a closing session end."""
+        self.live = None
+        self.waiting = None
+        session = self.session
+        if finish and session._closing is not None:
+            session._finish(False)
+
+
+async def _wait_on_handle(session: Session, loop: asyncio.AbstractEventLoop, handle: int) -> None:
+    state = _state(session)
+    live = session._live
+    if live is None:
+        raise SessionClosedError("the session is closed")
+    waits = handle_waits()
+    pending = _HandleAwait(session, loop, live, handle)
+    live = None
+    with state.lock:
+        state.handle_waits.add(pending)
+    try:
+        if session._live is None and waits.cancel(pending.wait):  # closed meanwhile
+            pending.release()
+            return
+        try:
+            await pending.future
+        except BaseException:  # cancelled: a signal taken for this await goes to another
+            if waits.cancel(pending.wait):
+                pending.release()
+            else:
+                session._signal_waiters()
+            raise
+    finally:
+        with state.lock:
+            state.handle_waits.discard(pending)
 
 
 async def _wait_in_worker(session: Session, loop: asyncio.AbstractEventLoop) -> None:
@@ -200,6 +326,13 @@ def wake_all(session: Session) -> None:
     state = session._async
     if isinstance(state, _AsyncState):
         state.closed.set()
+        with state.lock:
+            pending = list(state.handle_waits)
+        waits = _handle_waits
+        for one in pending:
+            if waits is not None and waits.cancel(one.wait):
+                one.release(finish=False)  # close() ends the session once all are released
+                one.wake_threadsafe()
 
 
-__all__ = ["WORKER_SLICE", "receive_async", "wake_all"]
+__all__ = ["WORKER_SLICE", "handle_waits", "receive_async", "wake_all"]

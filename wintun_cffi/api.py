@@ -63,6 +63,8 @@ class Wintun:
 
         ``timestamp`` is a UTC :class:`datetime.datetime` (``None`` before Wintun 0.14). A
         logger that raises is reported on the ``logging`` logger of this module and ignored.
+        Every object over the same library gets every line it logs; Wintun may call the
+        logger later, from a thread of its own (see :ref:`the logger <the-logger>`).
         """
         if logger is not None and not callable(logger):
             raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")
@@ -125,11 +127,26 @@ class Wintun:
 
     def delete_driver(self, pool: str | None = None) -> bool:
         """Uninstall: 0.14 removes the driver if no adapter uses it (no ``pool``); the pool era
-        deletes ``pool``'s adapters, then the driver if unused. Returns reboot required."""
+        deletes ``pool``'s adapters, then the driver if unused. Returns reboot required.
+
+        0.14's ``WintunDeleteDriver`` may return success while logging errors (it does when
+        it cannot take its installation lock): those lines then come as a
+        :class:`RuntimeWarning`.
+        """
         if self.api == "0.14":
             if pool is not None:
                 raise TypeError("Wintun 0.14 has no pools: call delete_driver() without one")
-            self.call(self.backend.delete_driver)
+            with self._log.capture() as lines:
+                self.call(self.backend.delete_driver)
+            if lines.errors:
+                # wintun.dll 0.14.1 returns success when it could not even look for the
+                # driver: what it logged is the only sign.
+                warnings.warn(
+                    "WintunDeleteDriver returned success but logged errors, so the driver may "
+                    "still be installed: " + " | ".join(lines.errors),
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             return False
         validate.check_pool(pool)
         assert pool is not None

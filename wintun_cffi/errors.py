@@ -286,6 +286,10 @@ def error_from_code(code: int, context: str = "") -> WintunError:
         _CLASS_BY_CODE.get(code, WintunError),
         _MEANING_BY_CODE.get(code),
     )
-    name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
-    description = f"{name}: {meaning}" if meaning else name
+    if code == c.ERROR_SUCCESS:
+        # The call reported failure but left no error code (its log, if any, says more).
+        description = "failed without an error code (last error 0)"
+    else:
+        name = _NAME_BY_CODE.get(code, f"Win32 error {code:#x}")
+        description = f"{name}: {meaning}" if meaning else name
     return cls(f"{context}: {description}" if context else description, code)

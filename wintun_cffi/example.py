@@ -174,10 +174,11 @@ def main(
     backend: str,
     count: int | None,
     duration: float | None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
-    """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``)."""
-    log = ExampleLog(out)
+    """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``), printing to
+    ``out`` (default: standard output as it is when called)."""
+    log = ExampleLog(sys.stdout if out is None else out)
     if backend == "native":
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
     elif backend == "linux-tun":

@@ -43,8 +43,9 @@ def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
             print(f"  {adapter.name}  LUID {adapter.luid:#018x}", file=out)
 
 
-def main(wintun: Wintun, backend: str, pool: str, out: TextIO = sys.stdout) -> int:
-    """The ``info`` command on ``wintun`` (from ``--backend`` ``backend``)."""
+def main(wintun: Wintun, backend: str, pool: str, out: TextIO | None = None) -> int:
+    """The ``info`` command on ``wintun`` (from ``--backend`` ``backend``), printing to
+    ``out`` (default: standard output as it is when called)."""
     wintun.set_logger(None)
-    describe(wintun, pool, out, backend)
+    describe(wintun, pool, sys.stdout if out is None else out, backend)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import struct
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from .errors import (
 #: The environment variable naming the library's path.
 ENV_VAR = "WINTUN_DLL"
 DLL_NAME = "wintun.dll"
+_SHA256_FORM = re.compile(r"[0-9a-fA-F]{64}")
 
 # PE "Machine" values and ELF "e_machine" values, by our architecture names.
 _PE_MACHINES = {0x8664: "amd64", 0x014C: "x86", 0xAA64: "arm64", 0x01C4: "arm"}
@@ -77,13 +79,20 @@ def user_directory() -> Path:
 
 
 def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[str, Path]]:
-    """Where to look, in order, as ``(why, absolute path)`` pairs."""
+    """Where to look, in order, as ``(why, absolute path)`` pairs. A relative ``path`` is
+    taken from the current directory (as ``open()`` would); a relative ``$WINTUN_DLL`` is
+    refused with :class:`~wintun_cffi.errors.LibraryLoadError`."""
     if path is not None:
         return [("the path given", Path(os.path.abspath(os.fspath(path))))]
     places: list[tuple[str, Path]] = []
     from_env = os.environ.get(ENV_VAR)
     if from_env:
-        places.append((f"${ENV_VAR}", Path(os.path.abspath(from_env))))
+        if not os.path.isabs(from_env):
+            raise LibraryLoadError(
+                f"${ENV_VAR} is {from_env!r}, a relative path: give the absolute path of "
+                "wintun.dll (the loader never looks in the current directory)"
+            )
+        places.append((f"${ENV_VAR}", Path(from_env)))
     program = platform.program_directory()
     if program is not None:
         places.append(("beside the running program", Path(program) / DLL_NAME))
@@ -94,7 +103,8 @@ def candidate_paths(path: str | os.PathLike[str] | None = None) -> list[tuple[st
 
 
 def find_library(path: str | os.PathLike[str] | None = None) -> str:
-    """The absolute path of the library to load; FileNotFoundError lists every place tried."""
+    """The absolute path of the library to load; FileNotFoundError lists every place tried
+    (:class:`~wintun_cffi.errors.LibraryLoadError` if ``$WINTUN_DLL`` is a relative path)."""
     places = candidate_paths(path)
     for _, place in places:
         if place.is_file():
@@ -103,10 +113,20 @@ def find_library(path: str | os.PathLike[str] | None = None) -> str:
     raise FileNotFoundError(f"Wintun library not found. Looked at: {tried}")
 
 
+def check_sha256_form(expected: str) -> None:
+    """:class:`ValueError` unless ``expected`` looks like a SHA-256: 64 hexadecimal digits."""
+    if not isinstance(expected, str) or not _SHA256_FORM.fullmatch(expected.strip()):
+        raise ValueError(
+            f"sha256 must be a SHA-256 written as 64 hexadecimal digits (any case), such as "
+            f"sha256sum or 'certutil -hashfile wintun.dll SHA256' print, not {expected!r}"
+        )
+
+
 def verify_sha256(path: str, expected: str) -> None:
     """Refuse ``path`` unless its SHA-256 is ``expected`` (hex, any case)."""
     from ._heldfile import HeldFile
 
+    check_sha256_form(expected)
     with HeldFile(path) as held:
         _compare_sha256(path, held.sha256(), expected)
 
@@ -199,6 +219,8 @@ def open_wintun(
 
     if signer is not None and not verify_signature:
         raise ValueError("signer= is only used with verify_signature=True")
+    if sha256 is not None:
+        check_sha256_form(sha256)
     if verify_signature and not platform.IS_WINDOWS:
         raise NotSupportedError(
             "verify_signature=True needs Windows (WinVerifyTrust checks Authenticode signatures)"

@@ -1,6 +1,8 @@
 """Wintun's log, bridged to Python.
 
-Wintun calls one global logger. wintun-cffi installs a bridge that forwards each line to the
+Wintun calls one logger per loaded library, which every backend over that library shares
+(:meth:`wintun_cffi.native.NativeBackend.set_logger`). Each :class:`~wintun_cffi.api.Wintun`
+installs a bridge there that forwards each line to the
 user's callable, or by default to the :mod:`logging` logger ``"wintun_cffi.driver"`` with the
 level mapped and the driver's timestamp kept as the record's creation time. The bridge also
 keeps the lines each thread logs while a call is in progress, so that an exception raised after
@@ -57,6 +59,16 @@ def log_to_logging(level: int, timestamp: datetime.datetime | None, message: str
     DRIVER_LOGGER.handle(record)
 
 
+class CapturedLines(list[str]):
+    """The lines logged during a call (:meth:`LogBridge.capture`); :attr:`errors` holds those
+    logged at error level (``LOG_ERR``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The lines logged at error level, in order.
+        self.errors: list[str] = []
+
+
 class LogBridge:
     """The one callable installed into a backend with ``set_logger``."""
 
@@ -64,12 +76,19 @@ class LogBridge:
         self.target: UserLogger | None = log_to_logging
         self._captures = threading.local()
 
-    def __call__(self, level: int, timestamp: int | None, message: str) -> None:
-        lines: list[str] | None = getattr(self._captures, "lines", None)
+    def __call__(
+        self, level: int, timestamp: int | None, message: str, *, forward: bool = True
+    ) -> None:
+        """A line from Wintun: kept for the call in progress on this thread, and given to
+        :attr:`target` unless ``forward`` is False (another bridge over the same library
+        gave it to the same target already)."""
+        lines: CapturedLines | None = getattr(self._captures, "lines", None)
         if lines is not None:
             lines.append(message)
+            if level == LOG_ERR:
+                lines.errors.append(message)
         target = self.target
-        if target is None:
+        if target is None or not forward:
             return
         when = None if timestamp is None else filetime_to_datetime(timestamp)
         try:
@@ -83,10 +102,10 @@ class LogBridge:
                 self._captures.stop = stop
 
     @contextmanager
-    def capture(self) -> Iterator[list[str]]:
+    def capture(self) -> Iterator[CapturedLines]:
         """Collect the lines this thread logs inside the block."""
-        outer = getattr(self._captures, "lines", None)
-        lines: list[str] = []
+        outer: CapturedLines | None = getattr(self._captures, "lines", None)
+        lines = CapturedLines()
         self._captures.lines = lines
         try:
             yield lines
@@ -94,6 +113,7 @@ class LogBridge:
             self._captures.lines = outer
             if outer is not None:
                 outer.extend(lines)
+                outer.errors.extend(lines.errors)
             stop = getattr(self._captures, "stop", None)
             if stop is not None and outer is None:
                 self._captures.stop = None

@@ -8,8 +8,11 @@ or come from elsewhere, packet tokens that are stale or foreign, and packet size
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
+import os
+import threading
 import uuid
 import warnings
 import weakref
@@ -41,13 +44,82 @@ from .fdevent import WaitInterrupted
 from .ledger import Direction, Ledger, consume, give_back_token, take_one
 from .lifetime import getrefcount as _getrefcount
 from .loader import LoadedLibrary
+from .logbridge import LogBridge
 from .send_rules import rules_for
 
 _log = logging.getLogger(__name__)
 
-#: The logger callback each library (by path) points at. The library keeps it after the
-#: backend that installed it is gone, so it must stay alive until replaced or removed.
-_installed_loggers: dict[str, Any] = {}
+
+class _LibraryLog:
+    """The one logger of a loaded library, shared by every backend over it.
+
+    ``WintunSetLogger`` keeps one callback per process and library: a second backend over the
+    same library must not replace the first one's. So the library gets one C callback, made
+    once and never freed (Wintun may call it at any time, from threads of its own, even after
+    the call that logged returned), which hands each line to the logger of every backend that
+    set one. Backends are held weakly: a backend that is gone hears nothing. Log bridges
+    (:class:`~wintun_cffi.logbridge.LogBridge`) that forward to the same target forward each
+    line to it once, and each still collects the lines of the calls in progress on its thread.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.native: Any = None  # the C callback: created once, kept for the process's life
+        self.ffi: Any = None
+        self.lib: Any = None  # a handle on the library, to remove the callback at exit
+        self.loggers: weakref.WeakKeyDictionary[NativeBackend, LoggerCallback] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, level: int, timestamp: int | None, message: str) -> None:
+        with self.lock:
+            loggers = list(self.loggers.values())
+        forwarded: list[object] = []
+        for logger in loggers:
+            try:
+                if isinstance(logger, LogBridge):
+                    target = logger.target
+                    first = target is not None and all(t is not target for t in forwarded)
+                    if first:
+                        forwarded.append(target)
+                    logger(level, timestamp, message, forward=first)
+                else:
+                    logger(level, timestamp, message)
+            except Exception:  # one logger's failure must not keep the line from the others
+                _log.exception("the Wintun logger raised (%r)", logger)
+
+    def silence(self) -> None:
+        """Remove the callback from the library (``WintunSetLogger(NULL)``), at exit: no thread
+        of Wintun's may call into an interpreter that is finalizing."""
+        with self.lock:
+            if self.lib is not None:
+                try:
+                    self.lib.WintunSetLogger(self.ffi.NULL)
+                except Exception:  # the library was unloaded already
+                    pass
+                self.lib = None
+
+
+#: The shared logger of each loaded library, by its normalized path.
+_library_logs: dict[str, _LibraryLog] = {}
+_library_logs_lock = threading.Lock()
+
+
+def _library_log(path: str) -> _LibraryLog:
+    key = os.path.normcase(os.path.abspath(path))
+    with _library_logs_lock:
+        shared = _library_logs.get(key)
+        if shared is None:
+            shared = _library_logs[key] = _LibraryLog()
+        return shared
+
+
+@atexit.register
+def _silence_libraries() -> None:
+    with _library_logs_lock:
+        shared = list(_library_logs.values())
+    for one in shared:
+        one.silence()
 
 
 class NativeAdapter(AdapterHandle):
@@ -320,14 +392,36 @@ class NativeBackend(GenerationBound):
         return version
 
     def set_logger(self, logger: LoggerCallback | None) -> None:
-        """``WintunSetLogger`` with the generation's exact callback ABI."""
-        if logger is None:
-            self._lib.WintunSetLogger(self._ffi.NULL)
-            self._logger_callback = None
-            _installed_loggers.pop(self.path, None)
-            return
-        if not callable(logger):
+        """``WintunSetLogger`` with the generation's exact callback ABI, shared by every
+        backend over this library: each backend's ``logger`` gets every line; ``None``
+        removes this backend's (the library's callback too once no backend has one).
+
+        Wintun may call the logger later, from a thread of its own: the real ``wintun.dll``
+        logs again from a thread-pool thread after a failed ``WintunCreateAdapter`` has
+        returned. Such lines reach the loggers set then; at exit the callback is removed
+        from the library before the interpreter finalizes.
+        """
+        if logger is not None and not callable(logger):
             raise TypeError(f"logger must be callable or None, not {type(logger).__name__}")
+        shared = _library_log(self.path)
+        with shared.lock:
+            if logger is None:
+                shared.loggers.pop(self, None)
+            else:
+                shared.loggers[self] = logger
+            if shared.native is None:
+                shared.native = self._native_logger(shared)
+                shared.ffi = self._ffi
+            if shared.loggers:
+                self._lib.WintunSetLogger(shared.native)
+                shared.lib = self._lib
+            else:
+                self._lib.WintunSetLogger(self._ffi.NULL)
+                shared.lib = None
+        self._logger_callback = shared.native if logger is not None else None
+
+    def _native_logger(self, logger: LoggerCallback) -> Any:
+        """The C callback of this generation's logger type, calling ``logger``."""
         ffi = self._ffi
         kind = ffi.typeof(LOGGER_CALLBACK[self._api])
         returns_bool = kind.result.cname != "void"
@@ -341,23 +435,19 @@ class NativeBackend(GenerationBound):
             def deliver(level: int, timestamp: int, message: Any) -> None:
                 logger(int(level), int(timestamp), ffi.string(message))
 
-            native = ffi.callback(kind, deliver, onerror=report)
-        elif returns_bool:
+            return ffi.callback(kind, deliver, onerror=report)
+        if returns_bool:
 
             def deliver_bool(level: int, message: Any) -> int:
                 logger(int(level), None, ffi.string(message))
                 return 1
 
-            native = ffi.callback(kind, deliver_bool, error=1, onerror=report)
-        else:
+            return ffi.callback(kind, deliver_bool, error=1, onerror=report)
 
-            def deliver_plain(level: int, message: Any) -> None:
-                logger(int(level), None, ffi.string(message))
+        def deliver_plain(level: int, message: Any) -> None:
+            logger(int(level), None, ffi.string(message))
 
-            native = ffi.callback(kind, deliver_plain, onerror=report)
-        self._lib.WintunSetLogger(native)
-        self._logger_callback = native
-        _installed_loggers[self.path] = native
+        return ffi.callback(kind, deliver_plain, onerror=report)
 
     # -- sessions --------------------------------------------------------------------------
 

@@ -124,11 +124,41 @@ def interpreter_architecture() -> str:
     return machine
 
 
+def _current_directory() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # deleted meanwhile
+        return None
+
+
+#: The current directory when wintun-cffi was imported: what a relative ``sys.argv[0]`` was
+#: relative to, unless the program changed directory before importing it.
+_START_DIRECTORY = _current_directory()
+
+
 def program_directory() -> str | None:
-    """The folder of the running program: the frozen executable, or the main script."""
+    """The folder of the running program: the frozen executable, or the main script.
+
+    A relative script path is resolved as Python resolved it at start-up (the absolute
+    ``__main__.__file__``), else against the current directory of when wintun-cffi was
+    imported: never against the current one, which the program may have changed since.
+    """
     if getattr(sys, "frozen", False):
         return os.path.dirname(os.path.abspath(sys.executable))
     main = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    if main and main not in ("-c", "-m") and os.path.exists(main):
-        return os.path.dirname(os.path.abspath(main))
-    return None
+    if not main or main in ("-c", "-m"):
+        return None
+    if not os.path.isabs(main):
+        recorded = getattr(sys.modules.get("__main__"), "__file__", None)
+        if (
+            isinstance(recorded, str)
+            and os.path.isabs(recorded)
+            and os.path.basename(recorded) == os.path.basename(main)
+        ):
+            main = recorded
+        elif _START_DIRECTORY is not None:
+            main = os.path.join(_START_DIRECTORY, main)
+        else:
+            return None
+    main = os.path.normpath(main)
+    return os.path.dirname(main) if os.path.exists(main) else None

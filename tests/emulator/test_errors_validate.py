@@ -55,6 +55,17 @@ def test_a_call_can_give_a_code_its_own_meaning() -> None:
     assert type(other) is e.AccessDeniedError
 
 
+def test_a_failure_without_an_error_code_says_so() -> None:
+    """A call that fails and leaves last error 0 (the real wintun.dll under Wine does) is not
+    reported as "ERROR_SUCCESS"."""
+    error = e.error_from_code(0, "WintunCreateAdapter")
+    assert type(error) is e.WintunError and error.winerror == 0
+    assert str(error) == (
+        "[WinError 0] WintunCreateAdapter: failed without an error code (last error 0)"
+    )
+    assert "SUCCESS" not in str(error)
+
+
 def test_an_ended_session_handle_is_a_closed_handle() -> None:
     error = e.HandleClosedError.session_ended("WintunReceivePacket")
     assert not isinstance(error, e.SessionEndedError)  # that one is the driver's doing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import struct
 import sys
@@ -217,11 +218,19 @@ def test_the_trust_data_asks_for_the_held_file_without_ui_or_network(trust_ffi: 
         (-2146762496, "no signature"),
         (0x80096010, "do not match"),
         (0x800B0109, "does not trust"),
-        (0x12345678, "HRESULT 0x12345678"),
+        (0x80096004, "a signature in it does not verify"),
+        (0x12345678, "an HRESULT it does not document (0x12345678)"),
     ],
 )
 def test_refusals_are_explained(status: int, words: str) -> None:
     assert words in _authenticode.describe_status(status)
+
+
+def test_every_documented_result_has_words_and_its_code() -> None:
+    for code, reason in _authenticode.REASONS.items():
+        described = _authenticode.describe_status(code - (1 << 32))  # as cffi gives it: signed
+        assert described.startswith(reason) and described.endswith(f"HRESULT {code:#010x}")
+        assert re.search(r"\((TRUST|CERT|CRYPT)_E_[A-Z_]+\)$", reason), reason
 
 
 def test_the_official_signer() -> None:

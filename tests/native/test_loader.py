@@ -192,14 +192,57 @@ def test_relative_paths_become_absolute(
     monkeypatch.chdir(work)
     assert loader.find_library(os.path.join("lib", "w.dll")) == str(work / "lib" / "w.dll")
     assert loader.find_library(Path("lib/w.dll")) == str(work / "lib" / "w.dll")
-    monkeypatch.setenv(loader.ENV_VAR, os.path.join("lib", "w.dll"))
-    assert loader.find_library() == str(work / "lib" / "w.dll")
     monkeypatch.setattr(sys, "argv", ["main.py"])  # a relative script path
     (work / "main.py").write_text("")
     assert all(place.is_absolute() for _, place in loader.candidate_paths())
     with pytest.raises(FileNotFoundError) as caught:
         loader.find_library("nothing.dll")
     assert str(work / "nothing.dll") in str(caught.value)
+
+
+def test_a_relative_environment_variable_is_refused(
+    places: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader never searches the current directory: a relative $WINTUN_DLL would."""
+    work = tmp_path / "cwd"
+    touch(work / "lib" / "w.dll")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv(loader.ENV_VAR, os.path.join("lib", "w.dll"))
+    with pytest.raises(LibraryLoadError, match=r"\$WINTUN_DLL is .*a relative path.*absolute"):
+        loader.find_library()
+    touch(places["program"])  # refused even when another place has a library
+    with pytest.raises(LibraryLoadError, match="relative"):
+        loader.find_library()
+
+
+def test_the_program_folder_survives_a_change_of_directory(tmp_path: Path) -> None:
+    """A script started by a relative path finds the DLL beside it after os.chdir, and does
+    not take the one in the new current directory."""
+    program, elsewhere = tmp_path / "program", tmp_path / "elsewhere"
+    touch(program / "wintun.dll")
+    touch(elsewhere / "wintun.dll")
+    (program / "main.py").write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from wintun_cffi import loader\n"
+        f"os.chdir({str(elsewhere)!r})\n"
+        "print(loader.find_library())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != loader.ENV_VAR}
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=program, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(program / "wintun.dll")
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "0" * 63, "g" * 64, "0" * 65])
+def test_a_sha256_that_is_not_one_is_a_value_error(bad: str, tmp_path: Path) -> None:
+    library = touch(tmp_path / "wintun.dll")
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        loader.open_wintun(str(library), sha256=bad)
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        loader.verify_sha256(str(library), bad)
 
 
 # -- checks before loading ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support import wait_until
 from wintun_cffi import _win32
+from wintun_cffi.api import Wintun
 from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.constants import (
     ERROR_ALREADY_EXISTS,
@@ -764,17 +765,59 @@ def test_raising_logger_is_reported_and_the_call_goes_on(
 
 
 def test_logger_outlives_the_backend_that_installed_it(double: Double) -> None:
-    # The library's logger is global: dropping the backend (or the Wintun object) that set
-    # it must not leave the library calling a freed callback.
+    # The library's logger is global and Wintun may call it at any time: dropping the backend
+    # (or the Wintun object) that set it must not leave the library calling a freed callback.
+    # The dropped backend's own logger is gone with it; the others still hear the library.
     lines: list[Line] = []
     dropped = NativeBackend(open_wintun(double.path))
     dropped.set_logger(lambda *line: lines.append(line))
     del dropped
     gc.collect()
     churn = [double.loaded.helpers_ffi.callback("void(int)", lambda n: None) for _ in range(200)]
+    double.kernel.lib.WintunDoubleLog(0, "after the backend is gone")  # a freed one would crash
+    assert lines == []
+    kept: list[str] = []
+    double.backend.set_logger(lambda level, timestamp, message: kept.append(message))
     double.kernel.lib.WintunDoubleLog(0, "still heard")
-    assert lines == [(0, None if double.api != "0.14" else lines[0][1], "still heard")]
+    assert kept == ["still heard"]
     del churn
+
+
+def _failing_call_through(wintun: Wintun, double: Double) -> WintunError:
+    """A call of ``wintun`` that the double refuses, logging (capacity below its minimum)."""
+    if double.api == "0.14":
+        adapter = wintun.create_adapter(f"Logged {uuid.uuid4().hex[:6]}", tunnel_type="Tests")
+    else:
+        adapter = wintun.create_adapter(f"Logged {uuid.uuid4().hex[:6]}", pool=POOL)
+    with adapter, pytest.raises(WintunError) as caught:
+        wintun.call(wintun.backend.start_session, adapter.handle, 0x10000)
+    return caught.value
+
+
+def test_two_loads_of_one_library_each_keep_their_log(double: Double) -> None:
+    """WintunSetLogger is one per library: a second load() must not take the first one's
+    log away. Each call's error carries its lines; each object's logger gets every line."""
+    first = Wintun(NativeBackend(open_wintun(double.path)))
+    second = Wintun(NativeBackend(open_wintun(double.path)))
+    heard: dict[str, list[str]] = {"first": [], "second": []}
+    first.set_logger(lambda level, timestamp, message: heard["first"].append(message))
+    second.set_logger(lambda level, timestamp, message: heard["second"].append(message))
+    error = _failing_call_through(first, double)
+    assert any("(Code 87)" in line for line in error.log), error.log
+    assert set(error.log) <= set(heard["first"]) and set(error.log) <= set(heard["second"])
+    error = _failing_call_through(second, double)
+    assert any("(Code 87)" in line for line in error.log), error.log
+
+
+def test_two_objects_logging_by_default_log_each_line_once(
+    double: Double, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Wintun(NativeBackend(open_wintun(double.path)))
+    second = Wintun(NativeBackend(open_wintun(double.path)))
+    with caplog.at_level(logging.INFO, logger="wintun_cffi.driver"):
+        double.kernel.lib.WintunDoubleLog(1, "once")
+    assert [r.getMessage() for r in caplog.records if r.name == "wintun_cffi.driver"] == ["once"]
+    del first, second
 
 
 def test_logger_keeps_the_last_error(double: Double) -> None:

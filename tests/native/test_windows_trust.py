@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,27 +21,11 @@ from wintun_cffi import _authenticode, platform
 from wintun_cffi._heldfile import HeldFile
 from wintun_cffi.errors import LibraryLoadError, UntrustedLibraryError
 
+from .pe import strip_signature
+
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32", reason="needs Windows: CreateFileW sharing modes, WinVerifyTrust"
 )
-
-IMAGE_DIRECTORY_ENTRY_SECURITY = 4
-
-
-def strip_signature(data: bytes) -> bytes:
-    """``data`` (a PE image) without its Authenticode signature: the security directory
-    entry zeroed and the certificate table cut off the end."""
-    image = bytearray(data)
-    pe = struct.unpack_from("<I", image, 0x3C)[0]
-    optional = pe + 24
-    magic = struct.unpack_from("<H", image, optional)[0]
-    directories = optional + (96 if magic == 0x10B else 112)
-    entry = directories + 8 * IMAGE_DIRECTORY_ENTRY_SECURITY
-    offset, size = struct.unpack_from("<II", image, entry)
-    struct.pack_into("<II", image, entry, 0, 0)
-    if size and offset + size >= len(image):
-        del image[offset:]
-    return bytes(image)
 
 
 @pytest.fixture

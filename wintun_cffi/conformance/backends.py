@@ -42,6 +42,7 @@ from emulator.releases import Release
 from wintun_cffi import Adapter, Session, load
 from wintun_cffi.backend import Backend
 from wintun_cffi.constants import ApiGeneration
+from wintun_cffi.errors import WintunError
 from wintun_cffi.pytest_plugin import TrackingWintun
 
 from .double.build import build_double, double_unavailable
@@ -77,6 +78,11 @@ OTHER_POOL = POOL + "Other"
 #: The name of the method a user's backend may have to give the suite a far side.
 FAR_SIDE_HOOK = "conformance_far_side"
 WINDOWS_REASON = "needs Windows, administrator rights and wintun.dll"
+#: Why the windows-native backend skips where the library loads but no adapter can be made
+#: (Wine: the real wintun.dll, without a driver); the probe's error follows it.
+NO_DRIVER_REASON = "no Wintun driver here: adapters cannot be created"
+#: The name of the adapter the windows-native backend creates and closes before its first test.
+PROBE_ADAPTER = "Probe"
 #: Why the windows-native backend's far side cannot run under Wine.
 WINE_NETWORK_REASON = (
     "needs the Windows network stack as the far side (IP Helper, a UDP socket through the "
@@ -220,7 +226,7 @@ class WindowsNative:
             library, stand_in = self._library()
             wintun = TrackingWintun.adopt(load(library, sha256=self._sha256))
             if self._lock is None:
-                self._prepare(wintun)
+                self._prepare(wintun, stand_in)
         except Unavailable as reason:
             self._reason = str(reason)
             raise
@@ -240,7 +246,7 @@ class WindowsNative:
         except FileNotFoundError as error:
             raise Unavailable(f"{WINDOWS_REASON} ({error})") from None
 
-    def _prepare(self, wintun: TrackingWintun) -> None:
+    def _prepare(self, wintun: TrackingWintun, stand_in: DoubleKernel | None) -> None:
         lock = RunLock.take()
         if lock is None:
             raise Unavailable(
@@ -250,6 +256,24 @@ class WindowsNative:
         self._lock = lock
         self.previous_run_killed = lock.abandoned
         self.removed = remove_stale_adapters(wintun, (POOL, OTHER_POOL))
+        if stand_in is None:
+            self._probe(wintun)
+
+    @staticmethod
+    def _probe(wintun: TrackingWintun) -> None:
+        """:class:`Unavailable` (:data:`NO_DRIVER_REASON`, once for every test) unless an
+        adapter can be created: without a driver each test would fail the same way."""
+        name = ADAPTER_PREFIX + PROBE_ADAPTER
+        try:
+            if wintun.api == "0.14":
+                adapter = wintun.create_adapter(name, tunnel_type="WintunCffi")
+            else:
+                adapter = wintun.create_adapter(name, pool=POOL)
+        except WintunError as error:
+            raise Unavailable(f"{NO_DRIVER_REASON} ({error})") from None
+        with adapter:
+            if wintun.api != "0.14":
+                adapter.delete(force_close_sessions=True)
 
     def close(self) -> None:
         """Release the run lock."""

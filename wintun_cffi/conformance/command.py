@@ -146,6 +146,8 @@ def check_library(names: Sequence[str], dll: str | None, sha256: str | None) -> 
             verify_sha256(path, sha256)
     except (FileNotFoundError, LibraryLoadError) as error:
         raise BadInput(f"{'--dll' if dll is not None else '--sha256'}: {error}") from None
+    except ValueError as error:  # --sha256 is not a SHA-256
+        raise BadInput(f"--sha256: {error}") from None
 
 
 def _is_windows_image(path: str) -> bool:
