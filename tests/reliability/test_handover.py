@@ -43,6 +43,12 @@ def _number(data: bytes | memoryview) -> int:
     return number
 
 
+def _in_checkout(program: str) -> str:
+    """``program``, importing this checkout's packages (an embedded Windows Python ignores
+    the current directory and PYTHONPATH)."""
+    return f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n{program}"
+
+
 def _restart(rig: Rig) -> None:
     """A new session on the rig's adapter (the double's far side is new with it)."""
     rig.session = rig.adapter.start_session(0x20000)
@@ -164,7 +170,7 @@ def test_close_entered_again_while_ending_does_not_hang(
         pytest.skip(NO_DOUBLE)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _REENTRY, backend, where, again],
+            [sys.executable, "-c", _in_checkout(_REENTRY), backend, where, again],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -316,7 +322,11 @@ def test_a_session_open_at_exit_is_closed_without_an_error() -> None:
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", _in_checkout(program)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "closed at exit: True True" in done.stdout
