@@ -27,12 +27,15 @@ import struct
 import subprocess
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.netconfig.routes import Route
 
+from . import netns
 from .driver import SessionDriver
 from .host import Family, Host, Interface, check_mtu
 from .releases import Release
@@ -76,8 +79,17 @@ def check_interface_name(name: str) -> bytes:
     return encoded
 
 
+class IpCommandError(OSError):
+    """iproute2's ``ip`` failed; :attr:`message` is what it (usually the kernel) said."""
+
+    def __init__(self, args: tuple[str, ...], message: str) -> None:
+        super().__init__(f"`ip {' '.join(args)}` failed: {message}")
+        self.message = message
+
+
 def ip_command(*args: str) -> str:
-    """Run iproute2's ``ip`` with ``args``; its output, or :class:`OSError` with its message."""
+    """Run iproute2's ``ip`` with ``args``; its output, or :class:`IpCommandError` (an
+    :class:`OSError`) with its message."""
     try:
         result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -85,7 +97,7 @@ def ip_command(*args: str) -> str:
             errno.ENOENT, "the Linux TUN host needs iproute2's `ip` command on PATH"
         ) from None
     if result.returncode != 0:
-        raise OSError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
+        raise IpCommandError(args, result.stderr.strip())
     return result.stdout
 
 
@@ -127,6 +139,11 @@ def _raise_setiff(error: OSError, name: str) -> NoReturn:
     raise error
 
 
+def _close_all(*descriptors: int) -> None:
+    for descriptor in descriptors:
+        os.close(descriptor)
+
+
 class LinuxTunHost(Host):
     """The Linux kernel plays the system side of one adapter, through a TUN interface.
 
@@ -143,15 +160,23 @@ class LinuxTunHost(Host):
         #: Packets from the application the kernel refused (``write`` failed).
         self.write_errors = 0
         self._lifecycle = threading.RLock()
-        self._fd = _open_tun(encoded)
+        # The interface lives in the creating thread's network namespace; every change to it
+        # is made from there, whichever thread asks (see _kernel).
+        self._namespace = netns.open_current()
+        try:
+            self._fd = _open_tun(encoded)
+        except BaseException:
+            os.close(self._namespace)
+            raise
         # Dropped without close() (an emulator nobody shut down): the interface still goes.
-        self._release_fd = weakref.finalize(self, os.close, self._fd)
+        self._release_fd = weakref.finalize(self, _close_all, self._fd, self._namespace)
         self._up = False
         # One reusable buffer for reading the device: no 64 KiB allocation per read.
         self._read_buffer = bytearray(MAX_IP_PACKET_SIZE)
         try:
-            self._configure_ipv6()
-            self._refresh_mtu()
+            with self._kernel():
+                self._configure_ipv6()
+                self._refresh_mtu()
         except BaseException:
             self._release_fd()
             self._fd = -1
@@ -167,6 +192,17 @@ class LinuxTunHost(Host):
         return self._fd
 
     # -- kernel configuration ---------------------------------------------------------------
+
+    @contextmanager
+    def _kernel(self) -> Iterator[None]:
+        """Hold the lifecycle lock with the calling thread in the interface's namespace: ``ip``
+        and ``/proc/sys/net`` act on the namespace of the thread that runs them."""
+        with self._lifecycle:
+            if self._fd < 0:  # closed: nothing left to change, and no namespace to enter
+                yield
+                return
+            with netns.entered(self._namespace):
+                yield
 
     def _ipv6_setting(self, setting: str) -> str:
         return f"/proc/sys/net/ipv6/conf/{self.name}/{setting}"
@@ -215,7 +251,7 @@ class LinuxTunHost(Host):
         not exceed the link MTU. A link MTU below 1280 disables IPv6 on the interface.
         """
         families = check_mtu(mtu, family)
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             if family == 6:
                 link = self._link_mtu()
@@ -235,7 +271,7 @@ class LinuxTunHost(Host):
     def add_address(self, address: str | Interface) -> None:
         """Assign ``address`` (``"10.6.7.7/24"``) to the interface in the kernel."""
         interface = ipaddress.ip_interface(address)
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             self._apply_address(interface)
             super().add_address(interface)
@@ -248,7 +284,7 @@ class LinuxTunHost(Host):
     def remove_address(self, address: str | Interface) -> None:
         """Unassign ``address``; :class:`KeyError` if it is not assigned."""
         interface = ipaddress.ip_interface(address)
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             super().remove_address(interface)
             ip_command("addr", "del", str(interface), "dev", self.name)
@@ -256,16 +292,21 @@ class LinuxTunHost(Host):
     def add_route(self, route: Route) -> None:
         """Add ``route`` to the record, and to the kernel while the link is up (Linux drops a
         link's routes when it goes down; the next session puts them back)."""
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             if self._up:
-                self._apply_route(route)
+                try:
+                    self._apply_route(route)
+                except IpCommandError as error:  # e.g. a next hop that is our own address
+                    raise ValueError(
+                        f"the Linux kernel refused the route {route}: {error.message}"
+                    ) from None
             super().add_route(route)
 
     def remove_route(self, route: Route) -> None:
         """Remove the route with the destination and next hop of ``route``; :class:`KeyError`
         if there is none."""
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             for existing in self.routes:
                 if existing.key == route.key:
@@ -297,7 +338,7 @@ class LinuxTunHost(Host):
     ) -> SessionDriver:
         """Start the session's driver (which reads the device too) and bring the interface
         up."""
-        with self._lifecycle:
+        with self._kernel():
             self._require_open()
             driver = super().attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
             try:
@@ -318,7 +359,7 @@ class LinuxTunHost(Host):
 
     def detach(self) -> None:
         """Stop the driver (and with it the reading) and bring the interface down."""
-        with self._lifecycle:
+        with self._kernel():
             super().detach()
             if self._up and self._fd >= 0:
                 self._up = False

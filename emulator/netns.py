@@ -90,6 +90,33 @@ def _call(name: str, *args: int) -> None:
         raise OSError(code, f"{name}(CLONE_NEWNET) failed: {os.strerror(code)}")
 
 
+def open_current() -> int:
+    """A descriptor of the calling thread's network namespace (close it when done): it keeps
+    the namespace alive and lets :func:`entered` come back to it from any thread."""
+    return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+@contextmanager
+def entered(namespace: int) -> Iterator[None]:
+    """Run the block with the calling thread in the network namespace ``namespace`` (a
+    descriptor from :func:`open_current`), then put the thread back where it was. A thread
+    already there stays put. Processes started in the block run in that namespace.
+    """
+    here = os.stat("/proc/thread-self/ns/net").st_ino
+    if here == os.fstat(namespace).st_ino:
+        yield
+        return
+    original = open_current()
+    try:
+        _call("setns", namespace, CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            _call("setns", original, CLONE_NEWNET)
+    finally:
+        os.close(original)
+
+
 @contextmanager
 def isolated() -> Iterator[None]:
     """Run the block with the calling thread in a new network namespace that has only ``lo``
@@ -102,7 +129,7 @@ def isolated() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         raise OSError("network namespaces are Linux only")
     # thread-self: namespaces belong to threads, and only this one moves.
-    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    original = open_current()
     try:
         _call("unshare", CLONE_NEWNET)
         try:

@@ -13,6 +13,7 @@ import gc
 import ipaddress
 import json
 import os
+import queue
 import socket
 import struct
 import subprocess
@@ -21,10 +22,10 @@ import threading
 from collections.abc import Callable
 
 import wintun_cffi
-from emulator import Emulator, Host
+from emulator import Emulator, Host, netns
 from emulator.linux_tun import LinuxTunHost
 from wintun_cffi import Adapter, Session, ip
-from wintun_cffi.errors import AdapterNotFoundError, SessionEndedError
+from wintun_cffi.errors import AdapterNotFoundError, SessionClosedError, SessionEndedError
 
 NAME = "Demo"
 TUN_V4, APP_V4 = "10.6.7.7", "10.6.7.8"
@@ -318,6 +319,40 @@ def routes() -> None:
     assert host.routes == () and NAME not in links()
 
 
+def bad_routes() -> None:
+    """A route the kernel would refuse is a ValueError that changes nothing, with the link
+    down (no session: the route is only recorded) or up, and sessions still start after."""
+    from wintun_cffi import netconfig
+
+    _, adapter = new_adapter()
+    netconfig.add_address(adapter, f"{TUN_V4}/24")
+    netconfig.add_route(adapter, "10.99.0.0/16")
+    refused: list[tuple[object, object]] = [
+        ("10.98.0.0/16", "127.0.0.1"),
+        ("fd00:98::/64", "::1"),
+        (ipaddress.IPv6Network("fe80::%3/64"), None),
+        (ipaddress.IPv6Address("fe80::9%1"), None),
+    ]
+    for running in (False, True):
+        session = adapter.start_session(0x20000) if running else None
+        expected = {"10.99.0.0/16"} if running else set()
+        cases = refused + ([("10.97.0.0/16", TUN_V4)] if running else [])  # our own address
+        for destination, next_hop in cases:
+            try:
+                netconfig.add_route(adapter, destination, next_hop=next_hop)  # type: ignore[arg-type]
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"{destination} via {next_hop} was accepted ({running=})")
+            assert [str(r.destination) for r in netconfig.routes(adapter)] == ["10.99.0.0/16"]
+            assert kernel_routes(NAME, 4) == expected and kernel_routes(NAME, 6) == set()
+        if session is not None:
+            session.close()
+    with adapter.start_session(0x20000):  # the refused routes left nothing behind
+        assert kernel_routes(NAME, 4) == {"10.99.0.0/16"}
+    adapter.close()
+
+
 def udp_both_ways() -> None:
     """A kernel UDP socket receives what the application sends, and the application receives
     what the socket sends."""
@@ -404,6 +439,65 @@ def terminate_and_delete() -> None:
     assert adapter_closed_everything(fds)
 
 
+def close_from_any_thread() -> None:
+    """A session of an adapter made in a namespace of its own (``netns.isolated``) closes from
+    threads outside that namespace (the main thread; a worker made before): the link goes
+    down in the adapter's namespace, a receiver blocked on a thread outside it learns the
+    session was closed, and nothing is left (interface, descriptors, threads)."""
+    fds = open_fds()
+    jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+    outside = threading.Thread(target=lambda: [job() for job in iter(jobs.get, None)], daemon=True)
+    outside.start()  # made before the namespace exists: it stays outside
+    with netns.isolated():
+        inside = netns.open_current()
+        wintun = wintun_cffi.emulated("0.14", host="linux-tun")
+        adapter = wintun.create_adapter(NAME, tunnel_type="Test")
+    assert NAME not in links()  # the main thread is back outside
+    for closer in ("the main thread", "a worker made before"):
+        session = adapter.start_session(0x20000)  # started from outside too
+        with netns.entered(inside):
+            assert is_up(NAME)
+        received: list[BaseException] = []
+        closed: queue.Queue[BaseException | None] = queue.Queue()
+
+        def receive(session: Session = session, received: list[BaseException] = received) -> None:
+            try:
+                while True:  # the kernel's own chatter may come first
+                    session.read()
+            except BaseException as got:  # noqa: BLE001 - what the blocked receiver got
+                received.append(got)
+
+        def close(
+            session: Session = session, closed: queue.Queue[BaseException | None] = closed
+        ) -> None:
+            try:
+                session.close()
+            except BaseException as got:  # noqa: BLE001 - reported below
+                closed.put(got)
+            else:
+                closed.put(None)
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        if closer == "the main thread":
+            close()
+        else:
+            jobs.put(close)
+        failure = closed.get()
+        assert failure is None, (closer, failure)
+        receiver.join()
+        assert len(received) == 1 and isinstance(received[0], SessionClosedError), received
+        with netns.entered(inside):
+            assert not is_up(NAME), closer
+    jobs.put(None)
+    outside.join()
+    adapter.close()
+    with netns.entered(inside):
+        assert set(links()) == {"lo"}
+    os.close(inside)
+    assert adapter_closed_everything(fds)
+
+
 def without_privileges() -> None:
     """Run without root: the TUN host says what it needs (nothing is created)."""
     try:
@@ -429,9 +523,11 @@ SCENARIOS: dict[str, Callable[[], None]] = {
         icmp_echo,
         no_unsolicited_packets,
         routes,
+        bad_routes,
         udp_both_ways,
         session_lifecycle,
         terminate_and_delete,
+        close_from_any_thread,
         without_privileges,
     )
 }

@@ -61,6 +61,10 @@ def test_routes_send_the_kernels_traffic_into_the_tunnel() -> None:
     assert_scenario("routes")
 
 
+def test_routes_the_kernel_refuses_are_value_errors_that_change_nothing() -> None:
+    assert_scenario("bad_routes")
+
+
 def test_udp_both_ways_with_a_kernel_socket() -> None:
     assert_scenario("udp_both_ways")
 
@@ -71,6 +75,10 @@ def test_session_end_brings_the_link_down() -> None:
 
 def test_terminate_and_delete_remove_the_interface() -> None:
     assert_scenario("terminate_and_delete")
+
+
+def test_close_from_threads_outside_the_adapters_namespace() -> None:
+    assert_scenario("close_from_any_thread")
 
 
 def test_without_root_the_error_says_so() -> None:
