@@ -78,7 +78,11 @@ def _namespace_calls() -> Any:
         import cffi
 
         ffi = cffi.FFI()
-        ffi.cdef("int unshare(int flags); int setns(int fd, int nstype);")
+        ffi.cdef(
+            "int unshare(int flags); int setns(int fd, int nstype);"
+            "int prctl(int option, unsigned long arg2, unsigned long arg3,"
+            "          unsigned long arg4, unsigned long arg5);"
+        )
         _libc = (ffi, ffi.dlopen(None))  # the C library
     return _libc
 
@@ -88,6 +92,23 @@ def _call(name: str, *args: int) -> None:
     if getattr(libc, name)(*args) != 0:
         code = ffi.errno
         raise OSError(code, f"{name}(CLONE_NEWNET) failed: {os.strerror(code)}")
+
+
+#: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int, signum: int) -> bool:
+    """Have the kernel send ``signum`` to this process when its parent (the thread that
+    started it) ends; False if the parent, process ``parent``, is already gone (so no signal
+    would ever come). Linux only.
+    """
+    ffi, libc = _namespace_calls()
+    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        code = ffi.errno
+        raise OSError(code, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(code)}")
+    # Checked after asking: a parent that ended before the request is seen here.
+    return os.getppid() == parent
 
 
 def open_current() -> int:
