@@ -128,7 +128,7 @@ def user_factory(spec: str) -> Callable[[], object]:
         raise UserBackendError(f"{spec!r}: name your backend's factory as module:function")
     try:
         found: object = importlib.import_module(module_name)
-    except Exception as error:  # whatever the user's module raised while importing
+    except (Exception, SystemExit) as error:  # whatever the user's module raised importing
         raise UserBackendError(
             f"{spec}: cannot import module {module_name!r}: {type(error).__name__}: {error}"
         ) from None
@@ -150,7 +150,7 @@ def make_user_backend(spec: str) -> Backend:
     factory = user_factory(spec)
     try:
         backend = factory()
-    except Exception as error:  # whatever the user's factory raised
+    except (Exception, SystemExit) as error:  # whatever the user's factory raised (exit too)
         raise UserBackendError(f"{spec}() raised {type(error).__name__}: {error}") from None
     if not isinstance(backend, Backend):
         missing = [
@@ -426,3 +426,5 @@ def linux_tun_available() -> None:
     others = [link["ifname"] for link in json.loads(listing.stdout) if link["ifname"] != "lo"]
     if others:
         raise Unavailable(f"{reason}: this namespace also has {', '.join(others)}")
+    # A namespace made by `unshare --net` starts with lo down: the far side's socket needs it.
+    subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, check=True)
