@@ -222,12 +222,6 @@ def test_send_signal_when_tail_did_not_move(
 def test_rings_with_the_send_tail_out_of_range_are_refused(
     backend: BackendCase, adapter: Adapter
 ) -> None:
-    if backend.kind == "double":
-        pytest.skip(
-            "the C double's start hook cannot make WintunStartSession fail; its "
-            "kernel marks refused rings dead instead (the repository's tests/native "
-            "check that)"
-        )
     try:
         backend.corrupt_at_registration(adapter, "send", "tail", MIN_RING_CAPACITY)
     except Unavailable as reason:
