@@ -76,6 +76,9 @@ POOL = "WintunCffiConformance"
 OTHER_POOL = POOL + "Other"
 #: The name of the method a user's backend may have to give the suite a far side.
 FAR_SIDE_HOOK = "conformance_far_side"
+#: The attribute by which a user's backend (set to True) says each instance is a machine of
+#: its own that nothing else uses: the tests that remove drivers then run on it too.
+FRESH_MACHINE = "conformance_fresh_machine"
 WINDOWS_REASON = "needs Windows, administrator rights and wintun.dll"
 #: Why the windows-native backend's far side cannot run under Wine.
 WINE_NETWORK_REASON = (
@@ -276,7 +279,10 @@ class BackendCase:
 
     @property
     def emulated_kernel(self) -> bool:
-        """True if the kernel is the emulator's (a fresh machine we fully control)."""
+        """True if the kernel is the emulator's (a fresh machine we fully control), or a
+        user's backend says it is a fresh machine of its own (:data:`FRESH_MACHINE`)."""
+        if self.kind == "user":
+            return getattr(self.wintun.backend, FRESH_MACHINE, False) is True
         return self.kind in ("emulator", "double", "linux-tun")
 
     def corrupt_at_registration(
