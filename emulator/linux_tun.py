@@ -9,7 +9,9 @@ wakeup. One thread does both: the session driver's consumer also waits for the d
 threads costs more than the work of a packet. Addresses, MTUs and routes go to the kernel through iproute2's ``ip``
 command; DNS settings are only recorded (a network namespace has no resolver of its own).
 
-Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter,
+Needs root (``CAP_NET_ADMIN``) and ``/dev/net/tun``. The interface is named after the adapter
+(a name Linux refuses, such as ``"My VPN"``, is mapped to one it takes: :func:`interface_name_for`,
+the host's :attr:`~LinuxTunHost.interface_name`),
 up while a session is attached, and deleted when the host closes (the adapter is removed). The
 kernel sends no router solicitations through it: a session sees only the traffic that is sent
 or routed to the interface, not the kernel's search for an IPv6 router.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import ipaddress
 import json
 import logging
@@ -80,11 +83,30 @@ def check_interface_name(name: str) -> bytes:
 
 
 class IpCommandError(OSError):
-    """iproute2's ``ip`` failed; :attr:`message` is what it (usually the kernel) said."""
+    """iproute2's ``ip`` failed; ``message`` is what it (usually the kernel) said."""
 
     def __init__(self, args: tuple[str, ...], message: str) -> None:
         super().__init__(f"`ip {' '.join(args)}` failed: {message}")
         self.message = message
+
+
+def interface_name_for(adapter_name: str) -> str:
+    """The kernel interface name of adapter ``adapter_name``: the name itself where Linux
+    takes it (:func:`check_interface_name`); otherwise (``"My VPN"``, a name over 15 bytes)
+    up to 10 of its ASCII letters, digits, ``-``, ``_`` and ``.`` (others become ``-``), a
+    ``-`` and 4 hex digits of the name's SHA-256, so that each adapter name maps to one
+    interface name, always the same."""
+    try:
+        check_interface_name(adapter_name)
+    except ValueError:
+        pass
+    else:
+        return adapter_name
+    kept = "".join(
+        c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in adapter_name
+    ).strip("-.")
+    digest = hashlib.sha256(adapter_name.encode()).hexdigest()[:4]
+    return f"{kept[:10] or 'wintun'}-{digest}"
 
 
 def ip_command(*args: str) -> str:
@@ -154,7 +176,10 @@ class LinuxTunHost(Host):
     """
 
     def __init__(self, name: str, *, release: Release | None = None) -> None:
-        encoded = check_interface_name(name)  # before touching the device
+        #: The kernel's name of the interface: ``name``, or what :func:`interface_name_for`
+        #: maps it to where Linux would refuse it.
+        self.interface_name = interface_name_for(name)
+        encoded = check_interface_name(self.interface_name)  # before touching the device
         super().__init__(name, capture_limit=0, release=release)
         self.echo_responder = False  # the kernel answers echo requests itself
         #: Packets from the application the kernel refused (``write`` failed).
@@ -205,7 +230,7 @@ class LinuxTunHost(Host):
                 yield
 
     def _ipv6_setting(self, setting: str) -> str:
-        return f"/proc/sys/net/ipv6/conf/{self.name}/{setting}"
+        return f"/proc/sys/net/ipv6/conf/{self.interface_name}/{setting}"
 
     def _configure_ipv6(self) -> None:
         # keep_addr_on_down: Windows keeps an adapter's addresses while no session runs; Linux
@@ -221,7 +246,7 @@ class LinuxTunHost(Host):
                 pass
 
     def _link_mtu(self) -> int:
-        link = json.loads(ip_command("-j", "link", "show", "dev", self.name))[0]
+        link = json.loads(ip_command("-j", "link", "show", "dev", self.interface_name))[0]
         return int(link["mtu"])
 
     def _ipv6_mtu(self) -> int | None:
@@ -236,7 +261,9 @@ class LinuxTunHost(Host):
             with open(self._ipv6_setting("mtu"), "w") as setting:
                 setting.write(str(mtu))
         except FileNotFoundError:
-            raise OSError(f"IPv6 is disabled on {self.name!r}: it has no IPv6 MTU") from None
+            raise OSError(
+                f"IPv6 is disabled on {self.interface_name!r}: it has no IPv6 MTU"
+            ) from None
 
     def _refresh_mtu(self) -> None:
         link = self._link_mtu()
@@ -263,7 +290,7 @@ class LinuxTunHost(Host):
                 self._write_ipv6_mtu(mtu)
             elif 4 in families:
                 lower_ipv6 = self._ipv6_mtu() if family == 4 else None
-                ip_command("link", "set", "dev", self.name, "mtu", str(mtu))
+                ip_command("link", "set", "dev", self.interface_name, "mtu", str(mtu))
                 if lower_ipv6 is not None and lower_ipv6 < mtu:
                     self._write_ipv6_mtu(lower_ipv6)  # the kernel raised it with the link's
             self._refresh_mtu()
@@ -279,7 +306,7 @@ class LinuxTunHost(Host):
     def _apply_address(self, interface: Interface) -> None:
         # nodad: the address is usable at once (a point-to-point TUN has no neighbours).
         extra = ("nodad",) if interface.version == 6 else ()
-        ip_command("addr", "replace", str(interface), "dev", self.name, *extra)
+        ip_command("addr", "replace", str(interface), "dev", self.interface_name, *extra)
 
     def remove_address(self, address: str | Interface) -> None:
         """Unassign ``address``; :class:`KeyError` if it is not assigned."""
@@ -287,7 +314,7 @@ class LinuxTunHost(Host):
         with self._kernel():
             self._require_open()
             super().remove_address(interface)
-            ip_command("addr", "del", str(interface), "dev", self.name)
+            ip_command("addr", "del", str(interface), "dev", self.interface_name)
 
     def add_route(self, route: Route) -> None:
         """Add ``route`` to the record, and to the kernel while the link is up (Linux drops a
@@ -318,14 +345,21 @@ class LinuxTunHost(Host):
     def _route_arguments(self, route: Route) -> list[str]:
         # onlink: the next hop is across the tunnel, reachable whatever the addresses.
         via = ["via", str(route.next_hop), "onlink"] if route.next_hop is not None else []
-        return [str(route.destination), "dev", self.name, *via, "metric", str(route.metric)]
+        return [
+            str(route.destination),
+            "dev",
+            self.interface_name,
+            *via,
+            "metric",
+            str(route.metric),
+        ]
 
     def _apply_route(self, route: Route) -> None:
         ip_command("route", "replace", *self._route_arguments(route))
 
     def _require_open(self) -> None:
         if self._fd < 0:
-            raise ValueError(f"the TUN interface {self.name!r} is closed")
+            raise ValueError(f"the TUN interface {self.interface_name!r} is closed")
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -342,7 +376,7 @@ class LinuxTunHost(Host):
             self._require_open()
             driver = super().attach(send_ring, receive_ring, read_wait_event, receive_tail_moved)
             try:
-                ip_command("link", "set", "dev", self.name, "up")
+                ip_command("link", "set", "dev", self.interface_name, "up")
                 self._up = True
                 for interface in self.interfaces:  # in case the kernel dropped one meanwhile
                     self._apply_address(interface)
@@ -363,7 +397,7 @@ class LinuxTunHost(Host):
             super().detach()
             if self._up and self._fd >= 0:
                 self._up = False
-                ip_command("link", "set", "dev", self.name, "down")
+                ip_command("link", "set", "dev", self.interface_name, "down")
 
     def close(self) -> None:
         """End the session, if any, and delete the interface (closing its descriptor).
@@ -393,7 +427,7 @@ class LinuxTunHost(Host):
             os.write(self._fd, packet)
         except OSError as error:  # e.g. a malformed header the kernel refuses
             self.write_errors += 1
-            _log.debug("the kernel refused a packet on %s: %s", self.name, error)
+            _log.debug("the kernel refused a packet on %s: %s", self.interface_name, error)
 
     def _read_available(self) -> bool:
         """Deliver what the kernel routed to the interface, up to :data:`READ_BATCH` packets
@@ -408,7 +442,7 @@ class LinuxTunHost(Host):
         except BlockingIOError:
             pass
         except OSError as error:  # the interface vanished under us
-            _log.warning("stopped reading from %s: %s", self.name, error)
+            _log.warning("stopped reading from %s: %s", self.interface_name, error)
             return False
         finally:
             if batch:
@@ -425,6 +459,6 @@ class LinuxTunHost(Host):
 
     def _no_capture(self) -> str:
         return (
-            f"{self.name!r} hands the application's packets to the Linux kernel; receive them "
+            f"{self.interface_name!r} hands the application's packets to the Linux kernel; receive them "
             "with a socket in the interface's network namespace"
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .api import Wintun
-from .errors import WintunError
+from .api import Adapter, Wintun
+from .errors import NotSupportedError, WintunError
 
 #: What each ``--backend`` choice is, as ``info`` prints it.
 BACKEND_DESCRIPTIONS = {
@@ -40,7 +40,17 @@ def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
     print(f"adapters in pool {pool!r}: {len(adapters)}", file=out)
     for adapter in adapters:
         with adapter:
-            print(f"  {adapter.name}  LUID {adapter.luid:#018x}", file=out)
+            interface = getattr(_host(adapter), "interface_name", None)
+            where = f"  Linux interface {interface}" if interface is not None else ""
+            print(f"  {adapter.name}  LUID {adapter.luid:#018x}{where}", file=out)
+
+
+def _host(adapter: Adapter) -> object:
+    """The adapter's emulated host, or None for a real one."""
+    try:
+        return adapter.host
+    except NotSupportedError:
+        return None
 
 
 def main(wintun: Wintun, backend: str, pool: str, out: TextIO = sys.stdout) -> int:

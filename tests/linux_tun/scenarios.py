@@ -498,6 +498,36 @@ def close_from_any_thread() -> None:
     assert adapter_closed_everything(fds)
 
 
+def mapped_names() -> None:
+    """Adapter names Wintun takes and Linux refuses ("My VPN", long names) become interface
+    names Linux takes: the host says which, info prints it, and the kernel work uses it."""
+    import io
+
+    from wintun_cffi.info import describe
+
+    wintun = wintun_cffi.emulated("pool", host="linux-tun")
+    names = ["My VPN", "A much longer adapter name than Linux allows"]
+    adapters = [wintun.create_adapter(name, pool="Test") for name in names]
+    interfaces = [adapter.host.interface_name for adapter in adapters]  # type: ignore[attr-defined]
+    assert set(links()) == {"lo", *interfaces} and len(set(interfaces)) == 2, interfaces
+    assert [adapter.name for adapter in adapters] == names
+    adapters[0].host.add_address(f"{TUN_V4}/24")
+    with adapters[0].start_session(0x20000) as session:
+        assert is_up(interfaces[0]) and kernel_addresses(interfaces[0]) == {f"{TUN_V4}/24"}
+        session.send(ip.icmp_echo(APP_V4, TUN_V4, identifier=1, sequence=1, payload=b"hi"))
+        read_matching(session, is_proto(TUN_V4, APP_V4, ip.PROTO_ICMP))
+    out = io.StringIO()
+    describe(wintun, "Test", out, "linux-tun")
+    for name, interface in zip(names, interfaces, strict=True):
+        assert (
+            f"{name}  LUID" in out.getvalue() and f"Linux interface {interface}" in out.getvalue()
+        )
+    for adapter in adapters:
+        adapter.delete()
+        adapter.close()
+    assert set(links()) == {"lo"}
+
+
 def without_privileges() -> None:
     """Run without root: the TUN host says what it needs (nothing is created)."""
     try:
@@ -528,6 +558,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
         session_lifecycle,
         terminate_and_delete,
         close_from_any_thread,
+        mapped_names,
         without_privileges,
     )
 }
