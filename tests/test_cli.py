@@ -216,8 +216,17 @@ def test_info_on_the_emulator() -> None:
     result = run("info", "--backend", "emulator", "--api", "pool")
     assert result.returncode == 0, result.stderr
     assert "API generation: pool" in result.stdout
-    assert "not running" in result.stdout  # no adapter yet, so no driver
+    # No adapter yet, so no driver: said in the emulator's terms, not as a Win32 error.
+    assert "driver:         not loaded (the emulator loads it with an adapter)" in result.stdout
+    assert "WinError" not in result.stdout
     assert "adapters in pool 'WireGuard': 0" in result.stdout
+    # Which backends work here, and why not.
+    assert "  emulator  works" in result.stdout
+    if sys.platform != "win32":
+        assert "  native    not here: needs Windows and wintun.dll" in result.stdout
+    linux = unavailable_reason() if sys.platform.startswith("linux") else "needs Linux"
+    expected = "  linux-tun works" if linux is None else f"  linux-tun not here: {linux}"
+    assert expected in result.stdout
 
 
 def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object) -> None:

@@ -28,7 +28,13 @@ def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
         major, minor = wintun.running_driver_version
         print(f"driver:         {major}.{minor} running", file=out)
     except WintunError as error:
-        print(f"driver:         not running ({error})", file=out)
+        if wintun.path is None:  # the emulator: its driver loads with the first adapter
+            print("driver:         not loaded (the emulator loads it with an adapter)", file=out)
+        else:
+            print(f"driver:         not running ({error})", file=out)
+    print("backends here:", file=out)
+    for name, reason in backend_availability().items():
+        print(f"  {name:<10}{'works' if reason is None else 'not here: ' + reason}", file=out)
     if wintun.api == "0.14":
         print("adapters:       (Wintun 0.14 cannot enumerate adapters)", file=out)
         return
@@ -51,6 +57,28 @@ def _host(adapter: Adapter) -> object:
         return adapter.host
     except NotSupportedError:
         return None
+
+
+def backend_availability() -> dict[str, str | None]:
+    """Per ``--backend`` choice: None if it works on this machine, else why not."""
+    from . import loader
+
+    native: str | None = None
+    if sys.platform != "win32":
+        native = "needs Windows and wintun.dll (python -m wintun_cffi install-dll)"
+    else:
+        try:
+            loader.find_library(None)
+        except FileNotFoundError:
+            native = "no wintun.dll found (python -m wintun_cffi install-dll)"
+    linux_tun: str | None
+    if not sys.platform.startswith("linux"):
+        linux_tun = "needs Linux, root and /dev/net/tun"
+    else:
+        from emulator.netns import unavailable_reason
+
+        linux_tun = unavailable_reason()
+    return {"native": native, "emulator": None, "linux-tun": linux_tun}
 
 
 def main(wintun: Wintun, backend: str, pool: str, out: TextIO = sys.stdout) -> int:
