@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
+from wintun_cffi.errors import AccessDeniedError, AlreadyExistsError, WintunError
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.netconfig.routes import Route
 
@@ -58,6 +59,25 @@ _IFF_NO_PI = 0x1000
 _IFREQ = struct.Struct("16sH22x")  # ifr_name, ifr_flags, rest of the union
 #: Most packets the reader takes from the kernel per wakeup (one all-or-nothing batch).
 READ_BATCH = 128
+
+
+class _InLinuxTerms(WintunError):
+    """The base of the errors the Linux side raises where Wintun would fail: the message says
+    what happened in Linux terms, the Win32 code follows it (not ``[WinError N]`` first)."""
+
+    def __str__(self) -> str:
+        return f"{self.strerror} (Win32 error {self.winerror})"
+
+
+class TunPermissionError(_InLinuxTerms, AccessDeniedError, PermissionError):
+    """No right to create a TUN interface: a :class:`PermissionError`, and the
+    :class:`~wintun_cffi.errors.AccessDeniedError` (``ERROR_ACCESS_DENIED``) Wintun raises
+    without administrator rights."""
+
+
+class InterfaceExistsError(_InLinuxTerms, AlreadyExistsError, FileExistsError):
+    """An interface of that name exists: a :class:`FileExistsError`, and the
+    :class:`~wintun_cffi.errors.AlreadyExistsError` (``ERROR_ALREADY_EXISTS``) of Wintun."""
 
 
 def check_interface_name(name: str) -> bytes:
@@ -134,7 +154,7 @@ def _open_tun(encoded: bytes) -> int:
             TUN_DEVICE,
         ) from None
     except PermissionError:
-        raise PermissionError(errno.EPERM, NEEDS_ROOT) from None
+        raise TunPermissionError(NEEDS_ROOT) from None
     try:
         request = bytearray(_IFREQ.pack(encoded, _IFF_TUN | _IFF_NO_PI))
         fcntl.ioctl(fd, _TUNSETIFF, request)
@@ -150,13 +170,12 @@ def _open_tun(encoded: bytes) -> int:
 
 def _raise_setiff(error: OSError, name: str) -> NoReturn:
     if error.errno == errno.EPERM:
-        raise PermissionError(errno.EPERM, NEEDS_ROOT) from None
+        raise TunPermissionError(NEEDS_ROOT) from None
     if error.errno in (errno.EBUSY, errno.EEXIST, errno.EINVAL):
         # EBUSY: a TUN interface of that name is in use; EINVAL: another kind of interface.
-        raise FileExistsError(
-            error.errno,
+        raise InterfaceExistsError(
             f"cannot create TUN interface {name!r}: an interface of that name "
-            f"already exists ({os.strerror(error.errno)})",
+            f"already exists ({os.strerror(error.errno)})"
         ) from None
     raise error
 
