@@ -625,6 +625,8 @@ def test_wait_read_event_returns_true_once_a_packet_waits(
         "WaitForSingleObject on the read-wait event",
         f"must return True once the driver signalled a packet, not {woke!r:.40}",
     )
+    if far.raw is None:
+        return  # a real system may signal again at any time for packets of its own
     assert api.wait_read_event(handle, 0) is False, rule(
         "wait_read_event",
         "WaitForSingleObject on the read-wait event",
