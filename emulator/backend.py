@@ -506,6 +506,8 @@ class Emulator(GenerationBound):
             raise refuse_handle(session, SessionHandle, "WintunEndSession")
         if session.finished:
             raise HandleClosedError.session_ended("WintunEndSession")
+        if self._release.end_session_signals and not session.ended:
+            session.read_wait_event.set()  # the snapshot to 0.10.4 wake a waiting reader
         session.ended = True
         session.interrupt.set()
         session.reads.end()

@@ -93,7 +93,8 @@ class SessionClient:
         self._tail = 0
         self._tail_release = 0
         self._writes_pending = 0  # allocated and not yet behind Tail
-        self._published = 0  # the Tail whose publication was completed (signal included)
+        # A publication whose signal is still to come (an interruption cut it off).
+        self._signal_owed = False
         #: Tokens sent, to clear the flag of (see :meth:`flush_sends`).
         self.sent: deque[int] = deque()
 
@@ -231,13 +232,15 @@ class SessionClient:
                 position = (position + ((size + 7) & ~3)) & mask
                 pending -= 1
             self._tail_release, self._writes_pending = position, pending
-            if words[TAIL_WORD] != position:
+            # 0.9.2 on: publish (and signal) only if the ring's Tail field differs, whoever
+            # wrote it last; before, always.
+            if self._signals_unmoved_tail or words[TAIL_WORD] != position:
+                self._signal_owed = True  # first: a cut after the store still signals next time
                 words[TAIL_WORD] = position
-            # Also completes a publication an interruption cut off before its signal.
-            if self._signals_unmoved_tail or self._published != position:
+            if self._signal_owed:
                 if words[ALERTABLE_WORD]:
                     self._receive_tail_moved.set()
-                self._published = position
+                self._signal_owed = False
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -78,7 +78,11 @@ def _namespace_calls() -> Any:
         import cffi
 
         ffi = cffi.FFI()
-        ffi.cdef("int unshare(int flags); int setns(int fd, int nstype);")
+        ffi.cdef(
+            "int unshare(int flags); int setns(int fd, int nstype);"
+            "int prctl(int option, unsigned long arg2, unsigned long arg3,"
+            "          unsigned long arg4, unsigned long arg5);"
+        )
         _libc = (ffi, ffi.dlopen(None))  # the C library
     return _libc
 
@@ -88,6 +92,50 @@ def _call(name: str, *args: int) -> None:
     if getattr(libc, name)(*args) != 0:
         code = ffi.errno
         raise OSError(code, f"{name}(CLONE_NEWNET) failed: {os.strerror(code)}")
+
+
+#: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int, signum: int) -> bool:
+    """Have the kernel send ``signum`` to this process when its parent (the thread that
+    started it) ends; False if the parent, process ``parent``, is already gone (so no signal
+    would ever come). Linux only.
+    """
+    ffi, libc = _namespace_calls()
+    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        code = ffi.errno
+        raise OSError(code, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(code)}")
+    # Checked after asking: a parent that ended before the request is seen here.
+    return os.getppid() == parent
+
+
+def open_current() -> int:
+    """A descriptor of the calling thread's network namespace (close it when done): it keeps
+    the namespace alive and lets :func:`entered` come back to it from any thread."""
+    return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+@contextmanager
+def entered(namespace: int) -> Iterator[None]:
+    """Run the block with the calling thread in the network namespace ``namespace`` (a
+    descriptor from :func:`open_current`), then put the thread back where it was. A thread
+    already there stays put. Processes started in the block run in that namespace.
+    """
+    here = os.stat("/proc/thread-self/ns/net").st_ino
+    if here == os.fstat(namespace).st_ino:
+        yield
+        return
+    original = open_current()
+    try:
+        _call("setns", namespace, CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            _call("setns", original, CLONE_NEWNET)
+    finally:
+        os.close(original)
 
 
 @contextmanager
@@ -102,7 +150,7 @@ def isolated() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         raise OSError("network namespaces are Linux only")
     # thread-self: namespaces belong to threads, and only this one moves.
-    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    original = open_current()
     try:
         _call("unshare", CLONE_NEWNET)
         try:

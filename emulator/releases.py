@@ -9,7 +9,10 @@ sources of each tag:
   ``wintun.sys`` (0.9, 0.9.1 and 0.9.2 all shipped driver 0.9; the 2020-11 snapshot's driver
   was still numbered 0.8);
 * whether ``WintunSendPacket`` signals the driver even when Tail did not move (the snapshot,
-  0.9 and 0.9.1) or only when it moved (0.9.2 on);
+  0.9 and 0.9.1) or only when it moved (0.9.2 on), judged against the ring's Tail field,
+  whoever wrote it last;
+* whether ``WintunEndSession`` signals the read-wait event before closing it (the snapshot
+  to 0.10.4; 0.10.5 stopped);
 * what the driver does with a record that is not IP follows from the generation
   (:func:`wintun_cffi.send_rules.driver_stops_at_non_ip`).
 """
@@ -34,6 +37,8 @@ class Release:
     driver_version: tuple[int, int]
     #: ``WintunSendPacket`` signals an alertable driver even when Tail did not move.
     signals_unmoved_tail: bool
+    #: ``WintunEndSession`` signals the read-wait event (waking a reader) before closing it.
+    end_session_signals: bool = False
 
     @property
     def driver_version_word(self) -> int:
@@ -52,16 +57,20 @@ class Release:
         return "WintunReceiveRelease" if self.api == "seed" else "WintunReleaseReceivePacket"
 
 
+#: The pool-era releases whose WintunEndSession still signals the read-wait event.
+_END_SIGNALLING = ("0.9", "0.9.1", "0.9.2", "0.10", "0.10.1", "0.10.2", "0.10.3", "0.10.4")
+
+
 def _pool(name: str, signals_unmoved_tail: bool = False) -> Release:
     minor = int(name.split(".")[1])
-    return Release(name, "pool", (0, minor), signals_unmoved_tail)
+    return Release(name, "pool", (0, minor), signals_unmoved_tail, name in _END_SIGNALLING)
 
 
 #: Every release the emulator knows, oldest first.
 RELEASES: Final[dict[str, Release]] = {
     release.name: release
     for release in (
-        Release("2020-11", "seed", (0, 8), signals_unmoved_tail=True),
+        Release("2020-11", "seed", (0, 8), signals_unmoved_tail=True, end_session_signals=True),
         _pool("0.9", signals_unmoved_tail=True),
         _pool("0.9.1", signals_unmoved_tail=True),
         _pool("0.9.2"),

@@ -96,6 +96,92 @@ def test_ctrl_c_ends_the_example_cleanly(backend: str) -> None:
     assert code == 0
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux: from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:  # it ended meanwhile
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def start_until_first_reply(backend: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``python -m wintun_cffi example --backend backend`` in a session of its own, once it
+    printed an echo reply; the lines printed so far."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wintun_cffi", "example", "--backend", backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if REPLY in line:
+            return process, lines
+    raise AssertionError(f"no reply: {''.join(lines)}{process.communicate()[1]}")
+
+
+def skip_unless_linux_backend(backend: str) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("finds the command's processes in /proc and signals them as POSIX does")
+    if backend == "linux-tun" and (reason := unavailable_reason()) is not None:
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGHUP"])
+@pytest.mark.parametrize("backend", ["emulator", "linux-tun"])
+def test_a_stop_signal_to_the_command_alone_ends_it_cleanly(backend: str, signame: str) -> None:
+    """``kill`` on the command's process (not its group): it cleans up and exits 0, and no
+    process it started outlives it (linux-tun re-runs itself in a new namespace)."""
+    skip_unless_linux_backend(backend)
+    process, lines = start_until_first_reply(backend)
+    children = children_of(process.pid)
+    assert len(children) == (1 if backend == "linux-tun" else 0), children
+    os.kill(process.pid, getattr(signal, signame))
+    out, err = process.communicate(timeout=60)  # a guard against a hang, not a time goal
+    assert "Traceback" not in err, err
+    assert (("".join(lines) + out).rstrip()).endswith("Session ended, closing the adapter")
+    assert process.returncode == 0
+    assert not any(running(child) for child in children)
+
+
+def test_the_re_run_child_ends_when_its_parent_is_killed() -> None:
+    """SIGKILL to the linux-tun command's process, which can pass nothing on: its child in
+    the new namespace notices, cleans up and exits."""
+    skip_unless_linux_backend("linux-tun")
+    process, lines = start_until_first_reply("linux-tun")
+    [child] = children_of(process.pid)
+    process.kill()
+    # The child shares the output pipe: it reaches its end when the child has exited.
+    out, err = process.communicate(timeout=60)  # a guard against a hang, not a time goal
+    assert process.returncode == -signal.SIGKILL
+    assert "Traceback" not in err, err
+    assert out.rstrip().endswith("Session ended, closing the adapter"), out
+    for _ in range(600):  # bounded wait for the kernel to finish the exit it reported
+        if not running(child):
+            break
+        time.sleep(0.05)
+    assert not running(child)
+
+
 def test_linux_tun_without_root_says_what_it_needs() -> None:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("drops root with setpriv: needs Linux and root to start from")
@@ -131,8 +217,17 @@ def test_info_on_the_emulator() -> None:
     result = run("info", "--backend", "emulator", "--api", "pool")
     assert result.returncode == 0, result.stderr
     assert "API generation: pool" in result.stdout
-    assert "not running" in result.stdout  # no adapter yet, so no driver
+    # No adapter yet, so no driver: said in the emulator's terms, not as a Win32 error.
+    assert "driver:         not loaded (the emulator loads it with an adapter)" in result.stdout
+    assert "WinError" not in result.stdout
     assert "adapters in pool 'WireGuard': 0" in result.stdout
+    # Which backends work here, and why not.
+    assert "  emulator  works" in result.stdout
+    if sys.platform != "win32":
+        assert "  native    not here: needs Windows and wintun.dll" in result.stdout
+    linux = unavailable_reason() if sys.platform.startswith("linux") else "needs Linux"
+    expected = "  linux-tun works" if linux is None else f"  linux-tun not here: {linux}"
+    assert expected in result.stdout
 
 
 def test_native_backend_without_a_library_says_where_it_looked(tmp_path: object) -> None:
@@ -193,3 +288,12 @@ def test_bench_table() -> None:
     assert result.returncode == 0, result.stderr
     assert "emulator receive_packet+release" in result.stdout
     assert "ratios (medians):" in result.stdout
+    # Figures, what each row means and what each ratio shows; no goals "met" or "missed".
+    lines = result.stdout.splitlines()
+    assert any(
+        line.split()
+        == ["emulator", "receive_packet+release", "one", "packet", "received", "and", "released"]
+        for line in lines
+    ), result.stdout
+    assert "what the API adds to the floor, per packet" in result.stdout
+    assert "goal" not in result.stdout and "missed" not in result.stdout

@@ -74,7 +74,7 @@ def test_runs_the_suite_on_the_backends_named(tmp_path: Path) -> None:
 def test_a_backend_of_your_own_from_the_docs(tmp_path: Path) -> None:
     """The toy backend of the conformance page passes the adapter tests and fails those that
     need a session; the JUnit XML says which."""
-    toy = python_blocks(ROOT / "docs" / "conformance.rst")[0]
+    toy = python_blocks(ROOT / "docs" / "conformance.rst")[1]
     (tmp_path / "toy_backend.py").write_text(toy, encoding="utf-8")
     done = conformance(
         "--backend",
@@ -101,6 +101,19 @@ def test_a_backend_of_your_own_from_the_docs(tmp_path: Path) -> None:
     assert outcome["test_start_close_restart[toy_backend:make]"] == ["failure"]
 
 
+def test_the_emulator_as_a_backend_of_your_own_passes(tmp_path: Path) -> None:
+    """The passing example of the conformance page: every test that applies to a backend of
+    one's own passes (the release-dependent ones included), none fails."""
+    mine = python_blocks(ROOT / "docs" / "conformance.rst")[0]
+    assert "class Mine(Emulator)" in mine
+    (tmp_path / "my_backend.py").write_text(mine, encoding="utf-8")
+    done = conformance("--backend", "my_backend:make", "--", "-q", "-rs", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    passed, failed, skipped = summaries(done.stdout)["my_backend:make"]
+    assert failed == 0 and passed > 70
+    assert "needs to know which release" not in done.stdout
+
+
 @pytest.mark.skipif(
     netns.unavailable_reason() is not None,
     reason=f"the Linux TUN backend: {netns.unavailable_reason()}",
@@ -114,6 +127,44 @@ def test_linux_tun_runs_in_a_namespace_the_command_makes(tmp_path: Path) -> None
     assert passed > 10 and failed == 0
 
 
+@pytest.mark.skipif(
+    netns.unavailable_reason() is not None,
+    reason=f"runs pytest in a new network namespace: {netns.unavailable_reason()}",
+)
+def test_following_the_linux_tun_skip_reason_works(tmp_path: Path) -> None:
+    """``unshare --net python -m pytest`` (what the linux-tun skip reason suggests) starts with
+    loopback down: the Linux TUN backend brings it up, the loopback-only tests skip saying
+    what to do when it is down, and nothing fails."""
+    done = subprocess.run(
+        netns.namespace_command(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(tmp_path),
+                "-q",
+                "-rs",
+                "--wintun-backend",
+                "linux-tun-0.14",
+                "-k",
+                "test_farside or test_datagrams_arrive_in_order",
+                str(ROOT / "wintun_cffi" / "conformance"),
+            ]
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summaries(done.stdout)["linux-tun-0.14"][:2] == (1, 0), done.stdout
+    assert done.stdout.count("loopback is unusable here") == 2, done.stdout
+
+
 TOY = """
 from emulator import Emulator
 
@@ -125,6 +176,10 @@ def dictionary():
 
 def broken():
     raise RuntimeError("no driver here")
+
+def exits():
+    import sys
+    sys.exit()
 
 VALUE = 3
 """
@@ -164,6 +219,7 @@ VALUE = 3
             None,
             r"toy_for_bad_input:broken\(\) raised RuntimeError: no driver here",
         ),
+        ("toy_for_bad_input:exits", None, None, r"toy_for_bad_input:exits\(\) raised SystemExit"),
         ("emulator-0.14", "wintun.dll", None, "--dll and --sha256 are the windows-native"),
         ("windows-native", "missing.dll", None, "--dll: Wintun library not found"),
         ("windows-native", "notwintun.dll", None, "--dll: .*notwintun.dll"),

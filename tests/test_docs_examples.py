@@ -56,6 +56,8 @@ class TestAsPasted:
     def test_netconfig_guide_vpn(self, tmp_path: Path) -> None:
         [program] = python_blocks(ROOT / "docs" / "netconfig.rst")
         assert run(program, tmp_path).splitlines() == [
+            "addresses: [IPv4Interface('10.8.0.2/24')]",
+            "mtu: 1420",
             "route: 10.20.0.0/16 on-link metric 0",
             "route: fd00:20::/48 on-link metric 5",
             "dns: DnsSettings(servers=(IPv4Address('10.20.0.53'),), domains=('corp.example',))",

@@ -216,6 +216,65 @@ def test_damaged_archives(tmp_path: Path, target: Path, damage: str) -> None:
     assert installed_files(target) == []
 
 
+def damaged_member(damage: str) -> bytes:
+    """The release with this architecture's DLL deflated and then damaged: its compressed
+    bytes overwritten, flagged as encrypted, or given a compression method zipfile lacks."""
+    member = f"wintun/bin/{ARCH}/wintun.dll"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(release())) as source, zipfile.ZipFile(buffer, "w") as out:
+        for info in source.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename == member else zipfile.ZIP_STORED
+            out.writestr(info.filename, source.read(info), compress_type=method)
+    data = bytearray(buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as opened:
+        info = opened.getinfo(member)
+    if damage == "corrupt":
+        local = info.header_offset
+        name_length, extra_length = struct.unpack_from("<HH", data, local + 26)
+        start = local + 30 + name_length + extra_length
+        data[start : start + 16] = b"\xff" * 16
+        return bytes(data)
+    # The central directory's entry for the member: flags at +8, method at +10.
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(member)] != member.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    if damage == "encrypted":
+        struct.pack_into(
+            "<H", data, central + 8, struct.unpack_from("<H", data, central + 8)[0] | 1
+        )
+    else:
+        struct.pack_into("<H", data, central + 10, 99)  # AE-x: not something zipfile reads
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "encrypted", "unsupported method"])
+def test_an_unreadable_dll_entry_is_an_install_error(
+    tmp_path: Path, target: Path, damage: str
+) -> None:
+    data = damaged_member(damage)
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(data)
+    with pytest.raises(InstallError, match="cannot be read"):
+        installer.install(path, sha256=sha256(data), directory=target)
+    assert installed_files(target) == []
+
+
+def test_a_folder_where_the_dll_goes_is_an_install_error(archive: Path, target: Path) -> None:
+    (target / "wintun.dll").mkdir(parents=True)
+    with pytest.raises(InstallError, match="cannot replace"):
+        installer.install(archive, sha256=sha256(archive.read_bytes()), directory=target)
+    assert installed_files(target) == ["wintun.dll"]  # the folder, and no temporary file
+    assert (target / "wintun.dll").is_dir()
+
+
+def test_a_file_where_the_folder_goes_is_an_install_error(archive: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"a file")
+    with pytest.raises(InstallError, match="cannot create"):
+        installer.install(archive, sha256=sha256(archive.read_bytes()), directory=target)
+    assert target.read_bytes() == b"a file"
+
+
 def test_an_unknown_interpreter_architecture(archive: Path, target: Path) -> None:
     with pytest.raises(MissingArchitectureError, match="riscv64"):
         installer.install(

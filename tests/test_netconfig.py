@@ -94,6 +94,7 @@ OFFSETS = {
     ("MIB_IPFORWARD_ROW2", "Age"): 96,
     ("MIB_IPFORWARD_ROW2", "Origin"): 100,
     ("MIB_IPFORWARD_TABLE2", "Table"): 8,
+    ("MIB_UNICASTIPADDRESS_TABLE", "Table"): 8,
     ("GUID", "Data2"): 4,
     ("GUID", "Data3"): 6,
     ("GUID", "Data4"): 8,
@@ -118,6 +119,7 @@ SIZES = {
     "IP_ADDRESS_PREFIX": 32,
     "MIB_IPFORWARD_ROW2": 104,
     "MIB_IPFORWARD_TABLE2": 112,  # one row (ANY_SIZE), as the SDK declares it
+    "MIB_UNICASTIPADDRESS_TABLE": 88,  # the same
     "GUID": 16,
     "DNS_INTERFACE_SETTINGS": 64,
 }
@@ -173,6 +175,7 @@ def test_cdef_declares_the_functions(ffi: Any) -> None:
         "InitializeUnicastIpAddressEntry",
         "CreateUnicastIpAddressEntry",
         "DeleteUnicastIpAddressEntry",
+        "GetUnicastIpAddressTable",
         "InitializeIpInterfaceEntry",
         "GetIpInterfaceEntry",
         "SetIpInterfaceEntry",
@@ -369,6 +372,21 @@ def test_mtu_recorded_per_family(emulated_adapter: Adapter) -> None:
     netconfig.set_mtu(emulated_adapter, 1380, socket.AF_INET6)
     recorded = emulated_adapter.host.mtu
     assert (recorded[4], recorded[6]) == (1420, 1380)
+    # Read back through netconfig itself.
+    assert netconfig.mtu(emulated_adapter) == 1420
+    assert netconfig.mtu(emulated_adapter, socket.AF_INET6) == 1380
+
+
+def test_addresses_read_back_what_was_added(emulated_adapter: Adapter) -> None:
+    assert netconfig.addresses(emulated_adapter) == []
+    netconfig.add_address(emulated_adapter, "fd00:6:7::7/64")
+    netconfig.add_address(emulated_adapter, "10.6.7.7/24")
+    assert netconfig.addresses(emulated_adapter) == [
+        ipaddress.ip_interface("10.6.7.7/24"),
+        ipaddress.ip_interface("fd00:6:7::7/64"),
+    ]
+    netconfig.remove_address(emulated_adapter, "10.6.7.7")
+    assert netconfig.addresses(emulated_adapter) == [ipaddress.ip_interface("fd00:6:7::7/64")]
 
 
 def test_wait_for_a_removed_emulated_adapter_is_not_found() -> None:
@@ -561,11 +579,13 @@ def test_windows_add_and_remove_address(windows_adapter: Adapter) -> None:
     netconfig.add_address(windows_adapter, f"{address}/24")
     try:
         assert _can_bind(address)
+        assert ipaddress.ip_interface(f"{address}/24") in netconfig.addresses(windows_adapter)
         with pytest.raises(AlreadyExistsError):
             netconfig.add_address(windows_adapter, f"{address}/24")
     finally:
         netconfig.remove_address(windows_adapter, address)
     assert not _can_bind(address)
+    assert ipaddress.ip_interface(f"{address}/24") not in netconfig.addresses(windows_adapter)
     with pytest.raises(EntryNotFoundError):
         netconfig.remove_address(windows_adapter, address)
 
@@ -575,6 +595,10 @@ def test_windows_set_mtu(windows_adapter: Adapter) -> None:
     assert _iphlpapi.get_ip_interface(windows_adapter.luid, 4).NlMtu == 1420
     netconfig.set_mtu(windows_adapter, 1400, socket.AF_INET6)
     assert _iphlpapi.get_ip_interface(windows_adapter.luid, 6).NlMtu == 1400
+    assert (netconfig.mtu(windows_adapter), netconfig.mtu(windows_adapter, socket.AF_INET6)) == (
+        1420,
+        1400,
+    )
 
 
 # -- Windows Python, IP Helper played by the IP Helper double (under Wine too) ---------------
@@ -666,6 +690,8 @@ def test_ip_helper_mtu_end_to_end(configured: Adapter, ip_helper: IpHelperDouble
     assert ip_helper.lib.IpHelperDoubleGetMtu(configured.luid, _iphlpapi.AF_INET) == 1420
     assert ip_helper.lib.IpHelperDoubleGetMtu(configured.luid, _iphlpapi.AF_INET6) == 1400
     assert _iphlpapi.get_ip_interface(configured.luid, 4).NlMtu == 1420
+    assert netconfig.mtu(configured) == 1420  # read back through GetIpInterfaceEntry
+    assert netconfig.mtu(configured, socket.AF_INET6) == 1400
 
 
 def test_ip_helper_refuses_a_row_written_back_unprepared(

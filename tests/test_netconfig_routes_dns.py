@@ -131,10 +131,12 @@ def test_a_missing_route_is_entry_not_found_and_changes_nothing(adapter: Adapter
         ("", "not a network"),
         ("fe80::/64%3", "without a zone"),
         ("fd00::1/64", "host bits set"),
+        (ipaddress.IPv6Network("fe80::%3/64"), "without a zone"),
+        (ipaddress.IPv6Address("fe80::1%eth0"), "without a zone"),
     ],
 )
 def test_malformed_destinations_are_value_errors(
-    adapter: Adapter, destination: str, message: str
+    adapter: Adapter, destination: str | ipaddress.IPv6Network | ipaddress.IPv6Address, message: str
 ) -> None:
     before = state(adapter)
     with pytest.raises(ValueError, match=message):
@@ -158,10 +160,13 @@ def test_malformed_destinations_are_value_errors(
         ("10.9.0.0/16", "255.255.255.255", "unicast"),
         ("fd00:9::/64", "ff02::1", "unicast"),
         ("fd00:9::/64", "fe80::1%3", "without a zone"),
+        ("10.9.0.0/16", "127.0.0.1", "not a loopback address"),
+        ("10.9.0.0/16", ipaddress.IPv4Address("127.8.0.1"), "not a loopback address"),
+        ("fd00:9::/64", "::1", "not a loopback address"),
     ],
 )
 def test_bad_next_hops_are_value_errors(
-    adapter: Adapter, destination: str, next_hop: str, message: str
+    adapter: Adapter, destination: str, next_hop: str | ipaddress.IPv4Address, message: str
 ) -> None:
     before = state(adapter)
     with pytest.raises(ValueError, match=message):

@@ -70,6 +70,11 @@ typedef struct {
 } MIB_UNICASTIPADDRESS_ROW;
 
 typedef struct {
+    uint32_t NumEntries;
+    MIB_UNICASTIPADDRESS_ROW Table[1];
+} MIB_UNICASTIPADDRESS_TABLE;
+
+typedef struct {
     uint16_t Family;
     uint64_t InterfaceLuid;
     uint32_t InterfaceIndex;
@@ -158,6 +163,7 @@ typedef struct {
 void     WINAPI InitializeUnicastIpAddressEntry(MIB_UNICASTIPADDRESS_ROW *Row);
 uint32_t WINAPI CreateUnicastIpAddressEntry(const MIB_UNICASTIPADDRESS_ROW *Row);
 uint32_t WINAPI DeleteUnicastIpAddressEntry(const MIB_UNICASTIPADDRESS_ROW *Row);
+uint32_t WINAPI GetUnicastIpAddressTable(uint16_t Family, MIB_UNICASTIPADDRESS_TABLE **Table);
 void     WINAPI InitializeIpInterfaceEntry(MIB_IPINTERFACE_ROW *Row);
 uint32_t WINAPI GetIpInterfaceEntry(MIB_IPINTERFACE_ROW *Row);
 uint32_t WINAPI SetIpInterfaceEntry(MIB_IPINTERFACE_ROW *Row);
@@ -300,6 +306,28 @@ def delete_unicast_address(luid: int, interface: Interface) -> None:
     row = _unicast_row(luid, interface)
     # DeleteUnicastIpAddressEntry: the row is keyed by InterfaceLuid and Address.
     check_status(_iphlpapi().DeleteUnicastIpAddressEntry(row), "DeleteUnicastIpAddressEntry")
+
+
+def list_unicast_addresses(luid: int) -> list[Interface]:
+    """The unicast addresses of the interface of ``luid`` with their on-link prefixes
+    (IPv4, then IPv6), those Windows assigns itself (link-local) included."""
+    ffi = declarations()
+    library = _iphlpapi()
+    found: list[Interface] = []
+    for family in (AF_INET, AF_INET6):
+        table = ffi.new("MIB_UNICASTIPADDRESS_TABLE **")
+        # GetUnicastIpAddressTable allocates the table; FreeMibTable frees it.
+        check_status(library.GetUnicastIpAddressTable(family, table), "GetUnicastIpAddressTable")
+        try:
+            rows = ffi.cast("MIB_UNICASTIPADDRESS_ROW *", ffi.addressof(table[0], "Table"))
+            for index in range(table[0].NumEntries):
+                row = rows[index]
+                if row.InterfaceLuid == luid:
+                    address = sockaddr_address(row.Address)
+                    found.append(ipaddress.ip_interface((address, row.OnLinkPrefixLength)))
+        finally:
+            library.FreeMibTable(table[0])
+    return found
 
 
 def _get_interface_status(luid: int, family: int) -> tuple[int, Any]:

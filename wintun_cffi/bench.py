@@ -455,75 +455,98 @@ def import_seconds(repeat: int = 5) -> float:
     return min(times[1:])
 
 
-#: The ratios the hot path is held to: (name, slower row, faster row, goal, "<=" or ">=").
-GOALS: tuple[tuple[str, str, str, float, str], ...] = (
+#: The ratios printed after the table: (name, row, row it is compared with, what it shows).
+#: The goals the project holds them to are on the benchmarks page, not here.
+RATIOS: tuple[tuple[str, str, str, str], ...] = (
     (
         "native single ÷ bare cffi",
         "native receive_packet+release",
         "native bare cffi receive+release",
-        2.5,
-        "<=",
+        "what the API adds to the floor, per packet",
     ),
     (
         "native batch ÷ bare cffi",
         "native receive_batch+release",
         "native bare cffi receive+release",
-        1.6,
-        "<=",
+        "what batches add to the floor",
     ),
     (
         "ctypes copying ÷ native single",
         "native ctypes copying loop",
         "native receive_packet+release",
-        1.2,
-        ">=",
+        "how much longer a copying ctypes loop takes",
     ),
     (
         "ctypes copying ÷ native batch",
         "native ctypes copying loop",
         "native receive_batch+release",
-        2.0,
-        ">=",
+        "the same against batches",
     ),
     (
         "emulator single ÷ native single",
         "emulator receive_packet+release",
         "native receive_packet+release",
-        2.0,
-        "<=",
+        "the pure-Python client against the C one",
     ),
     (
         "native single ÷ native batch",
         "native receive_packet+release",
         "native receive_batch+release",
-        1.5,
-        ">=",
+        "what batching saves",
     ),
     (
         "native allocate+fill+send ÷ native single",
         "native allocate+fill+send",
         "native receive_packet+release",
-        1.5,
-        "<=",
+        "sending against receiving",
     ),
 )
 
+#: What each row measures (by its name without "emulator " / "native "; "ip" rows by prefix).
+ROW_MEANINGS: dict[str, str] = {
+    "receive_packet+release": "one packet received and released",
+    "receive_many+release_many": "receive_many and release_many, batches of 256",
+    "receive_batch+release": "receive_batch, the batch released as one (256)",
+    "allocate+fill+send": "allocate, copy into the view, send",
+    "send": "send of bytes",
+    "send_many": "send_many, batches of 256",
+    "host deliver": "the emulated system putting packets into the Send ring",
+    "host collect": "the emulated system taking packets out of the Receive ring",
+    "bare cffi receive+release": "the C calls alone: the floor of any ABI-mode binding",
+    "bare cffi receive+view+release": "the floor of any zero-copy ABI-mode binding",
+    "bare cffi receive+view+object": "the floor of an API with one object per packet",
+    "bare cffi allocate+copy+send": "the floor for sending",
+    "ctypes copying loop": "a ctypes loop copying each packet out (older wrappers)",
+    "C loop (limit)": "a C loop over the same library: what the machine allows",
+    "ip convenience": "a packet built or answered with wintun_cffi.ip's helpers",
+    "ip fast": "the same with wintun_cffi.ip's fast path",
+}
+
+
+def row_meaning(name: str) -> str | None:
+    """What the row ``name`` measures (None if unknown)."""
+    short = name.removeprefix("emulator ").removeprefix("native ")
+    if short in ROW_MEANINGS:
+        return ROW_MEANINGS[short]
+    for prefix in ("ip convenience", "ip fast"):
+        if short.startswith(prefix):
+            return ROW_MEANINGS[prefix]
+    return None
+
 
 def ratios(rows: list[Row], size: int) -> list[dict[str, Any]]:
-    """Each goal's ratio at ``size`` (medians; None where a row is missing)."""
+    """Each ratio at ``size`` (medians; None where a row is missing)."""
     by_name = {row.name: row for row in rows if row.size == size}
     found = []
-    for name, numerator, denominator, goal, sense in GOALS:
+    for name, numerator, denominator, meaning in RATIOS:
         top, bottom = by_name.get(numerator), by_name.get(denominator)
         value = top.median / bottom.median if top and bottom and bottom.median else None
-        met = None if value is None else (value <= goal if sense == "<=" else value >= goal)
         found.append(
             {
                 "ratio": name,
                 "size": size,
                 "value": None if value is None else round(value, 2),
-                "goal": f"{sense} {goal}",
-                "met": met,
+                "meaning": meaning,
             }
         )
     return found
@@ -590,9 +613,11 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
     say(f"import wintun_cffi: {seconds * 1000:.1f} ms")
     for note in notes:
         say(note)
+    say("what each row measures:")
+    for name in dict.fromkeys(row.name for row in rows):
+        say(f"  {name:42} {row_meaning(name) or ''}")
     say("ratios (medians):")
     for ratio in goals:
         value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}"
-        state = {True: "met", False: "missed", None: ""}[ratio["met"]]
-        say(f"  {ratio['ratio']:42} {ratio['size']:6} {value:>6}  goal {ratio['goal']:7} {state}")
+        say(f"  {ratio['ratio']:42} {ratio['size']:6} {value:>6}  {ratio['meaning']}")
     return 0

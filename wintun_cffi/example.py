@@ -10,6 +10,7 @@ Windows network stack with the real driver, the emulator's echo responder elsewh
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import sys
 import threading
@@ -30,6 +31,12 @@ ADAPTER_GUID = uuid.UUID("deadbabe-cafe-beef-0123-456789abcdef")
 ADAPTER_ADDRESS = "10.6.7.7/24"
 APPLICATION_ADDRESS = "10.6.7.8"
 SESSION_CAPACITY = 0x400000
+#: Signals that stop the example cleanly, as Ctrl+C does (those this platform has).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+#: Set by :func:`rerun_in_new_network_namespace` for its child: the parent's process ID.
+PARENT_VARIABLE = "WINTUN_CFFI_EXAMPLE_PARENT"
 
 
 class ExampleLog:
@@ -94,23 +101,28 @@ def _send_loop(session: Session, log: ExampleLog, stop: threading.Event) -> None
 
 
 @contextmanager
-def _ctrl_c_as_a_flag() -> Iterator[list[bool]]:
-    """Inside the block, Ctrl+C appends to the list it yields instead of raising
-    KeyboardInterrupt (main thread only; elsewhere the list stays empty).
+def _stop_signals_as_a_flag() -> Iterator[list[int]]:
+    """Inside the block, Ctrl+C, SIGTERM and SIGHUP (:data:`STOP_SIGNALS`) append their
+    number to the list it yields instead of raising or killing the process (main thread
+    only; elsewhere the list stays empty).
 
     A KeyboardInterrupt raised inside the pure-Python code of threading's locks (the wait
     for a reply) can leave a lock half released, and the example would end with a traceback
     instead of cleaning up; the loop polls the flag instead.
     """
-    interrupted: list[bool] = []
+    interrupted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(True))
+    previous = {
+        signum: signal.signal(signum, lambda number, frame: interrupted.append(number))
+        for signum in STOP_SIGNALS
+    }
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_example(
@@ -120,7 +132,19 @@ def run_example(
     count: int | None = None,
     duration: float | None = None,
 ) -> int:
-    """Run the example on ``wintun`` until ``count`` replies, ``duration`` seconds or Ctrl+C."""
+    """Run the example on ``wintun`` until ``count`` replies, ``duration`` seconds, Ctrl+C,
+    SIGTERM or SIGHUP (each of those, even while it starts, ends it cleanly)."""
+    with _stop_signals_as_a_flag() as interrupted:
+        return _run_example(wintun, log, interrupted, count, duration)
+
+
+def _run_example(
+    wintun: Wintun,
+    log: ExampleLog,
+    interrupted: list[int],
+    count: int | None,
+    duration: float | None,
+) -> int:
     wintun.set_logger(log)
     if wintun.api == "0.14":
         adapter = wintun.create_adapter(ADAPTER_NAME, tunnel_type=TUNNEL_TYPE, guid=ADAPTER_GUID)
@@ -143,23 +167,22 @@ def run_example(
             log.info("Launching threads and mangling packets...")
             receiver.start()
             sender.start()
-            with _ctrl_c_as_a_flag() as interrupted:
-                deadline_timer = None
-                if duration is not None:
-                    deadline_timer = threading.Timer(duration, stop.set)
-                    deadline_timer.start()
-                received = 0
-                while not stop.is_set() and not interrupted:
-                    if replies.acquire(timeout=0.2):
-                        received += 1
-                        if count is not None and received >= count:
-                            break
-                    if not receiver.is_alive():
+            deadline_timer = None
+            if duration is not None:
+                deadline_timer = threading.Timer(duration, stop.set)
+                deadline_timer.start()
+            received = 0
+            while not stop.is_set() and not interrupted:
+                if replies.acquire(timeout=0.2):
+                    received += 1
+                    if count is not None and received >= count:
                         break
-                if deadline_timer is not None:
-                    deadline_timer.cancel()
-                if interrupted:
-                    log.info("Cancelling")
+                if not receiver.is_alive():
+                    break
+            if deadline_timer is not None:
+                deadline_timer.cancel()
+            if interrupted:
+                log.info("Cancelling")
             # Clean up in order: threads, then the session, then the adapter.
             stop.set()
             sender.join()
@@ -188,6 +211,14 @@ def main(
         )
     else:
         log.info(f"Using the wintun-cffi emulator (API {wintun.api}): no real driver involved")
+    parent = os.environ.get(PARENT_VARIABLE)
+    if parent is not None and sys.platform.startswith("linux"):
+        from emulator.netns import end_with_parent
+
+        # The re-run child: SIGTERM when the parent ends, however it ends (even SIGKILL).
+        if not end_with_parent(int(parent), signal.SIGTERM):
+            log.error("The parent process is gone, not starting")
+            return 1
     return run_example(wintun, log, count=count, duration=duration)
 
 
@@ -195,18 +226,27 @@ def rerun_in_new_network_namespace(argv: list[str]) -> int:
     """Run this command again inside a new network namespace (``unshare --net``), so the TUN
     interface and every packet stay there and vanish with it; its exit code.
 
-    Ctrl+C reaches both processes (one process group): the child cleans up and exits, and this
-    one waits for it instead of dying with a traceback.
+    Ctrl+C, SIGTERM and SIGHUP to this process are passed on to the child, which cleans up
+    and exits, and this one waits for it instead of dying with a traceback. The child ends
+    itself if this process dies without passing anything on (SIGKILL).
     """
     import subprocess
 
     from emulator.netns import namespace_command
 
+    # unshare executes the command in its own place: the child's parent is this process.
     child = subprocess.Popen(
-        namespace_command([sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"])
+        namespace_command([sys.executable, "-m", "wintun_cffi", *argv, "--no-netns"]),
+        env=dict(os.environ, **{PARENT_VARIABLE: str(os.getpid())}),
     )
-    while True:
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
-            continue
+
+    def pass_on(signum: int, frame: object) -> None:
+        if child.returncode is None:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in STOP_SIGNALS}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

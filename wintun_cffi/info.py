@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .api import Wintun
-from .errors import WintunError
+from .api import Adapter, Wintun
+from .errors import NotSupportedError, WintunError
 
 #: What each ``--backend`` choice is, as ``info`` prints it.
 BACKEND_DESCRIPTIONS = {
@@ -28,7 +28,13 @@ def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
         major, minor = wintun.running_driver_version
         print(f"driver:         {major}.{minor} running", file=out)
     except WintunError as error:
-        print(f"driver:         not running ({error})", file=out)
+        if wintun.path is None:  # the emulator: its driver loads with the first adapter
+            print("driver:         not loaded (the emulator loads it with an adapter)", file=out)
+        else:
+            print(f"driver:         not running ({error})", file=out)
+    print("backends here:", file=out)
+    for name, reason in backend_availability().items():
+        print(f"  {name:<10}{'works' if reason is None else 'not here: ' + reason}", file=out)
     if wintun.api == "0.14":
         print("adapters:       (Wintun 0.14 cannot enumerate adapters)", file=out)
         return
@@ -40,7 +46,39 @@ def describe(wintun: Wintun, pool: str, out: TextIO, backend: str = "") -> None:
     print(f"adapters in pool {pool!r}: {len(adapters)}", file=out)
     for adapter in adapters:
         with adapter:
-            print(f"  {adapter.name}  LUID {adapter.luid:#018x}", file=out)
+            interface = getattr(_host(adapter), "interface_name", None)
+            where = f"  Linux interface {interface}" if interface is not None else ""
+            print(f"  {adapter.name}  LUID {adapter.luid:#018x}{where}", file=out)
+
+
+def _host(adapter: Adapter) -> object:
+    """The adapter's emulated host, or None for a real one."""
+    try:
+        return adapter.host
+    except NotSupportedError:
+        return None
+
+
+def backend_availability() -> dict[str, str | None]:
+    """Per ``--backend`` choice: None if it works on this machine, else why not."""
+    from . import loader
+
+    native: str | None = None
+    if sys.platform != "win32":
+        native = "needs Windows and wintun.dll (python -m wintun_cffi install-dll)"
+    else:
+        try:
+            loader.find_library(None)
+        except FileNotFoundError:
+            native = "no wintun.dll found (python -m wintun_cffi install-dll)"
+    linux_tun: str | None
+    if not sys.platform.startswith("linux"):
+        linux_tun = "needs Linux, root and /dev/net/tun"
+    else:
+        from emulator.netns import unavailable_reason
+
+        linux_tun = unavailable_reason()
+    return {"native": native, "emulator": None, "linux-tun": linux_tun}
 
 
 def main(wintun: Wintun, backend: str, pool: str, out: TextIO | None = None) -> int:

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
@@ -206,8 +207,15 @@ def extract_dll(archive: Path, arch: str) -> bytes:
             info = found[0]
             if info.is_dir() or info.file_size > MAX_DLL_BYTES:
                 raise UnsafeArchiveError(f"refusing the archive: {member} is not a plausible DLL")
-            with opened.open(info) as source:  # checks the CRC at the end
-                data = source.read(MAX_DLL_BYTES + 1)
+            try:
+                with opened.open(info) as source:  # checks the CRC at the end
+                    data = source.read(MAX_DLL_BYTES + 1)
+            except (zlib.error, RuntimeError, NotImplementedError, EOFError) as error:
+                # Corrupt compressed data, an encrypted entry, a compression zipfile lacks.
+                raise InstallError(
+                    f"refusing the archive: its {member} cannot be read "
+                    f"({type(error).__name__}: {error})"
+                ) from None
     except zipfile.BadZipFile as error:
         raise InstallError(f"{archive} is not a readable zip archive: {error}") from None
     if len(data) > MAX_DLL_BYTES:
@@ -220,9 +228,13 @@ def extract_dll(archive: Path, arch: str) -> bytes:
 
 def write_atomically(data: bytes, target: Path) -> None:
     """Write ``data`` to ``target`` so that no reader ever sees a partial file: a temporary
-    file in the same folder, flushed to disk, then renamed over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".wintun-", suffix=".tmp", dir=target.parent)
+    file in the same folder, flushed to disk, then renamed over ``target``; :class:`InstallError`
+    if the folder or the file cannot be made there (nothing is left behind)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".wintun-", suffix=".tmp", dir=target.parent)
+    except OSError as error:  # e.g. a file where a folder of the path goes
+        raise InstallError(f"cannot create {target}: {error.strerror or error}") from None
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -234,6 +246,8 @@ def write_atomically(data: bytes, target: Path) -> None:
             raise InstallError(
                 f"cannot replace {target}: {error.strerror} (is a program using it?)"
             ) from None
+        except OSError as error:  # e.g. a folder where the DLL goes
+            raise InstallError(f"cannot replace {target}: {error.strerror or error}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

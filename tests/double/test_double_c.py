@@ -85,6 +85,8 @@ HELPERS = frozenset(
         "WintunDoubleSetDriverVersion",
         "WintunDoubleGetAdapterInfo",
         "WintunDoubleSetSignalUnmovedTail",
+        "WintunDoubleSetSignalAtEnd",
+        "WintunDoubleSetRegisterHook",
     }
 )
 
@@ -126,6 +128,8 @@ DWORD WintunDoubleSessionCount(void);
 const char *WintunDoubleApi(void);
 void WintunDoubleSetDriverVersion(DWORD);
 void WintunDoubleSetSignalUnmovedTail(BOOL);
+void WintunDoubleSetSignalAtEnd(BOOL);
+void WintunDoubleSetRegisterHook(DWORD (*)(WINTUN_SESSION_HANDLE));
 BOOL WintunDoubleGetAdapterInfo(WINTUN_ADAPTER_HANDLE, WCHAR *, GUID *, BOOL *);
 """
 PER_GENERATION = {
@@ -933,6 +937,54 @@ def test_send_signal_when_tail_did_not_move(
     d.lib.WintunSendPacket(s, first)  # Tail moves: every release signals
     assert k.receive.tail == 2 * record_size(20)
     assert k.tail_moved.consume()
+
+
+@pytest.mark.parametrize("signal_at_end", [None, False, True])
+def test_end_session_signals_the_read_wait_event(d: Double, signal_at_end: bool | None) -> None:
+    """The snapshot to 0.10.4: WintunEndSession signals the read-wait event before closing
+    it; 0.10.5 on it does not. Each build defaults to its generation's newest release;
+    WintunDoubleSetSignalAtEnd picks the rule."""
+    if signal_at_end is None:
+        expected = d.api == "seed"
+    else:
+        d.lib.WintunDoubleSetSignalAtEnd(signal_at_end)
+        expected = signal_at_end
+    adapter = d.create("Ring")
+    s = d.lib.WintunStartSession(adapter, CAP)
+    k = Kernel(d, s)
+    assert not k.read_wait.consume()
+    seen: list[bool] = []
+    # The end hook runs inside WintunEndSession, before the event is closed.
+    on_end = d.ffi.callback(
+        "void(WINTUN_SESSION_HANDLE)", lambda _: seen.append(k.read_wait.consume())
+    )
+    d.lib.WintunDoubleSetSessionHooks(d.ffi.NULL, on_end)
+    d.lib.WintunEndSession(s)
+    d.close(adapter)
+    assert seen == [expected]
+
+
+def test_a_refused_registration_fails_start_session(d: Double) -> None:
+    """The register hook (the driver judging the rings) refuses: WintunStartSession fails
+    with its error and nothing of the session stays; the next one starts."""
+    calls: list[int] = []
+
+    def judge(session: Any) -> int:
+        calls.append(1)
+        return ERROR_INVALID_PARAMETER if len(calls) == 1 else 0
+
+    hook = d.ffi.callback("DWORD(WINTUN_SESSION_HANDLE)", judge)
+    d.lib.WintunDoubleSetRegisterHook(hook)
+    try:
+        adapter = d.create("Ring")
+        d.fails(d.lib.WintunStartSession(adapter, CAP), ERROR_INVALID_PARAMETER)
+        assert d.lib.WintunDoubleSessionCount() == 0
+        s = d.lib.WintunStartSession(adapter, CAP)
+        assert s != d.ffi.NULL and len(calls) == 2
+        d.lib.WintunEndSession(s)
+        d.close(adapter)
+    finally:
+        d.lib.WintunDoubleSetRegisterHook(d.ffi.NULL)
 
 
 def test_send_ring_full_and_dead(session: tuple[Double, Any, Kernel]) -> None:

@@ -270,6 +270,65 @@ def test_which_releases_signal_when_tail_did_not_move(release: str, signals: boo
     event.close()
 
 
+@pytest.mark.parametrize("release", ["2020-11", "0.9.1", "0.9.2", "0.10.5", "0.13", "0.14.1"])
+def test_send_judges_the_rings_tail_field_whoever_wrote_it(release: str) -> None:
+    """0.9.2 on, WintunSendPacket compares the new Tail with the ring's Tail field, not with
+    the last Tail it wrote itself: after something else wrote Tail (a fault), it publishes
+    and signals when the field differs, and does neither when the field already holds it.
+    Earlier releases write Tail and signal every time."""
+    always = RELEASES[release].signals_unmoved_tail
+    send, receive = Ring.allocate(CAP), Ring.allocate(CAP)
+    event = FdEvent()
+    client = ClientCalls(SessionClient(send, receive, event, RELEASES[release]))
+    receive.alertable = 1
+    _, ta = client.allocate_send_packet(20)
+    client.send_packet(ta)
+    assert receive.tail == rec(20) and event.consume()
+    receive.tail = 0  # something else wrote Tail
+    _, tb = client.allocate_send_packet(20)
+    _, tc = client.allocate_send_packet(20)
+    client.send_packet(tc)  # behind B: the new Tail is still rec(20), the field says 0
+    assert receive.tail == rec(20)
+    assert event.consume(), "the Tail field differed: the DLL publishes and signals"
+    receive.tail = 3 * rec(20)  # something else wrote the very Tail the DLL will publish
+    client.send_packet(tb)
+    assert receive.tail == 3 * rec(20)
+    assert event.consume() is always, "the Tail field already held the new Tail"
+    event.close()
+
+
+@pytest.mark.parametrize("release", ["2020-11", "0.9", "0.10.4", "0.10.5", "0.13", "0.14.1"])
+def test_end_session_signals_the_read_wait_event_up_to_0_10_4(release: str) -> None:
+    """The snapshot to 0.10.4: WintunEndSession signals the read-wait event before closing it
+    (a reader still waiting wakes); 0.10.5 on it does not."""
+    from emulator import Emulator
+    from emulator.backend import EmulatedSession
+
+    chosen = RELEASES[release]
+    emulator = Emulator(chosen.api, release=release)
+    if chosen.api == "0.14":
+        adapter, _ = emulator.create_adapter("Demo", tunnel_type="Test")
+    else:
+        adapter, _ = emulator.create_adapter("Demo", pool="Test")
+    session = emulator.start_session(adapter, CAP)
+    assert isinstance(session, EmulatedSession)
+
+    class Recording(FdEvent):
+        sets = 0
+
+        def set(self) -> None:
+            self.sets += 1
+            super().set()
+
+    # The client's own reference to the event (the driver signals its own at its stop).
+    original, session.read_wait_event = session.read_wait_event, Recording()
+    emulator.end_session(session)
+    original.close()
+    assert session.read_wait_event.sets == int(chosen.end_session_signals)
+    (emulator.close_adapter if chosen.api == "0.14" else emulator.free_adapter)(adapter)
+    emulator.close()
+
+
 @pytest.mark.parametrize(
     ("release", "name"),
     [("2020-11", "WintunReceiveRelease"), ("0.9", "WintunReleaseReceivePacket")],

@@ -13,6 +13,7 @@ import gc
 import ipaddress
 import json
 import os
+import queue
 import socket
 import struct
 import subprocess
@@ -21,10 +22,17 @@ import threading
 from collections.abc import Callable
 
 import wintun_cffi
-from emulator import Emulator, Host
+from emulator import Emulator, Host, netns
 from emulator.linux_tun import LinuxTunHost
 from wintun_cffi import Adapter, Session, ip
-from wintun_cffi.errors import AdapterNotFoundError, SessionEndedError
+from wintun_cffi.constants import ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS
+from wintun_cffi.errors import (
+    AccessDeniedError,
+    AdapterNotFoundError,
+    AlreadyExistsError,
+    SessionClosedError,
+    SessionEndedError,
+)
 
 NAME = "Demo"
 TUN_V4, APP_V4 = "10.6.7.7", "10.6.7.8"
@@ -130,7 +138,10 @@ def create_and_close() -> None:
     try:
         wintun.create_adapter(NAME, tunnel_type="Test")
     except FileExistsError as error:
-        assert NAME in str(error)
+        # In Linux terms, and still Wintun's error for code that matches on it.
+        assert str(error).startswith(f"cannot create TUN interface {NAME!r}"), error
+        assert isinstance(error, AlreadyExistsError) and error.winerror == ERROR_ALREADY_EXISTS
+        assert str(error).endswith(f"(Win32 error {ERROR_ALREADY_EXISTS})"), error
     else:
         raise AssertionError("a second interface of the same name was created")
     assert wintun.backend.adapter_names() == [NAME]  # type: ignore[attr-defined]
@@ -318,6 +329,40 @@ def routes() -> None:
     assert host.routes == () and NAME not in links()
 
 
+def bad_routes() -> None:
+    """A route the kernel would refuse is a ValueError that changes nothing, with the link
+    down (no session: the route is only recorded) or up, and sessions still start after."""
+    from wintun_cffi import netconfig
+
+    _, adapter = new_adapter()
+    netconfig.add_address(adapter, f"{TUN_V4}/24")
+    netconfig.add_route(adapter, "10.99.0.0/16")
+    refused: list[tuple[object, object]] = [
+        ("10.98.0.0/16", "127.0.0.1"),
+        ("fd00:98::/64", "::1"),
+        (ipaddress.IPv6Network("fe80::%3/64"), None),
+        (ipaddress.IPv6Address("fe80::9%1"), None),
+    ]
+    for running in (False, True):
+        session = adapter.start_session(0x20000) if running else None
+        expected = {"10.99.0.0/16"} if running else set()
+        cases = refused + ([("10.97.0.0/16", TUN_V4)] if running else [])  # our own address
+        for destination, next_hop in cases:
+            try:
+                netconfig.add_route(adapter, destination, next_hop=next_hop)  # type: ignore[arg-type]
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"{destination} via {next_hop} was accepted ({running=})")
+            assert [str(r.destination) for r in netconfig.routes(adapter)] == ["10.99.0.0/16"]
+            assert kernel_routes(NAME, 4) == expected and kernel_routes(NAME, 6) == set()
+        if session is not None:
+            session.close()
+    with adapter.start_session(0x20000):  # the refused routes left nothing behind
+        assert kernel_routes(NAME, 4) == {"10.99.0.0/16"}
+    adapter.close()
+
+
 def udp_both_ways() -> None:
     """A kernel UDP socket receives what the application sends, and the application receives
     what the socket sends."""
@@ -404,12 +449,102 @@ def terminate_and_delete() -> None:
     assert adapter_closed_everything(fds)
 
 
+def close_from_any_thread() -> None:
+    """A session of an adapter made in a namespace of its own (``netns.isolated``) closes from
+    threads outside that namespace (the main thread; a worker made before): the link goes
+    down in the adapter's namespace, a receiver blocked on a thread outside it learns the
+    session was closed, and nothing is left (interface, descriptors, threads)."""
+    fds = open_fds()
+    jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+    outside = threading.Thread(target=lambda: [job() for job in iter(jobs.get, None)], daemon=True)
+    outside.start()  # made before the namespace exists: it stays outside
+    with netns.isolated():
+        inside = netns.open_current()
+        wintun = wintun_cffi.emulated("0.14", host="linux-tun")
+        adapter = wintun.create_adapter(NAME, tunnel_type="Test")
+    assert NAME not in links()  # the main thread is back outside
+    for closer in ("the main thread", "a worker made before"):
+        session = adapter.start_session(0x20000)  # started from outside too
+        with netns.entered(inside):
+            assert is_up(NAME)
+        received: list[BaseException] = []
+        closed: queue.Queue[BaseException | None] = queue.Queue()
+
+        def receive(session: Session = session, received: list[BaseException] = received) -> None:
+            try:
+                while True:  # the kernel's own chatter may come first
+                    session.read()
+            except BaseException as got:  # noqa: BLE001 - what the blocked receiver got
+                received.append(got)
+
+        def close(
+            session: Session = session, closed: queue.Queue[BaseException | None] = closed
+        ) -> None:
+            try:
+                session.close()
+            except BaseException as got:  # noqa: BLE001 - reported below
+                closed.put(got)
+            else:
+                closed.put(None)
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        if closer == "the main thread":
+            close()
+        else:
+            jobs.put(close)
+        failure = closed.get()
+        assert failure is None, (closer, failure)
+        receiver.join()
+        assert len(received) == 1 and isinstance(received[0], SessionClosedError), received
+        with netns.entered(inside):
+            assert not is_up(NAME), closer
+    jobs.put(None)
+    outside.join()
+    adapter.close()
+    with netns.entered(inside):
+        assert set(links()) == {"lo"}
+    os.close(inside)
+    assert adapter_closed_everything(fds)
+
+
+def mapped_names() -> None:
+    """Adapter names Wintun takes and Linux refuses ("My VPN", long names) become interface
+    names Linux takes: the host says which, info prints it, and the kernel work uses it."""
+    import io
+
+    from wintun_cffi.info import describe
+
+    wintun = wintun_cffi.emulated("pool", host="linux-tun")
+    names = ["My VPN", "A much longer adapter name than Linux allows"]
+    adapters = [wintun.create_adapter(name, pool="Test") for name in names]
+    interfaces = [adapter.host.interface_name for adapter in adapters]  # type: ignore[attr-defined]
+    assert set(links()) == {"lo", *interfaces} and len(set(interfaces)) == 2, interfaces
+    assert [adapter.name for adapter in adapters] == names
+    adapters[0].host.add_address(f"{TUN_V4}/24")
+    with adapters[0].start_session(0x20000) as session:
+        assert is_up(interfaces[0]) and kernel_addresses(interfaces[0]) == {f"{TUN_V4}/24"}
+        session.send(ip.icmp_echo(APP_V4, TUN_V4, identifier=1, sequence=1, payload=b"hi"))
+        read_matching(session, is_proto(TUN_V4, APP_V4, ip.PROTO_ICMP))
+    out = io.StringIO()
+    describe(wintun, "Test", out, "linux-tun")
+    for name, interface in zip(names, interfaces, strict=True):
+        assert (
+            f"{name}  LUID" in out.getvalue() and f"Linux interface {interface}" in out.getvalue()
+        )
+    for adapter in adapters:
+        adapter.delete()
+        adapter.close()
+    assert set(links()) == {"lo"}
+
+
 def without_privileges() -> None:
     """Run without root: the TUN host says what it needs (nothing is created)."""
     try:
         LinuxTunHost(NAME)
     except PermissionError as error:
-        assert "needs root (CAP_NET_ADMIN)" in str(error), error
+        assert str(error).startswith("creating a TUN interface needs root (CAP_NET_ADMIN)")
+        assert isinstance(error, AccessDeniedError) and error.winerror == ERROR_ACCESS_DENIED
     else:
         raise AssertionError("a TUN interface was created without privileges")
     try:
@@ -429,9 +564,12 @@ SCENARIOS: dict[str, Callable[[], None]] = {
         icmp_echo,
         no_unsolicited_packets,
         routes,
+        bad_routes,
         udp_both_ways,
         session_lifecycle,
         terminate_and_delete,
+        close_from_any_thread,
+        mapped_names,
         without_privileges,
     )
 }

@@ -20,7 +20,11 @@ if not sys.platform.startswith("linux"):
 
 from emulator import Emulator, Host, linux_tun  # noqa: E402 - after the skip above
 from emulator.host import check_mtu  # noqa: E402
-from emulator.linux_tun import LinuxTunHost, check_interface_name  # noqa: E402
+from emulator.linux_tun import (  # noqa: E402
+    LinuxTunHost,
+    check_interface_name,
+    interface_name_for,
+)
 from emulator.netns import unavailable_reason  # noqa: E402
 
 from .netns import run_scenario  # noqa: E402
@@ -61,6 +65,10 @@ def test_routes_send_the_kernels_traffic_into_the_tunnel() -> None:
     assert_scenario("routes")
 
 
+def test_routes_the_kernel_refuses_are_value_errors_that_change_nothing() -> None:
+    assert_scenario("bad_routes")
+
+
 def test_udp_both_ways_with_a_kernel_socket() -> None:
     assert_scenario("udp_both_ways")
 
@@ -71,6 +79,10 @@ def test_session_end_brings_the_link_down() -> None:
 
 def test_terminate_and_delete_remove_the_interface() -> None:
     assert_scenario("terminate_and_delete")
+
+
+def test_close_from_threads_outside_the_adapters_namespace() -> None:
+    assert_scenario("close_from_any_thread")
 
 
 def test_without_root_the_error_says_so() -> None:
@@ -90,17 +102,23 @@ def test_without_root_the_error_says_so() -> None:
     "name",
     ["", ".", "..", "a" * 16, "é" * 8, "a/b", "a b", "a\tb", "a:b", "tun%d", "x\u3000y"],
 )
-def test_names_linux_refuses_are_rejected(name: str) -> None:
+def test_names_linux_refuses_map_to_names_it_takes(name: str) -> None:
     with pytest.raises(ValueError, match="cannot name a Linux interface"):
         check_interface_name(name)
-    # The host checks before it opens the TUN device, root or not.
-    with pytest.raises(ValueError, match="cannot name a Linux interface"):
-        LinuxTunHost(name)
+    mapped = interface_name_for(name)
+    assert mapped != name and check_interface_name(mapped) == mapped.encode()
+    assert interface_name_for(name) == mapped  # always the same
+    assert interface_name_for(name + "x") != mapped  # another adapter, another interface
 
 
 @pytest.mark.parametrize("name", ["Demo", "a" * 15, "wg-0.tun_x", "é" * 7])
 def test_names_linux_takes_are_kept_as_they_are(name: str) -> None:
     assert check_interface_name(name) == name.encode()
+    assert interface_name_for(name) == name
+
+
+def test_adapter_names_linux_refuses_become_interfaces() -> None:
+    assert_scenario("mapped_names")
 
 
 def test_missing_tun_device_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,10 @@ from wintun_cffi.constants import (
     ERROR_BUFFER_OVERFLOW,
     ERROR_HANDLE_EOF,
     ERROR_INVALID_DATA,
+    ERROR_INVALID_PARAMETER,
 )
 from wintun_cffi.errors import (
+    InvalidParameterError,
     NoMoreItemsError,
     RingCorruptError,
     RingFullError,
@@ -285,16 +287,15 @@ def test_high_level_api_over_the_double(double: Double) -> None:
     assert double.session_count() == 0
 
 
-def test_rings_the_driver_refuses_are_marked_dead(double: Double) -> None:
-    """The double's start hook cannot fail WintunStartSession: the kernel marks the rings
-    it refused dead, so the session can neither send nor receive."""
+def test_rings_the_driver_refuses_fail_start_session_with_error_87(double: Double) -> None:
+    """A Send ring whose Tail is at or past the capacity when the rings are registered: the
+    real driver refuses them and WintunStartSession fails with ERROR_INVALID_PARAMETER;
+    the double does the same, and no session is left behind."""
     double.kernel.corrupt_at_registration("send", "tail", CAPACITY)
-    session, host = double.session()
-    assert double.kernel.refused_registrations == 1 and host.driver is None
-    with pytest.raises(SessionEndedError):
-        double.backend.allocate_send_packet(session, 20)
-    with pytest.raises(SessionEndedError):
-        double.backend.receive_packet(session)
+    with pytest.raises(InvalidParameterError) as caught:
+        double.session()
+    assert caught.value.winerror == ERROR_INVALID_PARAMETER
+    assert double.kernel.refused_registrations == 1 and double.session_count() == 0
     again, host = double.session()  # the fault was for one session only
     assert host.driver is not None
     double.backend.send_packet(again, double.backend.allocate_send_packet(again, 20)[1])

@@ -77,6 +77,9 @@ POOL = "WintunCffiConformance"
 OTHER_POOL = POOL + "Other"
 #: The name of the method a user's backend may have to give the suite a far side.
 FAR_SIDE_HOOK = "conformance_far_side"
+#: The attribute by which a user's backend (set to True) says each instance is a machine of
+#: its own that nothing else uses: the tests that remove drivers then run on it too.
+FRESH_MACHINE = "conformance_fresh_machine"
 WINDOWS_REASON = "needs Windows, administrator rights and wintun.dll"
 #: Why the windows-native backend skips where the library loads but no adapter can be made
 #: (Wine: the real wintun.dll, without a driver); the probe's error follows it.
@@ -134,7 +137,7 @@ def user_factory(spec: str) -> Callable[[], object]:
         raise UserBackendError(f"{spec!r}: name your backend's factory as module:function")
     try:
         found: object = importlib.import_module(module_name)
-    except Exception as error:  # whatever the user's module raised while importing
+    except (Exception, SystemExit) as error:  # whatever the user's module raised importing
         raise UserBackendError(
             f"{spec}: cannot import module {module_name!r}: {type(error).__name__}: {error}"
         ) from None
@@ -156,7 +159,7 @@ def make_user_backend(spec: str) -> Backend:
     factory = user_factory(spec)
     try:
         backend = factory()
-    except Exception as error:  # whatever the user's factory raised
+    except (Exception, SystemExit) as error:  # whatever the user's factory raised (exit too)
         raise UserBackendError(f"{spec}() raised {type(error).__name__}: {error}") from None
     if not isinstance(backend, Backend):
         missing = [
@@ -300,7 +303,10 @@ class BackendCase:
 
     @property
     def emulated_kernel(self) -> bool:
-        """True if the kernel is the emulator's (a fresh machine we fully control)."""
+        """True if the kernel is the emulator's (a fresh machine we fully control), or a
+        user's backend says it is a fresh machine of its own (:data:`FRESH_MACHINE`)."""
+        if self.kind == "user":
+            return getattr(self.wintun.backend, FRESH_MACHINE, False) is True
         return self.kind in ("emulator", "double", "linux-tun")
 
     def corrupt_at_registration(
@@ -450,3 +456,5 @@ def linux_tun_available() -> None:
     others = [link["ifname"] for link in json.loads(listing.stdout) if link["ifname"] != "lo"]
     if others:
         raise Unavailable(f"{reason}: this namespace also has {', '.join(others)}")
+    # A namespace made by `unshare --net` starts with lo down: the far side's socket needs it.
+    subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, check=True)

@@ -15,6 +15,14 @@ TIMEOUT = 5.0
 
 @pytest.fixture
 def app_socket() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("127.0.0.1", 9))  # a route lookup, nothing sent
+        except OSError as error:
+            pytest.skip(
+                f"loopback is unusable here ({error.strerror}): in a new network namespace "
+                "bring it up first (ip link set lo up)"
+            )
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(TIMEOUT)

@@ -186,7 +186,12 @@ def test_a_buffer_given_up_is_harmless(
 def test_send_signal_when_tail_did_not_move(
     backend: BackendCase, wintun_release: str | None, session: Session, raw: RawFarSide
 ) -> None:
-    assert backend.release is not None
+    release = backend.release or getattr(raw, "release", None)  # a user's emulator host
+    if release is None:
+        pytest.skip(
+            "the send signal changed in 0.9.2: needs to know which release the backend "
+            "reproduces (its far side's raw access has no release attribute)"
+        )
     raw.pause()  # the driver's consumer holds the first packet: it reads no event meanwhile
     held = udp_to_far(b"held")
     session.send(held)
@@ -200,7 +205,7 @@ def test_send_signal_when_tail_did_not_move(
     tail = raw.ring_field("receive", "tail")
     b.send()  # behind a: Tail does not move
     assert raw.ring_field("receive", "tail") == tail
-    assert raw.consume_tail_moved() is backend.release.signals_unmoved_tail
+    assert raw.consume_tail_moved() is release.signals_unmoved_tail
     a.send()  # Tail moves past both: every release signals
     assert raw.ring_field("receive", "tail") == tail + record_size(len(first)) + record_size(
         len(second)
@@ -217,12 +222,6 @@ def test_send_signal_when_tail_did_not_move(
 def test_rings_with_the_send_tail_out_of_range_are_refused(
     backend: BackendCase, adapter: Adapter
 ) -> None:
-    if backend.kind == "double":
-        pytest.skip(
-            "the C double's start hook cannot make WintunStartSession fail; its "
-            "kernel marks refused rings dead instead (the repository's tests/native "
-            "check that)"
-        )
     try:
         backend.corrupt_at_registration(adapter, "send", "tail", MIN_RING_CAPACITY)
     except Unavailable as reason:

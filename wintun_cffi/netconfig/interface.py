@@ -125,6 +125,36 @@ def set_mtu(adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF
     _iphlpapi.set_mtu(adapter.luid, version, mtu)
 
 
+def addresses(adapter: Adapter) -> list[Interface]:
+    """The unicast addresses of ``adapter`` with their on-link prefixes, IPv4 first.
+
+    On Windows that is every address of the adapter's interface, those Windows assigns
+    itself (IPv6 link-local) included; an emulated adapter lists those added with
+    :func:`add_address`.
+    """
+    check_adapter(adapter)
+    host = host_of(adapter)
+    if host is not None:
+        found = list(host.interfaces)
+    else:
+        from .. import _iphlpapi
+
+        found = _iphlpapi.list_unicast_addresses(adapter.luid)
+    return sorted(found, key=lambda interface: interface.version)
+
+
+def mtu(adapter: Adapter, family: socket.AddressFamily = socket.AF_INET) -> int:
+    """The ``adapter``'s MTU for one IP version (``socket.AF_INET`` or ``socket.AF_INET6``)."""
+    version = _family_version(family)
+    check_adapter(adapter)
+    host = host_of(adapter)
+    if host is not None:
+        return host.mtu[version]
+    from .. import _iphlpapi
+
+    return int(_iphlpapi.get_ip_interface(adapter.luid, version).NlMtu)
+
+
 def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
     """Wait until the operating system has created ``adapter``'s IP interface.
 

@@ -158,7 +158,7 @@ def _parse_destination(destination: object) -> Network:
     if isinstance(destination, str) and "%" in destination:
         raise ValueError(f"give the destination without a zone: {destination!r}")
     try:
-        return ipaddress.ip_network(destination)
+        network = ipaddress.ip_network(destination)
     except ValueError as error:
         if isinstance(destination, str) and "has host bits set" in str(error):
             network = ipaddress.ip_network(destination, strict=False)
@@ -166,6 +166,9 @@ def _parse_destination(destination: object) -> Network:
                 f"{destination!r} has host bits set: the network is {network}"
             ) from None
         raise ValueError(f"not a network (address/prefix): {destination!r}") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.scope_id:
+        raise ValueError(f"give the destination without a zone: {destination!r}")
+    return network
 
 
 def _parse_next_hop(next_hop: object, destination: Network) -> Address | None:
@@ -190,6 +193,8 @@ def _parse_next_hop(next_hop: object, destination: Network) -> Address | None:
         return None
     if hop.is_multicast or (hop.version == 4 and hop == ipaddress.IPv4Address(0xFFFFFFFF)):
         raise ValueError(f"a next hop must be a unicast address, not {hop}")
+    if hop.is_loopback:
+        raise ValueError(f"a next hop must be across the tunnel, not a loopback address: {hop}")
     return hop
 
 

@@ -26,7 +26,7 @@ from emulator.driver import RegistrationRefused
 from emulator.host import Host, RingField, RingName
 from emulator.releases import NEWEST, Release, find_release
 from emulator.ring import Ring
-from wintun_cffi.constants import API_GENERATIONS, ApiGeneration
+from wintun_cffi.constants import API_GENERATIONS, ERROR_INVALID_PARAMETER, ApiGeneration
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.platform import IS_WINDOWS
 
@@ -35,6 +35,8 @@ _HELPERS = """
                                     uint32_t *RingSize, uint32_t *Capacity,
                                     void **ReadWaitEvent, void **ReceiveTailMovedEvent);
     void WintunDoubleSetSessionHooks(void (*OnStart)(void *), void (*OnEnd)(void *));
+    void WintunDoubleSetRegisterHook(uint32_t (*OnRegister)(void *));
+    void WintunDoubleSetSignalAtEnd(int Signal);
     int WintunDoubleReset(void);
     void WintunDoubleLog(int Level, const char16_t *Message);
     uint32_t WintunDoubleAdapterCount(void);
@@ -42,7 +44,6 @@ _HELPERS = """
     const char *WintunDoubleApi(void);
     void WintunDoubleSetDriverVersion(uint32_t Version);
     void WintunDoubleSetSignalUnmovedTail(int Signal);
-    void WintunDoubleMarkDead(void *Session);
 """
 
 
@@ -71,9 +72,14 @@ class DoubleKernel:
         self._hosts: dict[int, Host] = {}
         #: The host of the most recent session (tests usually run one at a time).
         self.last_host: Host | None = None
-        self._on_start = self.ffi.callback("void(void *)", self._started)
+        # The driver judges a session's rings before WintunStartSession returns: a refusal
+        # fails the call, as the real driver's does.
+        self._on_register = self.ffi.callback(
+            "uint32_t(void *)", self._registered, error=ERROR_INVALID_PARAMETER
+        )
         self._on_end = self.ffi.callback("void(void *)", self._ended)
-        self.lib.WintunDoubleSetSessionHooks(self._on_start, self._on_end)  # type: ignore[attr-defined]
+        self.lib.WintunDoubleSetRegisterHook(self._on_register)  # type: ignore[attr-defined]
+        self.lib.WintunDoubleSetSessionHooks(self.ffi.NULL, self._on_end)  # type: ignore[attr-defined]
         #: The release the double and its driver reproduce (see :meth:`emulate`).
         self.release = NEWEST[self.generation]
         self._registration_faults: list[tuple[RingName, RingField, int]] = []
@@ -101,16 +107,17 @@ class DoubleKernel:
         chosen = find_release(self.generation, release)
         self.lib.WintunDoubleSetDriverVersion(chosen.driver_version_word)
         self.lib.WintunDoubleSetSignalUnmovedTail(int(chosen.signals_unmoved_tail))
+        self.lib.WintunDoubleSetSignalAtEnd(int(chosen.end_session_signals))
         self.release = chosen
         return chosen
 
     def corrupt_at_registration(self, ring: RingName, field: RingField, value: int) -> None:
-        """Like :meth:`emulator.Host.corrupt_at_registration`, for the next session. The
-        double's start hook cannot fail ``WintunStartSession``: rings the driver refuses
-        are marked dead instead (and counted in :attr:`refused_registrations`)."""
+        """Like :meth:`emulator.Host.corrupt_at_registration`, for the next session: rings
+        the driver refuses fail ``WintunStartSession`` with ``ERROR_INVALID_PARAMETER``
+        (counted in :attr:`refused_registrations`)."""
         self._registration_faults.append((ring, field, value))
 
-    def _started(self, session: Any) -> None:
+    def _registered(self, session: Any) -> int:
         ffi = self.ffi
         send, receive = ffi.new("void **"), ffi.new("void **")
         size, capacity = ffi.new("uint32_t *"), ffi.new("uint32_t *")
@@ -134,10 +141,11 @@ class DoubleKernel:
             )
         except RegistrationRefused:
             self.refused_registrations += 1
-            self.lib.WintunDoubleMarkDead(session)
+            return ERROR_INVALID_PARAMETER
         with self._lock:
             self._hosts[int(ffi.cast("uintptr_t", session))] = host
             self.last_host = host
+        return 0
 
     def _value(self, handle: Any) -> int:
         """A HANDLE's value: the event HANDLE on Windows, the descriptor elsewhere."""
@@ -163,4 +171,5 @@ class DoubleKernel:
 
     def close(self) -> None:
         """Uninstall the hooks."""
+        self.lib.WintunDoubleSetRegisterHook(self.ffi.NULL)
         self.lib.WintunDoubleSetSessionHooks(self.ffi.NULL, self.ffi.NULL)

@@ -19,7 +19,8 @@
  * snapshot). The rules that changed inside a generation are set at run time by
  * the tests (emulator/releases.py holds the table): the driver version with
  * WintunDoubleSetDriverVersion, the send signal with
- * WintunDoubleSetSignalUnmovedTail. WintunDoubleReset restores both.
+ * WintunDoubleSetSignalUnmovedTail, whether EndSession signals the read-wait
+ * event with WintunDoubleSetSignalAtEnd. WintunDoubleReset restores them.
  *
  * The operating system is behind the small platform layer below. On Windows
  * the double behaves as Windows code: its last error is SetLastError, its
@@ -64,17 +65,20 @@
 #define API_NAME "0.14"
 #define DEFAULT_DRIVER_VERSION 0x0000000Eu /* (0 << 16) | 14 */
 #define DEFAULT_SIGNAL_UNMOVED_TAIL false
+#define DEFAULT_SIGNAL_AT_END false
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_POOL
 #define API_POOL_ERA 1
 #define API_NAME "pool"
 #define DEFAULT_DRIVER_VERSION 0x0000000Du /* 0.13 */
 #define DEFAULT_SIGNAL_UNMOVED_TAIL false /* 0.9.2 on */
+#define DEFAULT_SIGNAL_AT_END false         /* 0.10.5 on */
 #elif WINTUN_DOUBLE_API == WINTUN_DOUBLE_API_SEED
 #define API_POOL_ERA 1
 #define API_SEED 1
 #define API_NAME "seed"
 #define DEFAULT_DRIVER_VERSION 0x00000008u /* the snapshot's driver was still 0.8 */
 #define DEFAULT_SIGNAL_UNMOVED_TAIL true
+#define DEFAULT_SIGNAL_AT_END true
 #else
 #error "unknown WINTUN_DOUBLE_API"
 #endif
@@ -244,6 +248,9 @@ typedef void(CALLBACK_ABI *WINTUN_LOGGER_CALLBACK)(WINTUN_LOGGER_LEVEL, LPCWSTR)
 #endif
 typedef BOOL(CALLBACK_ABI *WINTUN_ENUM_CALLBACK)(WINTUN_ADAPTER_HANDLE, LPARAM);
 typedef void (*WINTUN_DOUBLE_SESSION_HOOK)(WINTUN_SESSION_HANDLE);
+/* The driver's answer to a session's rings: 0 to take them, else the Win32 error
+ * WintunStartSession fails with. */
+typedef DWORD (*WINTUN_DOUBLE_REGISTER_HOOK)(WINTUN_SESSION_HANDLE);
 
 /* ---- constants (wintun_cffi/constants.py; docs/protocol.rst, "Layout") -- */
 
@@ -324,8 +331,11 @@ static DWORD g_driver_version = DEFAULT_DRIVER_VERSION;
 /* SendPacket signals an alertable driver even if Tail did not move (the
  * snapshot, 0.9 and 0.9.1); later releases signal only when it moved. */
 static _Atomic bool g_signal_unmoved_tail = DEFAULT_SIGNAL_UNMOVED_TAIL;
+/* EndSession signals the read-wait event first (the snapshot to 0.10.4). */
+static _Atomic bool g_signal_at_end = DEFAULT_SIGNAL_AT_END;
 static WINTUN_LOGGER_CALLBACK g_logger;
 static WINTUN_DOUBLE_SESSION_HOOK g_on_start, g_on_end;
+static WINTUN_DOUBLE_REGISTER_HOOK g_on_register;
 
 /* ---- small UTF-16 helpers (ASCII case folding is enough for tests) ------- */
 
@@ -997,6 +1007,20 @@ EXPORT WINTUN_SESSION_HANDLE WintunStartSession(WINTUN_ADAPTER_HANDLE Adapter, D
     s->receive = (struct ring *)(s->region + s->ring_size);
     lock_init(&s->rx.lock);
     lock_init(&s->tx.lock);
+    WINTUN_DOUBLE_REGISTER_HOOK judge = g_on_register;
+    DWORD refused = judge ? judge(s) : 0;
+    if (refused) { /* the driver refused the rings: nothing of the session stays */
+        event_close(s->read_wait);
+        event_close(s->receive_tail_moved);
+        lock_free(&s->rx.lock);
+        lock_free(&s->tx.lock);
+        free(s->region);
+        s->magic = 0;
+        free(s);
+        global_unlock();
+        fail_log(refused, "StartSession", "Failed to register rings");
+        return NULL;
+    }
     s->adapter = a;
     ++a->refs;
     a->session = s;
@@ -1012,6 +1036,8 @@ EXPORT void WintunEndSession(WINTUN_SESSION_HANDLE Session)
 {
     if (!Session)
         return;
+    if (atomic_load_explicit(&g_signal_at_end, memory_order_relaxed))
+        event_signal(Session->read_wait); /* wakes a reader still waiting */
     global_lock();
     session_terminate(Session);
     struct adapter *a = Session->adapter;
@@ -1187,6 +1213,20 @@ EXPORT BOOL WintunDoubleGetSessionRings(WINTUN_SESSION_HANDLE Session, void **Se
     return TRUE;
 }
 
+/* OnRegister judges each session's rings before WintunStartSession returns (NULL:
+ * every session is taken); see WINTUN_DOUBLE_REGISTER_HOOK. */
+EXPORT void WintunDoubleSetRegisterHook(WINTUN_DOUBLE_REGISTER_HOOK OnRegister)
+{
+    global_lock();
+    g_on_register = OnRegister;
+    global_unlock();
+}
+
+EXPORT void WintunDoubleSetSignalAtEnd(BOOL Signal)
+{
+    atomic_store(&g_signal_at_end, Signal != FALSE);
+}
+
 EXPORT void WintunDoubleSetSessionHooks(WINTUN_DOUBLE_SESSION_HOOK OnStart,
                                         WINTUN_DOUBLE_SESSION_HOOK OnEnd)
 {
@@ -1219,6 +1259,7 @@ EXPORT BOOL WintunDoubleReset(void)
         g_guid_counter = 0;
         g_driver_version = DEFAULT_DRIVER_VERSION;
         atomic_store(&g_signal_unmoved_tail, DEFAULT_SIGNAL_UNMOVED_TAIL);
+        atomic_store(&g_signal_at_end, DEFAULT_SIGNAL_AT_END);
     }
     global_unlock();
     if (!ok)
