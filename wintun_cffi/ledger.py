@@ -188,12 +188,15 @@ class Ledger:
         self._step = partial(next, self._pipe)
         # Allocating one packet: its size is queued, then this pipeline allocates it and puts
         # the token (or NULL) in ``raw``, in C.
-        self._sizes: deque[int] = deque()
+        # Set whole (``_sizes[:] = (size,)``), never appended to: an allocation an interrupt
+        # cut short before its C step leaves no size for the next one to allocate by mistake
+        # (it would then write past the record: a corrupt ring).
+        self._sizes: list[int] = []
         self._take_one = (
             None
             if direction.one is None
             else partial(
-                next, map(self.raw.append, map(direction.one, iter(self._sizes.popleft, None)))
+                next, map(self.raw.append, map(direction.one, iter(self._sizes.pop, None)))
             )
         )
 
@@ -244,7 +247,7 @@ class Ledger:
                     if take_one is None:
                         direction.take(raw, (size,))  # raises if it does not fit
                     else:
-                        self._sizes.append(size)
+                        self._sizes[:] = (size,)
                         take_one()  # raw = [token], or [NULL] if the ring is full
                     token = raw[0]
                     if token:
@@ -276,7 +279,7 @@ class Ledger:
             if take_one is None:
                 self.direction.take(raw, (size,))
             else:
-                self._sizes.append(size)
+                self._sizes[:] = (size,)
                 take_one()  # raw = [token], or [NULL] if the ring is full
                 if not raw[0]:
                     raw.clear()
@@ -312,14 +315,17 @@ class Ledger:
         move them to ``out``.
 
         A token is in ``raw`` or recorded, never both (:meth:`_record` moves it in one step),
-        with one exception: a single allocation (:meth:`allocate`) records its token a step
-        before it leaves ``raw``. Cut short there, nobody was handed the packet and nobody
-        can have sent it (settling adopts ``raw`` first): the record stands and the token
-        only has to leave ``raw``.
+        with one exception: a single allocation (:meth:`allocate`, :meth:`send_copy`) records
+        its token a step before it leaves ``raw``, or leaves a NULL there (the ring was
+        full). Cut short there, nobody was handed the packet and nobody can have sent it
+        (settling adopts ``raw`` first): the record stands, and the token (or NULL) only has
+        to leave ``raw``.
         """
         raw = self.raw
-        if self.direction.harmless is not None and any(map(self.entries.__contains__, raw)):
-            raw[:] = [token for token in raw if token not in self.entries]
+        if self.direction.harmless is not None and not (
+            all(raw) and not any(map(self.entries.__contains__, raw))
+        ):  # also a NULL a single allocation left (the ring was full) when cut short
+            raw[:] = [token for token in raw if token and token not in self.entries]
         self._record(out, make, owner)
 
     def _record(self, out: list[Any] | deque[Any], make: Maker, owner: Any = None) -> None:

@@ -59,18 +59,18 @@ class Lifetime:
     _live: _Live | None
     _closing: _Live | None
     _ended: bool
-    _ending: bool
-    _end_lock: threading.RLock
+    _finishing: set[int]
+    _end_lock: threading.Lock
 
     def _begin_lifetime(self) -> None:
         _open.add(self)
         self._live = _Live()
         self._closing = None
         self._ended = False
-        self._ending = False
-        # Reentrant: a signal handler that closes while this thread is ending the object
-        # must not wait for itself (it finds ``_ending`` set and leaves the end to it).
-        self._end_lock = threading.RLock()
+        # The threads inside _finish: a signal handler that closes again on one of them
+        # leaves the end to the _finish it interrupted (waiting for it would never end).
+        self._finishing = set()
+        self._end_lock = threading.Lock()
 
     def close(self) -> None:
         """Close: see the subclass."""
@@ -93,9 +93,20 @@ class Lifetime:
         ``wait``) and none on this thread does. True once ended."""
         if self._closing is None or self._ended:
             return self._ended
+        me = threading.get_ident()
+        if me in self._finishing:  # a signal handler, inside this thread's own _finish:
+            return False  # that one finishes (its frames would count as calls in progress)
+        try:
+            self._finishing.add(me)  # inside the try: removed whatever interrupts
+            return self._finish_now(wait)
+        finally:
+            self._finishing.discard(me)
+
+    def _finish_now(self, wait: bool) -> bool:
         if getrefcount is not None:
             # No local holds the marker here: closers on two threads must not wait for
             # each other.
+            assert self._closing is not None  # set once, never unset
             mine = _held_by_this_thread(self._closing)
             # References: the attribute and the argument, and this thread's calls.
             sleep = backoff()
@@ -108,17 +119,12 @@ class Lifetime:
         with self._end_lock:
             if self._ended:
                 return True
-            if self._ending:  # a signal handler, re-entering on the ending thread:
-                return False  # the end under way finishes the job
-            self._ending = True  # no signal lands between the test above and this store
             try:
                 if self._end() is False:
                     return False  # waits for an end under way on this thread; it resumes us
             except Exception:
                 self._ended = True  # a failure to end is final; an interruption is not
                 raise
-            finally:
-                self._ending = False
             self._ended = True
         self._after_end()  # outside the lock: it may take another object's
         return True

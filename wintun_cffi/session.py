@@ -499,7 +499,10 @@ class Session(Lifetime):
         """
         if self._live is not None:
             self._stop_calls()
-            self._backend.interrupt_waits(self._handle)
+            try:
+                self._backend.interrupt_waits(self._handle)
+            except HandleClosedError:  # a handler's close on this thread ended it meanwhile
+                pass
             if self._async is not None:
                 from .aio import wake_all
 

@@ -25,6 +25,7 @@ from wintun_cffi import ledger
 from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.errors import PacketInUseError, SessionActiveError
 
+from .interrupts import Interrupter, traced
 from .traffic import BACKENDS, HEADER_SIZE, NO_DOUBLE, Rig, make_packet, parse_packet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +124,42 @@ def test_an_interrupt_while_packets_are_recorded_hands_none_out_twice(
             break
         index += 1
     assert index >= 3
+
+
+# -- 1b. an interrupt inside a single allocation (found by the real-signal stress) ----------
+
+
+@pytest.mark.parametrize("style", ["send", "allocate"])
+def test_an_interrupt_inside_a_single_allocation_leaves_the_next_one_whole(
+    rig: Rig, style: str
+) -> None:
+    """Cut short between queueing its size and allocating, an allocation once left its size
+    for the next one, which then allocated that size and wrote its own past it (a corrupt
+    ring on the native backend). A Ctrl+C at every point of one small send, then larger ones."""
+    small, large = make_packet(SEQUENCE, 0, HEADER_SIZE), make_packet(SEQUENCE, 1, 1500)
+    at = 1
+    while True:
+        interrupter = Interrupter("calls", at)
+        with traced(interrupter):
+            try:
+                if style == "send":
+                    rig.session.send(small)
+                else:
+                    with rig.session.allocate_send_packet(len(small)) as data:
+                        data[:] = small
+            except KeyboardInterrupt:
+                pass
+        for _ in range(3):
+            rig.session.send(large)  # larger than what the interrupted call asked for
+        arrived = [rig.host.receive(timeout=TIMEOUT) for _ in range(3)]
+        arrived = [packet for packet in arrived if packet != small]  # it went, or not
+        arrived += [rig.host.receive(timeout=TIMEOUT) for _ in range(3 - len(arrived))]
+        assert arrived == [large] * 3, f"interrupted at {interrupter.fired_at}"
+        rig.host.collect()
+        if interrupter.fired_at is None:  # every point was tried
+            break
+        at += 1
+    assert at >= 3
 
 
 # -- 2. close() re-entered on the ending thread --------------------------------------------------
