@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from wintun_cffi.constants import record_size
+from wintun_cffi.session import Session
 
 from .traffic import HEADER_SIZE, parse_packet
 
@@ -234,6 +235,18 @@ class ExactlyOnce:
                 problems.append(f"{key} arrived after {self._send_order[last]}: out of order")
                 break
             last = max(last, index)
+
+
+def recorded(session: Session) -> tuple[int, int, int]:
+    """What ``session`` records as out of its rings: received packets (handed out or not),
+    of those the ones taken but not yet handed out, and allocated send buffers. The one place
+    the checks read the session's private bookkeeping (its ledgers and ready queue)."""
+    reads, writes = session._reads, session._writes
+    return (
+        len(reads.entries) + len(reads.raw),
+        len(session._ready),
+        len(writes.entries) + len(writes.raw),
+    )
 
 
 def _runs(indexes: list[int]) -> list[list[int]]:

@@ -52,7 +52,7 @@ from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.errors import WintunError
 from wintun_cffi.session import Session
 
-from .exactly_once import ExactlyOnce
+from .exactly_once import ExactlyOnce, recorded
 from .traffic import BACKENDS, DoubleBuilds, Rig, make_packet, open_rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -368,8 +368,7 @@ def exchange(host: Any, session: Session, record: ExactlyOnce | None = None) -> 
         record.on_handed(session.read(timeout=0.01))
     except TimeoutError:
         pass
-    held = len(session._reads.entries) + len(session._reads.raw)
-    allocated = len(session._writes.entries) + len(session._writes.raw)
+    held, _, allocated = recorded(session)
     if held or allocated:
         raise AssertionError(
             f"the session still records {held} received and {allocated} allocated packets "

@@ -35,7 +35,7 @@ from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.errors import RingFullError
 from wintun_cffi.packets import PacketBatch, ReceivedPacket
 
-from .exactly_once import ExactlyOnce
+from .exactly_once import ExactlyOnce, recorded
 from .interrupts import CAPACITY as SMALL_RING
 from .interrupts import Interrupter, traced
 from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds, Rig, make_packet, open_rig
@@ -289,13 +289,12 @@ class PacketPath(RuleBasedStateMachine):
             self._hand(session.receive(timeout=0.005), keep=True)
         except TimeoutError:
             pass
-        holding = len(self.held) + len(session._ready)
-        recorded = len(session._reads.entries) + len(session._reads.raw)
-        assert recorded <= holding + SLACK, (
-            f"the session records {recorded} received packets; the application holds "
-            f"{len(self.held)} (and {len(session._ready)} are ready): a leak"
+        received, ready, allocated = recorded(session)
+        assert received <= len(self.held) + ready + SLACK, (
+            f"the session records {received} received packets; the application holds "
+            f"{len(self.held)} (and {ready} are ready): a leak"
         )
-        assert not session._writes.entries and not session._writes.raw
+        assert allocated == 0
 
     @rule()
     def memory_is_bounded(self) -> None:
@@ -314,7 +313,7 @@ class PacketPath(RuleBasedStateMachine):
                         break
                     self._hand(got, keep=False)
                 self._settled_and_bounded()
-                assert len(self.rig.session._reads.entries) == 0
+                assert recorded(self.rig.session)[0] == 0
                 self._collect()
                 self.record.verify(drained=True, cycled=False)
         finally:
