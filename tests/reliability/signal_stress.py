@@ -239,7 +239,7 @@ def _receive_trial(machine: Machine, rng: random.Random, counts: Counts, seconds
         alarm = Alarm(rng, 0.0005, 0.004)
         deadline = time.monotonic() + seconds
         try:
-            with _Feeder(host, record, rng) as feeder, alarm.running():
+            with _Feeder(host, record, rng) as feeder, alarm.running(), _telling(record, counts):
                 while time.monotonic() < deadline:
                     style = rng.choice(tuple(_RECEIVES))
                     try:
@@ -275,7 +275,7 @@ def _send_trial(machine: Machine, rng: random.Random, counts: Counts, seconds: f
         collector.start()
         sequence = 0
         deadline = time.monotonic() + seconds
-        with alarm.running(), _counting(alarm, counts):
+        with alarm.running(), _counting(alarm, counts), _telling(record, counts):
             while time.monotonic() < deadline:
                 style = rng.choice(("send", "send_many", "allocate"))
                 count = 4 if style == "send_many" else 1
@@ -367,6 +367,17 @@ def _counting(alarm: Alarm, counts: Counts) -> Iterator[None]:
         yield
     finally:
         counts.interrupts += alarm.fired
+
+
+@contextmanager
+def _telling(record: ExactlyOnce, counts: Counts) -> Iterator[None]:
+    """A trial's loop ended by the library's error (a dead ring, say): what the record had
+    found by then (a damaged packet, a duplicate) goes with it."""
+    try:
+        yield
+    except WintunError:
+        counts.problems.extend(record.tally(drained=False, cycled=False).problems[:3])
+        raise
 
 
 def _exchange_and_verify(host: Any, session: Session, record: ExactlyOnce, counts: Counts) -> None:
