@@ -15,9 +15,14 @@ kinds of points:
 * ``calls``: where CPython really delivers a signal handler's exception, right after a call
   returns and when a function starts (finer than lines: mid-line, after each call).
 
-After the interrupt: for a packet operation, the session must still move packets both ways, a
-full ring's worth and more, so a stranded slot would show; for ``close()``, calling it again
-must end the session, and the adapter must start a new session that moves packets both ways.
+After the interrupt: for a packet operation, the session must still move packets both ways,
+more than twice the ring's capacity, so a stranded slot would show; for ``close()``, calling it
+again must end the session, and the adapter must start a new session that moves packets both
+ways. And every packet of the run, both ways, must have gone through *exactly once, in order*
+(:mod:`tests.reliability.exactly_once`): what the operation and the check were handed, what
+they sent and what the far side got. The one loss accepted is what a ``receive*`` call was
+returning when the interrupt landed in it, counted. The cyclic garbage collector is left alone:
+what an interrupted call left behind must be dealt with without it.
 
 Usage (the full sweep; the test suite runs a bounded one)::
 
@@ -32,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dis
 import functools
-import gc
 import itertools
 import os
 import sys
@@ -48,7 +52,8 @@ from wintun_cffi.conformance.double.build import double_available
 from wintun_cffi.errors import WintunError
 from wintun_cffi.session import Session
 
-from .traffic import BACKENDS, HEADER_SIZE, DoubleBuilds, Rig, make_packet, open_rig, parse_packet
+from .exactly_once import ExactlyOnce, recorded
+from .traffic import BACKENDS, DoubleBuilds, Rig, make_packet, open_rig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = (os.path.join(ROOT, "wintun_cffi") + os.sep, os.path.join(ROOT, "emulator") + os.sep)
@@ -172,101 +177,137 @@ def traced(interrupter: Interrupter) -> Iterator[None]:
 
 @dataclass
 class Operation:
-    """``prepare(rig)`` runs untraced and returns what ``act(rig, state)`` needs."""
+    """``prepare(rig, record)`` runs untraced and returns what ``act(rig, state, record)``
+    needs; both note in ``record`` every packet they deliver, are handed and send.
+    ``receives``: how many packets one of the operation's ``receive*`` calls can return (what
+    an interrupt landing as it returns may lose); 0 for an operation that receives nothing."""
 
     name: str
-    prepare: Callable[[Rig], Any]
-    act: Callable[[Rig, Any], None]
+    prepare: Callable[[Rig, ExactlyOnce], Any]
+    act: Callable[[Rig, Any, ExactlyOnce], None]
+    receives: int = 0
 
 
-def _deliver(rig: Rig, count: int, size: int = 600) -> None:
+def _deliver(rig: Rig, count: int, record: ExactlyOnce, size: int = 600) -> None:
     packets = [make_packet(WORK, index, size) for index in range(count)]
     if not rig.host.deliver_many(packets):
         raise RuntimeError("the ring did not take the operation's packets")
+    record.on_delivered(packets)
 
 
-def _delivered(count: int) -> Callable[[Rig], None]:
-    return lambda rig: _deliver(rig, count)
+def _delivered(count: int) -> Callable[[Rig, ExactlyOnce], None]:
+    return lambda rig, record: _deliver(rig, count, record)
 
 
-def _receive_and_release(rig: Rig, _: None) -> None:
+def _nothing(rig: Rig, record: ExactlyOnce) -> None:
+    pass
+
+
+def _receive_and_release(rig: Rig, _: None, record: ExactlyOnce) -> None:
     packet = rig.session.receive_packet()
     assert packet is not None
+    record.on_handed(packet.data)
     packet.release()
 
 
-def _receive_waiting(rig: Rig, _: None) -> None:
-    timer = threading.Timer(0.02, _deliver, (rig, 1))
+def _receive_waiting(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    timer = threading.Timer(0.02, _deliver, (rig, 1, record))
     timer.start()
     try:
         with rig.session.receive(timeout=_TIMEOUT) as packet:
-            bytes(packet.data)
+            record.on_handed(packet.data)
     finally:
         timer.join()
 
 
-def _receive_many(rig: Rig, _: None) -> None:
+def _receive_many(rig: Rig, _: None, record: ExactlyOnce) -> None:
     packets = rig.session.receive_many(8, timeout=_TIMEOUT)
+    for packet in packets:
+        record.on_handed(packet.data)
     rig.session.release_many(packets)
 
 
-def _receive_batch(rig: Rig, _: None) -> None:
+def _receive_batch(rig: Rig, _: None, record: ExactlyOnce) -> None:
     with rig.session.receive_batch(8, timeout=_TIMEOUT) as batch:
-        sum(map(len, batch))
+        for data in batch:
+            record.on_handed(data)
 
 
-def _allocate_and_send(rig: Rig, _: None) -> None:
+def _sending(record: ExactlyOnce, packets: list[bytes], send: Callable[[], int]) -> None:
+    """Run ``send`` (which sends a prefix of ``packets`` and returns its length), noting what
+    went out: all of them maybe, if it was cut short."""
+    try:
+        count = send()
+    except BaseException:
+        for packet in packets:
+            record.on_sent(packet, certain=False)
+        raise
+    for packet in packets[:count]:
+        record.on_sent(packet)
+
+
+def _allocate_and_send(rig: Rig, _: None, record: ExactlyOnce) -> None:
     packet = make_packet(WORK, 1, 300)
-    with rig.session.allocate_send_packet(len(packet)) as data:
-        data[:] = packet
+
+    def send() -> int:
+        with rig.session.allocate_send_packet(len(packet)) as data:
+            data[:] = packet
+        return 1
+
+    _sending(record, [packet], send)
 
 
-def _abandon(rig: Rig, _: None) -> None:
+def _abandon(rig: Rig, _: None, record: ExactlyOnce) -> None:
     rig.session.allocate_send_packet(300).abandon()
 
 
-def _send(rig: Rig, _: None) -> None:
-    rig.session.send(make_packet(WORK, 1, 300))
+def _send(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    packet = make_packet(WORK, 1, 300)
+    _sending(record, [packet], lambda: int(rig.session.send(packet)))
 
 
-def _send_many(rig: Rig, _: None) -> None:
-    rig.session.send_many([make_packet(WORK, index, 300) for index in range(8)])
+def _send_many(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    packets = [make_packet(WORK, index, 300) for index in range(8)]
+    _sending(record, packets, lambda: rig.session.send_many(packets))
 
 
-def _iterate(rig: Rig, _: None) -> None:
+def _iterate(rig: Rig, _: None, record: ExactlyOnce) -> None:
     for packet in rig.session:
+        record.on_handed(packet.data)
         packet.release()
         return
 
 
-def _close(rig: Rig, _: None) -> None:
+def _close(rig: Rig, _: None, record: ExactlyOnce) -> None:
     rig.session.close()
 
 
-def _start_session(rig: Rig, _: None) -> None:
+def _start_session(rig: Rig, _: None, record: ExactlyOnce) -> None:
     rig.session = rig.adapter.start_session(CAPACITY)
 
 
-def _closed_first(rig: Rig) -> None:
+def _closed_first(rig: Rig, record: ExactlyOnce) -> None:
     rig.session.close()
 
 
 OPERATIONS = {
     op.name: op
     for op in (
-        Operation("receive_packet+release", _delivered(4), _receive_and_release),
-        Operation("receive (waiting)", lambda rig: None, _receive_waiting),
-        Operation("receive_many+release_many", _delivered(12), _receive_many),
-        Operation("receive_batch", _delivered(12), _receive_batch),
-        Operation("allocate+send", lambda rig: None, _allocate_and_send),
-        Operation("abandon", lambda rig: None, _abandon),
-        Operation("send", lambda rig: None, _send),
-        Operation("send_many", lambda rig: None, _send_many),
-        Operation("iterate", _delivered(2), _iterate),
+        Operation("receive_packet+release", _delivered(4), _receive_and_release, 1),
+        Operation("receive (waiting)", _nothing, _receive_waiting, 1),
+        Operation("receive_many+release_many", _delivered(12), _receive_many, 8),
+        Operation("receive_batch", _delivered(12), _receive_batch, 8),
+        Operation("allocate+send", _nothing, _allocate_and_send),
+        Operation("abandon", _nothing, _abandon),
+        Operation("send", _nothing, _send),
+        Operation("send_many", _nothing, _send_many),
+        Operation("iterate", _delivered(2), _iterate, 1),
         Operation("close", _delivered(3), _close),
         Operation("start_session", _closed_first, _start_session),
     )
 }
+#: The operations that end the session they start with.
+ENDING = ("close", "start_session")
 
 
 # -- the checks -----------------------------------------------------------------------------
@@ -278,31 +319,94 @@ def _host_of(rig: Rig, session: Session) -> Any:
     return rig.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
 
 
-def moves_packets(rig: Rig, session: Session) -> None:
-    """Two laps of the ring each way: a stranded slot or a stuck waiter would stop it."""
-    host = _host_of(rig, session)
+def moves_packets(rig: Rig, session: Session, record: ExactlyOnce | None = None) -> None:
+    """:func:`exchange` with the far side of ``session`` in ``rig``."""
+    exchange(_host_of(rig, session), session, record)
+
+
+def exchange(host: Any, session: Session, record: ExactlyOnce | None = None) -> None:
+    """More than two laps of the ring each way between ``session`` and ``host``, receiving
+    in every style in turn: a stranded slot or a stuck waiter would stop it, and afterwards
+    the session must record no packet (a leak otherwise). Every packet is noted in
+    ``record``; without one, a record of its own is checked (exactly once, in order, the ring
+    cycled twice)."""
+    own = record is None
+    if record is None:
+        record = ExactlyOnce(session.capacity)
     size = 1500
     received = 0
     sent_to_app = 0
-    deadline = time.monotonic() + 20
+    turn = 0
+    deadline = time.monotonic() + 10
     while received < _HEALTH_PACKETS:
         if time.monotonic() > deadline:
             raise AssertionError(f"the application received {received} of {_HEALTH_PACKETS}")
-        if sent_to_app < _HEALTH_PACKETS and host.deliver(make_packet(HEALTH, sent_to_app, size)):
-            sent_to_app += 1
-        for packet in session.receive_many(16, timeout=0.05):
-            try:
-                if parse_packet(packet.data)[0] == HEALTH:
-                    received += 1
-            finally:
-                packet.release()
+        # Bursts of 1 to 5: a receive then takes several at once, and keeps some for later.
+        burst = min(1 + turn % 5, _HEALTH_PACKETS - sent_to_app)
+        if burst > 0:
+            packets = [make_packet(HEALTH, sent_to_app + index, size) for index in range(burst)]
+            if host.deliver_many(packets):
+                record.on_delivered(packets)
+                sent_to_app += burst
+        turn += 1
+        for data in _receive_some(session, style=turn % len(_RECEIVE_STYLES)):
+            key = record.on_handed(data)
+            if key is not None and key[0] == HEALTH:
+                received += 1
     for index in range(_HEALTH_PACKETS):
-        session.send(make_packet(HEALTH, index, size), on_full="wait", timeout=_TIMEOUT)
+        packet = make_packet(HEALTH, index, size)
+        session.send(packet, on_full="wait", timeout=_TIMEOUT)
+        record.on_sent(packet)
     arrived = 0
     while arrived < _HEALTH_PACKETS:
-        packet = host.receive(timeout=_TIMEOUT)
-        if len(packet) >= HEADER_SIZE and parse_packet(packet)[0] == HEALTH:
+        key = record.on_arrived(host.receive(timeout=_TIMEOUT))
+        if key is not None and key[0] == HEALTH:
             arrived += 1
+    # Everything was given back: the session records nothing more (a receive that waits
+    # settles what an interrupt abandoned first).
+    try:
+        record.on_handed(session.read(timeout=0.01))
+    except TimeoutError:
+        pass
+    held, _, allocated = recorded(session)
+    if held or allocated:
+        raise AssertionError(
+            f"the session still records {held} received and {allocated} allocated packets "
+            "that the application gave back or dropped: a leak"
+        )
+    if own:
+        record.verify()
+
+
+def _receive_some(session: Session, style: int) -> list[bytes]:
+    """Packets received in one of the ways a program does it (each a copy; all released)."""
+    how = _RECEIVE_STYLES[style]
+    if how == "receive_many":
+        packets = session.receive_many(16, timeout=0.05)
+        copies = [bytes(packet.data) for packet in packets]
+        session.release_many(packets)
+        return copies
+    if how == "receive_batch":
+        with session.receive_batch(16, timeout=0.05) as batch:
+            return [bytes(data) for data in batch]
+    if how == "receive":
+        try:
+            with session.receive(timeout=0.05) as packet:
+                return [bytes(packet.data)]
+        except TimeoutError:
+            return []
+    copies = []
+    for _ in range(16):
+        one = session.receive_packet()
+        if one is None:
+            break
+        copies.append(bytes(one.data))
+        one.release()
+    return copies
+
+
+#: The ways :func:`moves_packets` receives, in turn.
+_RECEIVE_STYLES = ("receive_many", "receive_packet", "receive", "receive_batch")
 
 
 def _bounded(call: Callable[[], None], what: str) -> None:
@@ -323,9 +427,13 @@ def _bounded(call: Callable[[], None], what: str) -> None:
         raise errors[0]
 
 
-def check_after(rig: Rig, operation: str) -> None:
-    """The session (or, after close/start_session, a new one) works; raises if not."""
-    if operation in ("close", "start_session"):
+def check_after(rig: Rig, operation: str, record: ExactlyOnce) -> None:
+    """The session (or, after close/start_session, a new one) works, and every packet went
+    through exactly once, in order; raises if not. ``record`` holds what the operation did."""
+    if operation in ENDING:
+        # What the session still had in its ring ended with it: not lost, but nothing may
+        # have been handed out twice or out of order.
+        record.verify(drained=False, cycled=False)
         if operation == "start_session" and not rig.session.closed:
             session = rig.session  # the interrupt came after the new session was made
         else:
@@ -333,9 +441,11 @@ def check_after(rig: Rig, operation: str) -> None:
             assert rig.session.closed
             session = rig.adapter.start_session(CAPACITY)
             rig.session = session
+        record = ExactlyOnce(CAPACITY)
     else:
         session = rig.session
-    _bounded(lambda: moves_packets(rig, session), "moving packets")
+    _bounded(lambda: moves_packets(rig, session, record), "moving packets")
+    record.verify()
 
 
 # -- the sweep -----------------------------------------------------------------------------
@@ -356,21 +466,23 @@ def _run_once(
     backend: str, operation: Operation, mode: str, at: int | None, builds: DoubleBuilds
 ) -> tuple[Interrupter, str | None]:
     with open_rig(backend, CAPACITY, builds) as rig:
-        state = operation.prepare(rig)
+        record = ExactlyOnce(CAPACITY)
+        state = operation.prepare(rig, record)
         interrupter = Interrupter(mode, at)
         failure: str | None = None
         try:
             with traced(interrupter):
-                operation.act(rig, state)
+                operation.act(rig, state, record)
         except KeyboardInterrupt:
-            pass
+            if operation.receives:  # what the interrupted receive* was returning: lost
+                record.may_lose(operation.receives)
         except (WintunError, ValueError, TimeoutError) as error:
             if interrupter.fired_at is None:
                 failure = f"the operation failed without an interrupt: {error!r}"
-        gc.collect()  # whatever the interrupted frames held is dropped
+        # No gc.collect(): what the interrupted frames held must not need the cyclic GC.
         if failure is None:
             try:
-                check_after(rig, operation.name)
+                check_after(rig, operation.name, record)
             except BaseException as error:
                 failure = f"{type(error).__name__}: {error}"
         return interrupter, failure

@@ -19,6 +19,10 @@ from .traffic import BACKENDS, NO_DOUBLE, DoubleBuilds
 ROOT = Path(__file__).resolve().parents[2]
 #: Try every EVERY-th point (and the last): about a tenth of the full sweep.
 EVERY = 9
+#: Except where a real signal lands (``calls``) in an operation that receives without waiting:
+#: every point there, so that a window of one step in the ledger (a packet recorded but its
+#: raw token not yet cleared, issue 21) cannot fall between two tried points.
+EVERY_RECEIVING = 1
 
 # An interrupt while a generator is being closed is reported, not raised: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -32,7 +36,10 @@ def test_an_interrupt_anywhere_leaves_the_session_working(
 ) -> None:
     if backend == "double" and not double_available():
         pytest.skip(NO_DOUBLE)
-    outcome = sweep(backend, operation, mode, EVERY, builds)
+    every = EVERY
+    if mode == "calls" and OPERATIONS[operation].receives and operation != "receive (waiting)":
+        every = EVERY_RECEIVING
+    outcome = sweep(backend, operation, mode, every, builds)
     assert outcome.points >= 3  # it ran through the library (the session, the ledger, ...)
     assert outcome.interrupted == outcome.tried  # every chosen point was reached
     assert outcome.failures == [], "\n".join(outcome.failures)
