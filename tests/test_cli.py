@@ -61,21 +61,9 @@ def test_example_with_the_linux_kernel_answering() -> None:
 def interrupt_after_first_reply(*args: str) -> tuple[int, str, str]:
     """Run ``python -m wintun_cffi example args``, press Ctrl+C (SIGINT to its process group,
     as a terminal does) once a reply is printed; exit code, stdout, stderr."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wintun_cffi", "example", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if REPLY in line:
-            time.sleep(0.2)
-            os.killpg(process.pid, signal.SIGINT)
-            break
+    process, lines = start_until_first_reply(*args)
+    time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=60)
     return process.returncode, "".join(lines) + out, err
 
@@ -120,11 +108,11 @@ def running(pid: int) -> bool:
         return False
 
 
-def start_until_first_reply(backend: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """``python -m wintun_cffi example --backend backend`` in a session of its own, once it
-    printed an echo reply; the lines printed so far."""
+def start_until_first_reply(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``python -m wintun_cffi example args`` in a session of its own, once it printed an
+    echo reply; the lines printed so far."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "wintun_cffi", "example", "--backend", backend],
+        [sys.executable, "-m", "wintun_cffi", "example", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -152,7 +140,7 @@ def test_a_stop_signal_to_the_command_alone_ends_it_cleanly(backend: str, signam
     """``kill`` on the command's process (not its group): it cleans up and exits 0, and no
     process it started outlives it (linux-tun re-runs itself in a new namespace)."""
     skip_unless_linux_backend(backend)
-    process, lines = start_until_first_reply(backend)
+    process, lines = start_until_first_reply("--backend", backend)
     children = children_of(process.pid)
     assert len(children) == (1 if backend == "linux-tun" else 0), children
     os.kill(process.pid, getattr(signal, signame))
@@ -167,7 +155,7 @@ def test_the_re_run_child_ends_when_its_parent_is_killed() -> None:
     """SIGKILL to the linux-tun command's process, which can pass nothing on: its child in
     the new namespace notices, cleans up and exits."""
     skip_unless_linux_backend("linux-tun")
-    process, lines = start_until_first_reply("linux-tun")
+    process, lines = start_until_first_reply("--backend", "linux-tun")
     [child] = children_of(process.pid)
     process.kill()
     # The child shares the output pipe: it reaches its end when the child has exited.

@@ -50,6 +50,13 @@ def test_send_is_refused_while_a_derived_view_exists(double: Double) -> None:
     assert host.receive(timeout=5) == bytes([0x45]) + bytes(39)
 
 
+def _adapter(wintun: wintun_cffi.Wintun, double: Double, name: str) -> wintun_cffi.Adapter:
+    """A new adapter on the double, as its generation creates one."""
+    if double.api == "0.14":
+        return wintun.create_adapter(name, tunnel_type="T")
+    return wintun.create_adapter(name, pool="P")
+
+
 def test_session_end_keeps_rings_that_derived_views_reach(double: Double) -> None:
     backend = double.backend
     session, host = double.session()
@@ -74,11 +81,7 @@ def test_session_end_keeps_rings_that_derived_views_reach(double: Double) -> Non
 
 def test_a_session_kept_by_a_derived_view_ends_once_the_view_is_gone(double: Double) -> None:
     wintun = wintun_cffi.load(double.path)
-    adapter = (
-        wintun.create_adapter("Kept", tunnel_type="T")
-        if double.api == "0.14"
-        else wintun.create_adapter("Kept", pool="P")
-    )
+    adapter = _adapter(wintun, double, "Kept")
     with adapter:
         session = adapter.start_session(0x20000)
         host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
@@ -98,11 +101,7 @@ def test_a_session_kept_by_a_derived_view_ends_once_the_view_is_gone(double: Dou
 
 def test_high_level_release_refused_keeps_the_packet_usable(double: Double) -> None:
     wintun = wintun_cffi.load(double.path)
-    adapter = (
-        wintun.create_adapter("HL", tunnel_type="T")
-        if double.api == "0.14"
-        else wintun.create_adapter("HL", pool="P")
-    )
+    adapter = _adapter(wintun, double, "HL")
     with adapter, adapter.start_session(0x20000) as session:
         host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
         assert host.deliver_many([bytes([0x45]) + bytes(39), bytes([0x45, 1]) + bytes(38)])
@@ -121,11 +120,7 @@ def test_a_dropped_packet_with_a_live_derived_view_does_not_break_the_session(
     double: Double,
 ) -> None:
     wintun = wintun_cffi.load(double.path)
-    adapter = (
-        wintun.create_adapter("Drop", tunnel_type="T")
-        if double.api == "0.14"
-        else wintun.create_adapter("Drop", pool="P")
-    )
+    adapter = _adapter(wintun, double, "Drop")
     with adapter:
         session = adapter.start_session(0x20000)
         host = double.kernel.host_for(session._handle.pointer)  # type: ignore[attr-defined]
