@@ -269,3 +269,13 @@ def test_pytest_usage_errors_are_bad_input(tmp_path: Path) -> None:
     done = conformance("--backend", "emulator-0.14", "--", "--no-such-option", cwd=tmp_path)
     assert done.returncode == 2
     assert "--no-such-option" in done.stderr
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32", reason="windows-native may run here (Windows, or the real DLL)"
+)
+def test_a_run_in_which_no_test_ran_is_not_a_success(tmp_path: Path) -> None:
+    done = conformance("--backend", "windows-native", "--", "-q", cwd=tmp_path)
+    assert done.returncode == command.EXIT_NO_TEST_RAN, done.stdout + done.stderr
+    assert summaries(done.stdout)["windows-native"][:2] == (0, 0)  # every test skipped
+    assert "error: no test ran" in done.stderr

@@ -57,6 +57,9 @@ from .windows import (
     under_wine,
 )
 
+#: The user property (pytest) naming the backend a conformance test ran on.
+BACKEND_PROPERTY = "wintun_backend"
+
 Kind = Literal["emulator", "double", "windows", "linux-tun", "user"]
 
 BACKENDS: dict[str, tuple[Kind, ApiGeneration | None]] = {

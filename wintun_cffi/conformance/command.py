@@ -17,9 +17,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .backends import (
+    BACKEND_PROPERTY,
     BACKENDS,
     UserBackendError,
     is_user_backend,
@@ -32,6 +33,8 @@ from .backends import (
 EXIT_BAD_INPUT = 2
 #: The exit status after Ctrl+C, as the other commands.
 EXIT_INTERRUPTED = 130
+#: The exit status of a run in which no test ran (every one skipped): never a success.
+EXIT_NO_TEST_RAN = 5
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "conformance.ini"
 
@@ -48,8 +51,9 @@ def main(
     pytest_args: Sequence[str],
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the suite; the exit status: 0 if no test failed, 1 if one did, 2 for bad input,
-    130 after Ctrl+C (other statuses are pytest's: 3 internal error, 5 no test selected)."""
+    """Run the suite; the exit status: 0 if tests ran and none failed, 1 if one failed, 2 for
+    bad input, 5 if no test ran (every one skipped, or none selected), 130 after Ctrl+C
+    (3 is pytest's internal error)."""
     try:
         import pytest
     except ImportError:
@@ -64,13 +68,36 @@ def main(
     except BadInput as error:
         print(f"error: {error}", file=stderr or sys.stderr)
         return EXIT_BAD_INPUT
+    ran = _Ran()
     with own_network_namespace(names):
-        code = pytest.main(pytest_arguments(names, dll, sha256, junit_xml, pytest_args))
+        code = pytest.main(
+            pytest_arguments(names, dll, sha256, junit_xml, pytest_args), plugins=[ran]
+        )
     if code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED
     if code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_BAD_INPUT
+    if code == pytest.ExitCode.OK and not ran.tests:
+        print(
+            "error: no test ran: every test was skipped on every backend named (the reasons "
+            "are above)",
+            file=stderr or sys.stderr,
+        )
+        return EXIT_NO_TEST_RAN
     return int(code)
+
+
+class _Ran:
+    """A pytest plugin that counts the tests that ran on a backend (passed or failed, not
+    skipped)."""
+
+    def __init__(self) -> None:
+        self.tests = 0
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        on_a_backend = any(name == BACKEND_PROPERTY for name, _ in report.user_properties)
+        if on_a_backend and report.when == "call" and not report.skipped:
+            self.tests += 1
 
 
 def pytest_arguments(

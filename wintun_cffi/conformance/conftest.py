@@ -23,6 +23,7 @@ from wintun_cffi.constants import MIN_RING_CAPACITY
 from wintun_cffi.pytest_plugin import TrackingWintun
 
 from .backends import (
+    BACKEND_PROPERTY,
     BackendCase,
     DoubleLibraries,
     Unavailable,
@@ -33,7 +34,7 @@ from .backends import (
 )
 from .farside import FarSide, RawFarSide
 
-_PROPERTY = "wintun_backend"
+_PROPERTY = BACKEND_PROPERTY
 #: Where the session's windows-native backend is kept for the summary.
 _WINDOWS_KEY = pytest.StashKey[WindowsNative]()
 
