@@ -322,10 +322,7 @@ class Ledger:
         to leave ``raw``.
         """
         raw = self.raw
-        if self.direction.harmless is not None and not (
-            all(raw) and not any(map(self.entries.__contains__, raw))
-        ):  # also a NULL a single allocation left (the ring was full) when cut short
-            raw[:] = [token for token in raw if token and token not in self.entries]
+        raw[:] = [token for token in raw if token and token not in self.entries]
         self._record(out, make, owner)
 
     def _record(self, out: list[Any] | deque[Any], make: Maker, owner: Any = None) -> None:
@@ -551,13 +548,15 @@ class Ledger:
             self._flush()
         return given
 
-    def oldest_abandoned(self) -> bool:
-        """True if nothing outside the ledger refers to the oldest packet out (one look: the
-        cheap test of whether :meth:`settle` would give anything back)."""
+    def settle_if_stuck(self) -> None:
+        """:meth:`settle` if nothing outside the ledger refers to the oldest packet out (one
+        look: such a packet keeps the ring's space from coming back)."""
         for held in self.entries.values():
             # References: the entry, this loop and the argument.
-            return _getrefcount is not None and _getrefcount(held) <= 3
-        return False
+            if _getrefcount is not None and _getrefcount(held) <= 3:
+                held = None
+                self.settle()
+            return
 
     def _abandoned(self) -> list[Any]:
         """The oldest packets (and groups) that nothing outside the ledger refers to, up to

@@ -145,8 +145,8 @@ class Session(Lifetime):
         """Take up to ``amount`` packets from the ring into the ready queue (in ring order,
         whoever takes them: each thread then receives in ring order). False if it was empty."""
         ready, reads = self._ready, self._reads
-        if reads.entries and reads.oldest_abandoned():
-            reads.settle()  # a packet nobody holds keeps Head back: give it back first
+        if reads.entries:
+            reads.settle_if_stuck()  # a packet nobody holds keeps Head back
         try:
             reads.fill(amount, ready, ReceivedPacket, self)
         except NoMoreItemsError:
@@ -273,8 +273,8 @@ class Session(Lifetime):
                     if batch._tokens:
                         return batch
                     continue  # another thread had them: take from the ring
-                if reads.entries and reads.oldest_abandoned():
-                    reads.settle()
+                if reads.entries:
+                    reads.settle_if_stuck()
                 try:
                     reads.fill_group(limit, batch)
                     return batch
