@@ -171,6 +171,32 @@ class _Bench:
                 received.release()
                 count += len(received)
 
+        def read() -> int:
+            count, read_one = 0, session.read
+            try:
+                while True:
+                    read_one(0)
+                    count += 1
+            except TimeoutError:
+                return count
+
+        def read_many() -> int:
+            count = 0
+            while True:
+                copies = session.read_many(BATCH, timeout=0)
+                if not copies:
+                    return count
+                count += len(copies)
+
+        def read_into() -> int:
+            count, read_one, buffer = 0, session.read_into, bytearray(0xFFFF)
+            try:
+                while True:
+                    read_one(buffer, 0)
+                    count += 1
+            except TimeoutError:
+                return count
+
         def allocate(limit: int) -> int:
             count, allocate_one, size = 0, session.allocate_send_packet, len(payload)
             try:
@@ -205,6 +231,9 @@ class _Bench:
         self.drain(f"{prefix} receive_packet+release", single)
         self.drain(f"{prefix} receive_many+release_many", many)
         self.drain(f"{prefix} receive_batch+release", batch)
+        self.drain(f"{prefix} read", read)
+        self.drain(f"{prefix} read_many", read_many)
+        self.drain(f"{prefix} read_into", read_into)
         self.send(f"{prefix} allocate+fill+send", allocate)
         self.send(f"{prefix} send", send_one)
         self.send(f"{prefix} send_many", send_many)
@@ -364,6 +393,21 @@ def _bare_rows(bench: _Bench, path: str) -> None:
             release(pointer, packet)
             count += 1
 
+    def bare_copy() -> int:  # the floor of any copying ABI-mode binding: the C calls, a copy
+        count, size_out = 0, ffi.new("DWORD *")
+        receive, release, buffer = (
+            lib.WintunReceivePacket,
+            lib.WintunReleaseReceivePacket,
+            ffi.buffer,
+        )
+        while True:
+            packet = receive(pointer, size_out)
+            if not packet:
+                return count
+            bytes(buffer(packet, size_out[0]))
+            release(pointer, packet)
+            count += 1
+
     def bare_send(limit: int) -> int:
         count, allocate, send, copy = (
             0,
@@ -401,6 +445,7 @@ def _bare_rows(bench: _Bench, path: str) -> None:
     bench.drain("native bare cffi receive+release", bare)
     bench.drain("native bare cffi receive+view+release", bare_view)
     bench.drain("native bare cffi receive+view+object", bare_object)
+    bench.drain("native bare cffi receive+copy+release", bare_copy)
     bench.drain("native ctypes copying loop", ctypes_copying)
     bench.send("native bare cffi allocate+copy+send", bare_send)
     try:
@@ -483,6 +528,30 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
         "the same against batches",
     ),
     (
+        "ctypes copying ÷ native read",
+        "native ctypes copying loop",
+        "native read",
+        "a copying ctypes loop against the copying path",
+    ),
+    (
+        "ctypes copying ÷ native read_many",
+        "native ctypes copying loop",
+        "native read_many",
+        "the same against the copying path's batches",
+    ),
+    (
+        "native read ÷ bare cffi copying",
+        "native read",
+        "native bare cffi receive+copy+release",
+        "what the copying path adds to the copying floor",
+    ),
+    (
+        "native send ÷ bare cffi sending",
+        "native send",
+        "native bare cffi allocate+copy+send",
+        "what send adds to the sending floor",
+    ),
+    (
         "emulator single ÷ native single",
         "emulator receive_packet+release",
         "native receive_packet+release",
@@ -507,6 +576,9 @@ ROW_MEANINGS: dict[str, str] = {
     "receive_packet+release": "one packet received and released",
     "receive_many+release_many": "receive_many and release_many, batches of 256",
     "receive_batch+release": "receive_batch, the batch released as one (256)",
+    "read": "read: a copy of each packet as bytes (taken, copied, given back ahead)",
+    "read_many": "read_many, batches of 256 copies",
+    "read_into": "read_into one reused buffer",
     "allocate+fill+send": "allocate, copy into the view, send",
     "send": "send of bytes",
     "send_many": "send_many, batches of 256",
@@ -515,6 +587,7 @@ ROW_MEANINGS: dict[str, str] = {
     "bare cffi receive+release": "the C calls alone: the floor of any ABI-mode binding",
     "bare cffi receive+view+release": "the floor of any zero-copy ABI-mode binding",
     "bare cffi receive+view+object": "the floor of an API with one object per packet",
+    "bare cffi receive+copy+release": "the C calls and a copy to bytes: the copying floor",
     "bare cffi allocate+copy+send": "the floor for sending",
     "ctypes copying loop": "a ctypes loop copying each packet out (older wrappers)",
     "C loop (limit)": "a C loop over the same library: what the machine allows",

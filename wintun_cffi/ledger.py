@@ -98,6 +98,9 @@ class Direction(NamedTuple):
     #: ``write(token, data, size)``: copy ``data`` into an allocated packet (writing), for
     #: sending a copy without a packet object; None: not offered.
     write: Callable[[Any, Any, int], Any] | None = None
+    #: ``copies(raw)``: a copy (``bytes``) of each packet of the tokens of the last ``take``
+    #: (reading), for the copying path; None: copied through ``views``.
+    copies: Callable[[list[Any]], list[bytes]] | None = None
 
 
 class Held:
@@ -164,6 +167,9 @@ class Ledger:
         "_step",
         "_sizes",
         "_take_one",
+        "_payloads",
+        "_lengths",
+        "_send_one",
     )
 
     def __init__(self, direction: Direction) -> None:
@@ -197,6 +203,32 @@ class Ledger:
             if direction.one is None
             else partial(
                 next, map(self.raw.append, map(direction.one, iter(self._sizes.pop, None)))
+            )
+        )
+        # Sending a copy, where allocating and writing are C calls: one ``next`` allocates
+        # (a NULL is skipped: the sizes run out, IndexError), records the token in ``raw``,
+        # copies the payload in and sends it. No Python runs in between: nothing can cut it.
+        self._payloads: list[Any] = []
+        self._lengths: list[int] = []
+        self._send_one = (
+            None
+            if direction.one is None or direction.write is None or direction.flush is not None
+            else partial(
+                next,
+                zip(
+                    map(
+                        self.raw.append,
+                        filter(None, map(direction.one, iter(self._sizes.pop, None))),
+                    ),
+                    map(
+                        direction.write,
+                        map(self.raw.__getitem__, repeat(0)),
+                        iter(self._payloads.pop, None),
+                        iter(self._lengths.pop, None),
+                    ),
+                    map(direction.give, map(self.raw.pop, repeat(0))),
+                    strict=False,
+                ),
             )
         )
 
@@ -269,6 +301,18 @@ class Ledger:
         Cut short, the allocation stays in ``raw``: the next :meth:`settle` makes it harmless
         and sends it, so the ring never waits for it.
         """
+        send_one = self._send_one
+        if send_one is not None:
+            with self._lock:
+                if not self.raw:
+                    # Set whole, as _sizes: what a cut-short call left is overwritten.
+                    self._sizes[:] = self._lengths[:] = (size,)
+                    self._payloads[:] = (data,)
+                    try:
+                        send_one()
+                        return
+                    except IndexError:  # NULL: the ring is full (the general way raises)
+                        self._payloads.clear()
         write = self.direction.write
         assert write is not None, "a backend that offers write"
         with self._lock:
@@ -287,6 +331,27 @@ class Ledger:
             write(raw[0], data, size)
             # Out of ``raw`` and given back in one C step.
             consume(map(self.direction.give, map(raw.pop, _FIRST)))
+        if self._flush is not None:
+            self._flush()
+
+    def take_copies(self, amount: int, out: deque[bytes] | list[bytes]) -> None:
+        """Take up to ``amount`` packets from the ring (reading), copy each and give it back
+        at once: the copies are appended to ``out``, in ring order, and no packet stays out.
+
+        Packets an interrupted fill left taken come first. Cut short before its last step,
+        nothing was handed over and the tokens stay taken (the next call copies them again);
+        the last step hands the copies over, gives the packets back and empties ``raw`` in
+        one C step. Raises the backend's error (NoMoreItemsError: the ring is empty) only if
+        nothing was appended.
+        """
+        direction = self.direction
+        with self._lock:
+            raw = self.raw
+            if not raw:
+                direction.take(raw, amount)
+            copy = direction.copies
+            copies = list(map(bytes, direction.views(raw)[0])) if copy is None else copy(raw)
+            consume(chain(map(out.append, copies), map(direction.give, raw), _clearing(raw)))
         if self._flush is not None:
             self._flush()
 

@@ -565,7 +565,19 @@ class NativeBackend(GenerationBound):
             ends = list(map(add, offsets, sizes[0:count]))
             return buffer(raw[0], ends[-1]), list(map(slice, offsets, ends))
 
-        return Direction(take, views, partial(self._c_release, pointer), None, None, True, span)
+        def copies(raw: list[Any]) -> list[bytes]:
+            return list(map(bytes, map(buffer, raw, sizes[0 : len(raw)])))
+
+        return Direction(
+            take,
+            views,
+            partial(self._c_release, pointer),
+            None,
+            None,
+            True,
+            span,
+            copies=copies,
+        )
 
     def _writing(self, session: NativeSession) -> Direction:
         """How a session's ledger takes from and gives back to the Receive ring, in C steps."""

@@ -13,6 +13,7 @@ it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import NotIPPacketError, PacketInUseError, PacketReleasedError
@@ -20,6 +21,8 @@ from .ledger import Group
 
 if TYPE_CHECKING:
     from .session import Session
+
+_view_of = attrgetter("_view")
 
 
 class _RingPacket:
@@ -106,6 +109,32 @@ class ReceivedPacket(_RingPacket):
                 raise
             # An exception is on its way out: never mask it. The session releases the
             # packet once the views derived from it are gone.
+
+
+class CopiedPacket(ReceivedPacket):
+    """A received packet that owns a copy of its bytes: the ring already has its space back.
+
+    :meth:`Session.read <wintun_cffi.session.Session.read>` copies packets ahead; a zero-copy
+    receive that comes while such copies wait hands them out first, in ring order, as these.
+    Use it like any :class:`ReceivedPacket`; releasing it only ends its use.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, session: Session, data: bytes) -> None:
+        super().__init__(session, memoryview(data), None, None)
+
+    def release(self) -> None:
+        """End the packet's use (its ring space went back when it was copied). Releasing
+        twice raises PacketReleasedError."""
+        view = self._view
+        if view is None:
+            raise PacketReleasedError(self._gone())
+        self._view = None
+        try:
+            view.release()
+        except BufferError:  # exported: the export keeps the copy alive, nothing to refuse
+            pass
 
 
 class SendBuffer(_RingPacket):
@@ -197,6 +226,12 @@ class PacketBatch(Group):
         super().__init__()
         self._session = session
 
+    def _hold_copies(self, packets: list[ReceivedPacket]) -> None:
+        """Make this batch hold copies (:class:`CopiedPacket`) instead of ring packets."""
+        self._views = list(map(_view_of, packets))
+        self._exporters = [None] * len(packets)
+        self._tokens = [None] * len(packets)  # no ring space: release only ends their use
+
     def _live_views(self) -> list[memoryview]:
         views = self._views
         if views is None or self._session.closed:
@@ -234,7 +269,14 @@ class PacketBatch(Group):
             live = session._live
             if live is None:
                 raise PacketReleasedError("the batch's session was closed")
-            session._reads.give_back_group(self)
+            tokens = self._tokens
+            if tokens and tokens[0] is None:  # copies: their ring space went back before
+                views = self._views
+                if views is None:
+                    raise PacketReleasedError("the batch was already released")
+                self._views = None
+            else:
+                session._reads.give_back_group(self)
         finally:
             live = None
             if session._closing is not None:
@@ -257,4 +299,4 @@ class PacketBatch(Group):
         return f"<PacketBatch {state}>"
 
 
-__all__ = ["PacketBatch", "ReceivedPacket", "SendBuffer"]
+__all__ = ["CopiedPacket", "PacketBatch", "ReceivedPacket", "SendBuffer"]

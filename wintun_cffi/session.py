@@ -41,7 +41,7 @@ from .errors import (
 from .ledger import Group, consume
 from .lifetime import Lifetime, backoff
 from .lifetime import getrefcount as _getrefcount
-from .packets import PacketBatch, ReceivedPacket, SendBuffer
+from .packets import CopiedPacket, PacketBatch, ReceivedPacket, SendBuffer
 from .send_rules import rules_for
 
 if TYPE_CHECKING:
@@ -54,10 +54,15 @@ OnFull = Literal["raise", "drop", "wait"]
 _ON_FULL = ("raise", "drop", "wait")
 #: How many packets one pass over the ring takes at most, to hand out one by one.
 PREFETCH = 32
+#: How many packets :meth:`Session.read` copies ahead in one pass: copies cost a memory
+#: allocation each, and a pass its calls (measured best from 64 up, at 1,500 bytes).
+COPY_AHEAD = 64
 #: The longest single wait: longer timeouts wait again (system waits take no more).
 _LONGEST_WAIT = 3600.0
 _ALL = slice(None)
 _session_of = attrgetter("_session")
+_token_of = attrgetter("_token")
+_SECONDS = (float, int)
 # Without reference counts (not CPython), assume someone waits.
 
 
@@ -83,6 +88,10 @@ class Session(Lifetime):
         self._rules = rules_for(backend.api)
         # Received packets taken from the ring, not yet handed out.
         self._ready: deque[ReceivedPacket] = deque()
+        # Copies of packets read() took ahead (their ring space is back), not yet handed
+        # out. Never beside packets in _ready: copies are only made with _ready empty, and a
+        # zero-copy receive turns waiting copies into packets first (see _detach_copies).
+        self._copies: deque[bytes] = deque()
         # No ring holds more packets (a record takes 4 bytes at least): a larger count
         # asked of receive_many() or receive_batch() takes what there is.
         self._most_packets = capacity // 4
@@ -144,6 +153,9 @@ class Session(Lifetime):
     def _fill(self, amount: int) -> bool:
         """Take up to ``amount`` packets from the ring into the ready queue (in ring order,
         whoever takes them: each thread then receives in ring order). False if it was empty."""
+        if self._copies:  # read() copied these ahead: they come first
+            self._detach_copies()
+            return True
         ready, reads = self._ready, self._reads
         if reads.entries:
             reads.settle_if_stuck()  # a packet nobody holds keeps Head back
@@ -187,13 +199,182 @@ class Session(Lifetime):
             if self._closing is not None:
                 self._finish(False)
 
-    def read(self, timeout: float | None = None) -> bytes:
-        """Like :meth:`receive`, but returns a copy of the bytes and releases the packet."""
-        packet = self.receive(timeout)
+    def _detach_copies(self) -> None:
+        """Copies read() took ahead become packets that own their bytes
+        (:class:`~wintun_cffi.packets.CopiedPacket`), queued for the zero-copy receives: they
+        come before anything still in the ring. Each copy leaves its queue in the step that
+        queues its packet (cut short, the copy being made is lost, never handed out twice)."""
         try:
-            return bytes(packet.data)
+            self._ready.extend(map(CopiedPacket, repeat(self), iter(self._copies.popleft, None)))
+        except IndexError:
+            pass
+
+    # -- receiving copies -----------------------------------------------------------------
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """The next packet as ``bytes``, waiting up to ``timeout`` seconds (``None``: forever).
+
+        The copying path, for code that keeps the bytes: up to :data:`COPY_AHEAD` packets are
+        taken from the ring, copied and given back in one step, with no packet object, and
+        the copies wait in ring order for the next reads. Raises :class:`TimeoutError` on
+        timeout and :class:`~wintun_cffi.errors.SessionClosedError` once the session closes.
+        """
+        if self._live is not None and (
+            timeout is None or (timeout.__class__ in _SECONDS and timeout >= 0)
+        ):  # a copy taken ahead touches no C (a NaN or another type goes the checked way)
+            try:
+                return self._copies.popleft()
+            except IndexError:
+                pass
+        deadline = _deadline(timeout)
+        try:
+            live = self._live
+            if live is None:
+                raise SessionClosedError("the session is closed")
+            while True:
+                data = self._next_copy()
+                if data is not None:
+                    return data
+                if not self._wait(deadline):
+                    raise TimeoutError(f"no packet within {timeout} s")
         finally:
+            live = None
+            if self._closing is not None:
+                self._finish(False)
+
+    def read_many(self, max_packets: int, timeout: float | None = None) -> list[bytes]:
+        """Up to ``max_packets`` packets as ``bytes``; waits up to ``timeout`` for the first.
+
+        The copying path's batch form (see :meth:`read`): returns an empty list if none
+        arrived within ``timeout``.
+        """
+        limit = min(validate.check_max_packets(max_packets), self._most_packets)
+        deadline = _deadline(timeout)
+        found: list[bytes] = []
+        try:
+            live = self._live
+            if live is None:
+                raise SessionClosedError("the session is closed")
+            while True:
+                self._read_ready(found, limit)
+                if found or not self._wait(deadline):
+                    return found
+        finally:
+            live = None
+            if self._closing is not None:
+                self._finish(False)
+
+    def read_into(self, buffer: bytearray | memoryview, timeout: float | None = None) -> int:
+        """Copy the next packet into ``buffer`` (writable, contiguous); returns its size.
+
+        Waits like :meth:`read`. A packet larger than ``buffer`` raises :class:`ValueError`
+        and stays the next one to read.
+        """
+        if (
+            buffer.__class__ is bytearray
+            and self._live is not None
+            and (timeout is None or (timeout.__class__ in _SECONDS and timeout >= 0))
+        ):  # read()'s fast path, for the buffer most code reuses
+            copies = self._copies
+            try:
+                data = copies.popleft()
+            except IndexError:
+                pass
+            else:
+                size = len(data)
+                if size <= len(buffer):
+                    buffer[:size] = data
+                    return size
+                copies.appendleft(data)  # the checked way below says so
+        target = memoryview(buffer)
+        if target.readonly or not target.c_contiguous:
+            raise TypeError("read_into() needs a writable, contiguous buffer")
+        target = target.cast("B")
+        room = len(target)
+        deadline = _deadline(timeout)
+        try:
+            live = self._live
+            if live is None:
+                raise SessionClosedError("the session is closed")
+            while True:
+                from_ready = bool(self._ready)
+                found = self._next_copy()
+                if found is not None:
+                    break
+                if not self._wait(deadline):
+                    raise TimeoutError(f"no packet within {timeout} s")
+            size = len(found)
+            if size > room:
+                # Back in front of whatever it came before.
+                if from_ready:
+                    self._ready.appendleft(CopiedPacket(self, found))
+                else:
+                    self._copies.appendleft(found)
+                raise ValueError(f"the next packet has {size} bytes; the buffer holds {room}")
+            target[:size] = found
+            return size
+        finally:
+            live = None
+            if self._closing is not None:
+                self._finish(False)
+
+    def _read_ready(self, found: list[bytes], limit: int) -> None:
+        """Append copies to ``found`` until it holds ``limit`` or none is left: those taken
+        ahead, then those of packets a zero-copy receive took, then from the ring."""
+        copies = self._copies
+        while len(found) < limit:
+            if copies:  # each copy leaves the queue in the step that lists it
+                try:
+                    found.extend(islice(iter(copies.popleft, None), limit - len(found)))
+                except IndexError:
+                    pass
+            elif self._ready:
+                data = self._next_copy()
+                if data is not None:
+                    found.append(data)
+            elif not self._copy_ahead(limit - len(found)):
+                return
+
+    def _next_copy(self) -> bytes | None:
+        """The next packet's copy: one taken ahead, one of the packets a zero-copy receive
+        took (copied and released), or one of those taken from the ring now (None: none)."""
+        copies = self._copies
+        try:
+            return copies.popleft()
+        except IndexError:
+            pass
+        try:
+            packet = self._ready.popleft()
+        except IndexError:
+            pass
+        else:
+            data = bytes(packet.data)
             packet.release()
+            return data
+        if not self._copy_ahead(COPY_AHEAD):
+            return None
+        try:
+            return copies.popleft()
+        except IndexError:  # another thread took them meanwhile
+            return None
+
+    def _copy_ahead(self, amount: int) -> bool:
+        """Take up to ``amount`` packets from the ring as copies, giving each back at once
+        (:meth:`~wintun_cffi.ledger.Ledger.take_copies`); False if the ring was empty."""
+        reads, copies = self._reads, self._copies
+        if reads.entries:
+            reads.settle_if_stuck()
+        try:
+            reads.take_copies(amount, copies)
+        except NoMoreItemsError:
+            return False
+        except WintunError:
+            self._signal_waiters()
+            raise
+        # As in _fill: waiting threads learn of the copies this thread does not hand them.
+        if len(copies) > 1 and (_getrefcount is None or _getrefcount(self._waiting) > 2):
+            self._signal_waiters()
+        return True
 
     def receive_many(self, max_packets: int, timeout: float | None = None) -> list[ReceivedPacket]:
         """Up to ``max_packets`` packets; waits up to ``timeout`` for the first one.
@@ -246,7 +427,10 @@ class Session(Lifetime):
             live = self._live
             if live is None:
                 raise PacketReleasedError("the packets' session was closed")
-            self._reads.give_back_many(batch)
+            if None in map(_token_of, batch):  # copies among them (CopiedPacket)
+                _release_with_copies(self, batch)
+            else:
+                self._reads.give_back_many(batch)
         finally:
             live = None
             if self._closing is not None:
@@ -268,7 +452,7 @@ class Session(Lifetime):
                 raise SessionClosedError("the session is closed")
             reads = self._reads
             while True:
-                if self._ready or reads.raw:
+                if self._ready or reads.raw or self._copies:
                     self._batch_ready(batch, limit)  # taken before: theirs come first
                     if batch._tokens:
                         return batch
@@ -293,8 +477,17 @@ class Session(Lifetime):
     def _batch_ready(self, batch: PacketBatch, limit: int) -> None:
         """Put packets already taken from the ring (not yet handed out) into ``batch``."""
         packets: list[ReceivedPacket] = []
-        if self._reads.raw:
+        if self._reads.raw or self._copies:
             self._fill(PREFETCH)
+        ready = self._ready
+        if ready and ready[0]._token is None:  # copies first, as a batch of their own
+            try:
+                while len(packets) < limit and ready[0]._token is None:
+                    packets.append(ready.popleft())
+            except IndexError:  # another thread took the last
+                pass
+            batch._hold_copies(packets)
+            return
         self._take_ready(packets, limit)
         if packets:
             self._reads.regroup(packets, batch)
@@ -526,6 +719,7 @@ class Session(Lifetime):
     def _end(self) -> None:
         """Invalidate every packet, then end the session (no call is in progress)."""
         self._ready.clear()
+        self._copies.clear()
         try:
             self._backend.end_session(self._handle)  # releases the packets' views first
         except HandleClosedError:  # ended by an earlier close an interruption cut short
@@ -572,6 +766,18 @@ def _unheld_packets(session: Session) -> int | None:
     return len(mine)
 
 
+def _release_with_copies(session: Session, batch: list[ReceivedPacket]) -> None:
+    """:meth:`Session.release_many` of a batch with copies in it: all or none too."""
+    if any(packet._view is None for packet in batch):
+        raise PacketReleasedError("a packet of the batch was already released")
+    ring = [packet for packet in batch if packet._token is not None]
+    if ring:
+        session._reads.give_back_many(ring)
+    for packet in batch:
+        if packet._token is None:
+            packet.release()
+
+
 def _deadline(timeout: float | None) -> float | None:
     seconds = validate.check_timeout(timeout)
     if seconds is None or seconds == float("inf"):
@@ -581,6 +787,7 @@ def _deadline(timeout: float | None) -> float | None:
 
 __all__ = [
     "BytesLike",
+    "COPY_AHEAD",
     "OnFull",
     "PREFETCH",
     "PacketBatch",

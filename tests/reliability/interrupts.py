@@ -233,6 +233,21 @@ def _receive_batch(rig: Rig, _: None, record: ExactlyOnce) -> None:
             record.on_handed(data)
 
 
+def _read(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    record.on_handed(rig.session.read(timeout=_TIMEOUT))
+
+
+def _read_many(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    for data in rig.session.read_many(8, timeout=_TIMEOUT):
+        record.on_handed(data)
+
+
+def _read_into(rig: Rig, _: None, record: ExactlyOnce) -> None:
+    buffer = bytearray(2048)
+    size = rig.session.read_into(buffer, timeout=_TIMEOUT)
+    record.on_handed(bytes(buffer[:size]))
+
+
 def _sending(record: ExactlyOnce, packets: list[bytes], send: Callable[[], int]) -> None:
     """Run ``send`` (which sends a prefix of ``packets`` and returns its length), noting what
     went out: all of them maybe, if it was cut short."""
@@ -297,6 +312,9 @@ OPERATIONS = {
         Operation("receive (waiting)", _nothing, _receive_waiting, 1),
         Operation("receive_many+release_many", _delivered(12), _receive_many, 8),
         Operation("receive_batch", _delivered(12), _receive_batch, 8),
+        Operation("read", _delivered(4), _read, 1),
+        Operation("read_many", _delivered(12), _read_many, 8),
+        Operation("read_into", _delivered(4), _read_into, 1),
         Operation("allocate+send", _nothing, _allocate_and_send),
         Operation("abandon", _nothing, _abandon),
         Operation("send", _nothing, _send),
@@ -389,6 +407,13 @@ def _receive_some(session: Session, style: int) -> list[bytes]:
     if how == "receive_batch":
         with session.receive_batch(16, timeout=0.05) as batch:
             return [bytes(data) for data in batch]
+    if how == "read_many":
+        return session.read_many(16, timeout=0.05)
+    if how == "read":
+        try:
+            return [session.read(timeout=0.05)]
+        except TimeoutError:
+            return []
     if how == "receive":
         try:
             with session.receive(timeout=0.05) as packet:
@@ -406,7 +431,14 @@ def _receive_some(session: Session, style: int) -> list[bytes]:
 
 
 #: The ways :func:`moves_packets` receives, in turn.
-_RECEIVE_STYLES = ("receive_many", "receive_packet", "receive", "receive_batch")
+_RECEIVE_STYLES = (
+    "receive_many",
+    "read",
+    "receive_packet",
+    "receive",
+    "read_many",
+    "receive_batch",
+)
 
 
 def _bounded(call: Callable[[], None], what: str) -> None:

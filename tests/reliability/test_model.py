@@ -97,6 +97,9 @@ class PacketPath(RuleBasedStateMachine):
             return
         items: list[Holding] = list(got) if isinstance(got, list) else [got]
         for item in items:
+            if isinstance(item, bytes):  # a copy (read, read_many, read_into): nothing held
+                self.record.on_handed(item)
+                continue
             if isinstance(item, PacketBatch):
                 for data in item:
                     self.record.on_handed(data)
@@ -120,6 +123,16 @@ class PacketPath(RuleBasedStateMachine):
             return session.receive_many(many, timeout=0.001)
         if style == "receive_batch":
             return session.receive_batch(many, timeout=0.001)
+        if style == "read_many":
+            return session.read_many(many, timeout=0.001)  # type: ignore[return-value]
+        if style in ("read", "read_into"):
+            buffer = bytearray(0xFFFF)
+            try:
+                if style == "read":
+                    return [session.read(timeout=0.001)]  # type: ignore[list-item]
+                return [bytes(buffer[: session.read_into(buffer, timeout=0.001)])]  # type: ignore[list-item]
+            except TimeoutError:
+                return None
         if style == "iterate":
             iterator = cast(Generator[ReceivedPacket, None, None], iter(session))
             try:
@@ -135,7 +148,17 @@ class PacketPath(RuleBasedStateMachine):
 
         return asyncio.run(one())
 
-    STYLES = ("receive_packet", "receive", "receive_many", "receive_batch", "iterate", "async")
+    STYLES = (
+        "receive_packet",
+        "receive",
+        "receive_many",
+        "receive_batch",
+        "read",
+        "read_many",
+        "read_into",
+        "iterate",
+        "async",
+    )
 
     def _can(self, style: str) -> bool:
         """Iteration blocks until a packet comes: one is delivered first; False if the ring
@@ -171,7 +194,9 @@ class PacketPath(RuleBasedStateMachine):
                 got = self._receive(style, many)
         except KeyboardInterrupt:
             self.interrupts += 1
-            self.record.may_lose(1 if style not in ("receive_many", "receive_batch") else many)
+            self.record.may_lose(
+                many if style in ("receive_many", "receive_batch", "read_many") else 1
+            )
             return
         self._hand(got, keep=False)
 
