@@ -35,7 +35,7 @@ back under them (CPython only; elsewhere the check is skipped).
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import chain, islice, repeat
@@ -56,6 +56,9 @@ _release = memoryview.release
 _token_of = attrgetter("_token")
 _view_of = attrgetter("_view")
 _exporter_of = attrgetter("_exporter")
+#: The direction flags of a capture (see :mod:`wintun_cffi.capture`): inbound, the system to
+#: the application; outbound, the application to the system.
+_INBOUND, _OUTBOUND = 1, 2
 #: How many of the oldest entries one settling pass looks at.
 _SETTLE_WINDOW = 16
 
@@ -170,10 +173,32 @@ class Ledger:
         "_payloads",
         "_lengths",
         "_send_one",
+        "capture",
+        "packets",
+        "octets",
+        "passes",
+        "settled",
+        "given_up",
+        "_reading",
     )
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
+        self._reading = direction.harmless is None
+        #: Where each packet goes as it passes (see :mod:`wintun_cffi.capture`), or None:
+        #: received ones as they are taken, sent ones as they are given to the driver.
+        self.capture: Any = None
+        #: Packets and bytes through this direction: taken from the ring (reading), given to
+        #: the driver (writing, given-up allocations included).
+        self.packets = 0
+        self.octets = 0
+        #: Packets per pass over the ring (reading): how many each take found.
+        self.passes: Counter[int] = Counter()
+        #: Packets the ledger gave back for the application: received ones nobody held any
+        #: more (dropped, or lost to an interruption), allocations made harmless.
+        self.settled = 0
+        #: Allocations given up (abandoned, dropped, cut short) and sent made harmless.
+        self.given_up = 0
         #: token -> packet object, oldest first.
         self.entries: dict[Any, Any] = {}
         #: Tokens taken from the ring and not yet made packets of (only after an interruption
@@ -310,9 +335,11 @@ class Ledger:
                     self._payloads[:] = (data,)
                     try:
                         send_one()
-                        return
                     except IndexError:  # NULL: the ring is full (the general way raises)
                         self._payloads.clear()
+                    else:
+                        self._sent(size, data)
+                        return
         write = self.direction.write
         assert write is not None, "a backend that offers write"
         with self._lock:
@@ -331,6 +358,7 @@ class Ledger:
             write(raw[0], data, size)
             # Out of ``raw`` and given back in one C step.
             consume(map(self.direction.give, map(raw.pop, _FIRST)))
+            self._sent(size, data)
         if self._flush is not None:
             self._flush()
 
@@ -352,6 +380,7 @@ class Ledger:
             copy = direction.copies
             copies = list(map(bytes, direction.views(raw)[0])) if copy is None else copy(raw)
             consume(chain(map(out.append, copies), map(direction.give, raw), _clearing(raw)))
+            self._received(copies)
         if self._flush is not None:
             self._flush()
 
@@ -374,6 +403,32 @@ class Ledger:
             group._tokens = raw.copy()
             # One entry (given back as one), recorded as the tokens leave ``raw``: one C step.
             consume(chain(map(self.entries.__setitem__, raw[:1], (group,)), _clearing(raw)))
+            if self._reading:
+                self._received(group._views or ())
+
+    def _received(self, packets: Sequence[Any]) -> None:
+        """Count one pass of received packets, and capture them (after the step that handed
+        them over: cut short before, they are counted and captured when handed over again)."""
+        count = len(packets)
+        self.packets += count
+        self.octets += sum(map(len, packets))
+        self.passes[count] += 1
+        if self.capture is not None:
+            self.capture.add(_INBOUND, packets)
+
+    def _sent(self, size: int, data: Any, given_up: bool = False) -> None:
+        """Count (and capture) one packet given to the driver: with the application's data,
+        or made harmless (``given_up``)."""
+        capture = self.capture
+        if given_up:
+            self.given_up += 1
+            if capture is not None:
+                capture.add_given_up(data)
+            return
+        self.packets += 1
+        self.octets += size
+        if capture is not None:
+            capture.add_one(_OUTBOUND, data)
 
     def _adopt(self, out: list[Any] | deque[Any], make: Maker, owner: Any = None) -> None:
         """Make packet objects of the raw tokens an interrupted fill left, record them, and
@@ -408,6 +463,8 @@ class Ledger:
                 _clearing(raw),
             )
         )
+        if self._reading:
+            self._received(views)
 
     def regroup(self, packets: list[Any], group: Group) -> None:
         """Make recorded packets that nobody was handed yet (taken by a fill, still queued)
@@ -426,7 +483,7 @@ class Ledger:
 
     # -- giving back -----------------------------------------------------------------------
 
-    def give_back(self, packet: Any) -> None:
+    def give_back(self, packet: Any, given_up: bool = False) -> None:
         """Give one packet back (release or send): its view, then its token, in one step.
 
         Raises PacketReleasedError if it was already given back, and PacketInUseError (nothing
@@ -437,6 +494,9 @@ class Ledger:
             raise PacketReleasedError("the packet was already given back")
         view = packet._view
         exporter = packet._exporter
+        # A send: its size (and bytes, to capture) while the view is there.
+        size = -1 if self._reading or view is None else len(view)
+        data = bytes(view) if size >= 0 and self.capture is not None else None
         # release_view(), its common case inline (the hot path): nothing derived, no export.
         if view is not None and exporter is not None and _getrefcount is not None:
             try:
@@ -458,6 +518,8 @@ class Ledger:
             self._step()
         except KeyError:  # another thread gave it back first
             raise PacketReleasedError("the packet was already given back") from None
+        if size >= 0:
+            self._sent(size, data, given_up)
         if self._queue:
             self._drain()
         if self._flush is not None:
@@ -468,7 +530,7 @@ class Ledger:
         if self.entries.get(packet._token) is not packet:
             raise PacketReleasedError("the send buffer was already sent")
         self._make_harmless([packet])
-        self.give_back(packet)
+        self.give_back(packet, given_up=True)
 
     def give_back_many(self, packets: Sequence[Any]) -> None:
         """Give several packets back, all or none: every packet is checked first, and
@@ -523,8 +585,17 @@ class Ledger:
             return
         if self._get(tokens[0]) is not group:
             raise PacketReleasedError("the batch was already given back")
+        views = None if self._reading else group._views  # sent: counted once they went
+        octets = 0 if views is None else sum(map(len, views))
+        copies = None if views is None or self.capture is None else list(map(bytes, views))
+        views = None
         release_group_views(group, self.direction.views)
         self._give_group(tokens[0])
+        if not self._reading:
+            self.packets += len(tokens)
+            self.octets += octets
+            if copies is not None:
+                self.capture.add(_OUTBOUND, copies)
         if self._flush is not None:
             self._flush()
 
@@ -537,24 +608,35 @@ class Ledger:
             )
         )
 
-    def _make_harmless(self, packets: Iterable[Any]) -> None:
+    def _make_harmless(self, packets: Iterable[Any]) -> list[bytes]:
+        """Make allocations harmless; returns what each then holds where a capture wants it
+        (else nothing)."""
         harmless = self.direction.harmless
+        found: list[bytes] = []
         if harmless is None:
-            return
+            return found
         for packet in packets:
             view = _writable_view(packet)
             if view is not None:
                 harmless(view)
+                if self.capture is not None:
+                    found.append(bytes(view))
+            elif self.capture is not None:
+                found.append(b"")
+        return found
 
-    def _make_group_harmless(self, group: Group) -> None:
+    def _make_group_harmless(self, group: Group) -> list[bytes]:
         harmless = self.direction.harmless
         if harmless is None:
-            return
+            return []
         if group._views is None and group._tokens:
             # Released by a give-back an interruption cut short.
             _restore_group_views(group, self.direction.views)
         for view in group._views or ():
             harmless(view)
+        if self.capture is None:
+            return []
+        return list(map(bytes, group._views or ()))
 
     def _give_tokens(self, tokens: list[Any]) -> None:
         """Pop each token's entry and give the token back, each pair in one C step."""
@@ -593,10 +675,14 @@ class Ledger:
         while True:
             abandoned = self._abandoned()
             packets = [held for held in abandoned if not isinstance(held, Group)]
-            self._make_harmless(packets)
+            # What each allocation made harmless holds, where a capture wants it.
+            contents: dict[int, list[bytes]] = {
+                id(packet): [data]
+                for packet, data in zip(packets, self._make_harmless(packets), strict=False)
+            }
             for group in abandoned:
                 if isinstance(group, Group):
-                    self._make_group_harmless(group)
+                    contents[id(group)] = self._make_group_harmless(group)
             ready = [packet for packet in packets if _settleable(packet)]
             groups = [
                 held
@@ -608,7 +694,16 @@ class Ledger:
             self._give_tokens([packet._token for packet in ready])
             for group in groups:
                 self._give_group(group._tokens[0])
-            given += len(ready) + sum(len(group._tokens) for group in groups)
+            count = len(ready) + sum(len(group._tokens) for group in groups)
+            given += count
+            if self._reading:
+                self.settled += count
+            else:
+                self.given_up += count
+                if self.capture is not None:
+                    for held in chain(ready, groups):
+                        for data in contents.get(id(held), ()):
+                            self.capture.add_given_up(data)
         if self._flush is not None:
             self._flush()
         return given

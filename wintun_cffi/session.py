@@ -25,7 +25,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import chain, islice, repeat
 from operator import attrgetter, gt, is_not
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import validate
 from .backend import Backend
@@ -43,6 +43,7 @@ from .lifetime import Lifetime, backoff
 from .lifetime import getrefcount as _getrefcount
 from .packets import CopiedPacket, PacketBatch, ReceivedPacket, SendBuffer
 from .send_rules import rules_for
+from .statistics import RING_FULL_KINDS, SessionStatistics
 
 if TYPE_CHECKING:
     from .api import Adapter
@@ -97,6 +98,9 @@ class Session(Lifetime):
         self._most_packets = capacity // 4
         self._waiting = _Marker()
         self._async: object | None = None  # wintun_cffi.aio's state, made on first use
+        self._ring_full = dict.fromkeys(RING_FULL_KINDS, 0)
+        self._capture: Any = None
+        self._capture_dropped = 0  # by the captures stopped before
         self._begin_lifetime()
 
     # -- state ----------------------------------------------------------------------------
@@ -121,6 +125,31 @@ class Session(Lifetime):
             live = None
             if self._closing is not None:
                 self._finish(False)
+
+    @property
+    def statistics(self) -> SessionStatistics:
+        """What went through the session so far (a snapshot; the counters are always on)."""
+        reads, writes = self._reads, self._writes
+        driver = None
+        host = getattr(self.adapter.wintun.backend, "host", None)
+        if host is not None:
+            try:
+                driver = host(self.adapter.handle).statistics.as_dict()
+            except Exception:  # the adapter is gone: no driver to ask
+                driver = None
+        capture = self._capture
+        return SessionStatistics(
+            received_packets=reads.packets,
+            received_bytes=reads.octets,
+            sent_packets=writes.packets,
+            sent_bytes=writes.octets,
+            settled=reads.settled,
+            given_up=writes.given_up,
+            ring_full=dict(self._ring_full),
+            batch_sizes=dict(sorted(reads.passes.items())),
+            capture_dropped=self._capture_dropped + (0 if capture is None else capture.dropped),
+            driver=driver,
+        )
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -553,7 +582,11 @@ class Session(Lifetime):
                 raise SessionClosedError("the session is closed")
             if self._writes.entries:
                 self._writes.settle()
-            packet: SendBuffer = self._writes.allocate(size, SendBuffer, self)
+            try:
+                packet: SendBuffer = self._writes.allocate(size, SendBuffer, self)
+            except RingFullError:
+                self._ring_full["allocate"] += 1
+                raise
             return packet
         finally:
             live = None
@@ -594,6 +627,7 @@ class Session(Lifetime):
             try:
                 writes.send_copy(payload, size)
             except RingFullError:
+                self._ring_full[on_full] += 1
                 if on_full == "raise":
                     raise
                 if on_full == "drop":
@@ -651,12 +685,16 @@ class Session(Lifetime):
             try:
                 writes.fill_group(sizes, batch)
             except RingFullError:
+                self._ring_full["send_many"] += len(sizes)
                 return 0
             views = batch._views
             assert views is not None  # fill_group() made them
             consume(map(memoryview.__setitem__, views, repeat(_ALL), payloads))
             writes.give_back_group(batch)
-            return len(batch._tokens)
+            sent = len(batch._tokens)
+            if sent < len(sizes):
+                self._ring_full["send_many"] += len(sizes) - sent
+            return sent
         finally:
             live = None
             if self._closing is not None:
