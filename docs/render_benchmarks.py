@@ -27,6 +27,9 @@ GOALS: dict[str, tuple[str, float]] = {
     "emulator single ÷ native single": ("<=", 2.0),
     "native single ÷ native batch": (">=", 1.5),
     "native allocate+fill+send ÷ native single": ("<=", 1.5),
+    "ctypes copying ÷ native read": (">=", 1.5),
+    "ctypes copying ÷ native read_many": (">=", 2.5),
+    "native send ÷ bare cffi sending": ("<=", 2.0),
 }
 
 

@@ -209,8 +209,8 @@ class _Bench:
                 pass
             return count
 
-        def send_one(limit: int) -> int:
-            count, send = 0, session.send
+        def send_one(limit: int) -> int:  # bytes, as most programs send
+            count, send, payload = 0, session.send, self.payload
             try:
                 while count < limit:
                     send(payload)
@@ -220,7 +220,7 @@ class _Bench:
             return count
 
         def send_many(limit: int) -> int:
-            count, payloads = 0, [payload] * BATCH
+            count, payloads = 0, [self.payload] * BATCH
             while count < limit:
                 sent = session.send_many(payloads[: min(BATCH, limit - count)])
                 if not sent:
@@ -424,6 +424,24 @@ def _bare_rows(bench: _Bench, path: str) -> None:
             count += 1
         return count
 
+    def bare_view_send(limit: int) -> int:  # the zero-copy floor: a view, filled, then sent
+        count, allocate, send, buffer = (
+            0,
+            lib.WintunAllocateSendPacket,
+            lib.WintunSendPacket,
+            ffi.buffer,
+        )
+        while count < limit:
+            packet = allocate(pointer, size)
+            if not packet:
+                break
+            view = memoryview(buffer(packet, size))
+            view[:] = payload
+            view.release()
+            send(pointer, packet)
+            count += 1
+        return count
+
     dll = ctypes.CDLL(path)
     c_receive = dll.WintunReceivePacket
     c_receive.restype = ctypes.c_void_p
@@ -448,6 +466,7 @@ def _bare_rows(bench: _Bench, path: str) -> None:
     bench.drain("native bare cffi receive+copy+release", bare_copy)
     bench.drain("native ctypes copying loop", ctypes_copying)
     bench.send("native bare cffi allocate+copy+send", bare_send)
+    bench.send("native bare cffi allocate+view+fill+send", bare_view_send)
     try:
         drain_ffi, drain_lib = _c_drain(Path(tempfile.gettempdir()) / "wintun-cffi-bench")
     except (OSError, subprocess.CalledProcessError) as error:
@@ -552,6 +571,12 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
         "what send adds to the sending floor",
     ),
     (
+        "native allocate+fill+send ÷ bare cffi",
+        "native allocate+fill+send",
+        "native bare cffi allocate+view+fill+send",
+        "what the API adds to the zero-copy sending floor",
+    ),
+    (
         "emulator single ÷ native single",
         "emulator receive_packet+release",
         "native receive_packet+release",
@@ -589,6 +614,7 @@ ROW_MEANINGS: dict[str, str] = {
     "bare cffi receive+view+object": "the floor of an API with one object per packet",
     "bare cffi receive+copy+release": "the C calls and a copy to bytes: the copying floor",
     "bare cffi allocate+copy+send": "the floor for sending",
+    "bare cffi allocate+view+fill+send": "the floor for sending through a zero-copy view",
     "ctypes copying loop": "a ctypes loop copying each packet out (older wrappers)",
     "C loop (limit)": "a C loop over the same library: what the machine allows",
     "ip convenience": "a packet built or answered with wintun_cffi.ip's helpers",

@@ -606,8 +606,11 @@ class Session(Lifetime):
         """
         if on_full != "raise" and on_full not in _ON_FULL:
             raise ValueError(f"on_full must be one of {_ON_FULL}, not {on_full!r}")
-        if data.__class__ is bytes or data.__class__ is bytearray:
+        cls = data.__class__
+        if cls is bytes or cls is bytearray:
             payload: BytesLike = data
+        elif cls is memoryview and data.format == "B" and data.ndim == 1 and data.contiguous:  # type: ignore[union-attr]
+            payload = data  # already what the copy takes: len() is its size
         else:
             payload = memoryview(data).cast("B")
         size = len(payload)
