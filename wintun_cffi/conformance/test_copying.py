@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 from collections.abc import Callable
 
 import pytest
@@ -10,7 +11,7 @@ from wintun_cffi import PacketReleasedError, Session, SessionClosedError
 from wintun_cffi.packets import CopiedPacket
 
 from .backends import BackendCase
-from .farside import FarSide, datagram_for_app
+from .farside import FarSide, datagram_for_app, udp_to_far
 
 TIMEOUT = 5.0
 
@@ -160,3 +161,21 @@ def test_read_after_close(session: Session) -> None:
         session.read_many(4, timeout=0)
     with pytest.raises(SessionClosedError):
         session.read_into(bytearray(64), timeout=0)
+
+
+def test_send_takes_any_contiguous_bytes_like(session: Session, far: FarSide) -> None:
+    """bytes, bytearray, a byte memoryview (also a slice of one), and other formats by their
+    bytes: each arrives whole."""
+    packet = udp_to_far(b"shapes!!")  # an even size: it also fits an array of shorts
+    shapes: list[object] = [
+        packet,
+        bytearray(packet),
+        memoryview(packet),
+        memoryview(b"\0" + packet + b"\0")[1:-1],
+        array.array("H", packet),
+    ]
+    for shape in shapes:
+        assert session.send(shape)  # type: ignore[arg-type]
+        assert far.receive_udp(TIMEOUT).payload == b"shapes!!"
+    with pytest.raises(TypeError):
+        session.send(memoryview(packet)[::2])  # not contiguous: refused, nothing sent
