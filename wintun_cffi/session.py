@@ -90,8 +90,9 @@ class Session(Lifetime):
         # Received packets taken from the ring, not yet handed out.
         self._ready: deque[ReceivedPacket] = deque()
         # Copies of packets read() took ahead (their ring space is back), not yet handed
-        # out. Never beside packets in _ready: copies are only made with _ready empty, and a
-        # zero-copy receive turns waiting copies into packets first (see _detach_copies).
+        # out. Newer than anything in _ready: copies are only made with _ready empty, and a
+        # zero-copy receive turns waiting copies into packets first (_detach_copies; cut
+        # short, it leaves the older ones queued and the rest here).
         self._copies: deque[bytes] = deque()
         # No ring holds more packets (a record takes 4 bytes at least): a larger count
         # asked of receive_many() or receive_batch() takes what there is.
@@ -248,7 +249,7 @@ class Session(Lifetime):
         the copies wait in ring order for the next reads. Raises :class:`TimeoutError` on
         timeout and :class:`~wintun_cffi.errors.SessionClosedError` once the session closes.
         """
-        if self._live is not None and (
+        if (self._live is not None and not self._ready) and (
             timeout is None or (timeout.__class__ in _SECONDS and timeout >= 0)
         ):  # a copy taken ahead touches no C (a NaN or another type goes the checked way)
             try:
@@ -302,6 +303,7 @@ class Session(Lifetime):
         if (
             buffer.__class__ is bytearray
             and self._live is not None
+            and not self._ready
             and (timeout is None or (timeout.__class__ in _SECONDS and timeout >= 0))
         ):  # read()'s fast path, for the buffer most code reuses
             copies = self._copies
@@ -352,26 +354,25 @@ class Session(Lifetime):
         ahead, then those of packets a zero-copy receive took, then from the ring."""
         copies = self._copies
         while len(found) < limit:
-            if copies:  # each copy leaves the queue in the step that lists it
+            if self._ready:
+                data = self._next_copy()
+                if data is not None:
+                    found.append(data)
+            elif copies:  # each copy leaves the queue in the step that lists it
                 try:
                     found.extend(islice(iter(copies.popleft, None), limit - len(found)))
                 except IndexError:
                     pass
-            elif self._ready:
-                data = self._next_copy()
-                if data is not None:
-                    found.append(data)
             elif not self._copy_ahead(limit - len(found)):
                 return
 
     def _next_copy(self) -> bytes | None:
-        """The next packet's copy: one taken ahead, one of the packets a zero-copy receive
-        took (copied and released), or one of those taken from the ring now (None: none)."""
+        """The next packet's copy: one of the packets a zero-copy receive took (copied and
+        released), one taken ahead, or one of those taken from the ring now (None: none).
+
+        Packets queued come before copies: only a :meth:`_detach_copies` cut short leaves
+        both, the older ones queued."""
         copies = self._copies
-        try:
-            return copies.popleft()
-        except IndexError:
-            pass
         try:
             packet = self._ready.popleft()
         except IndexError:
@@ -380,6 +381,10 @@ class Session(Lifetime):
             data = bytes(packet.data)
             packet.release()
             return data
+        try:
+            return copies.popleft()
+        except IndexError:
+            pass
         if not self._copy_ahead(COPY_AHEAD):
             return None
         try:

@@ -7,7 +7,7 @@ its path) and runs one scenario:
 
 * ``receive``: the far side delivers numbered packets from a thread of its own; the main thread
   receives them in every style (``receive_packet``, ``receive``, ``receive_many``,
-  ``receive_batch``, iteration, and ``receive_async``, which is not interrupted: see
+  ``receive_batch``, ``read``, ``read_many``, ``read_into``, iteration, and ``receive_async``, which is not interrupted: see
   ``_receive_once``) while the timer interrupts it. The handler
   raises only while the main thread is inside a library call (armed around each call, disarmed
   as it returns), so an interrupt that lands in a ``receive*`` call is known and may lose what
@@ -199,6 +199,21 @@ def _receive_once(session: Session, alarm: Alarm, style: str) -> list[bytes]:
     elif style == "receive_many":
         packets = session.receive_many(8, timeout=0.01)
         alarm.armed = False
+    elif style in ("read", "read_into"):
+        try:
+            if style == "read":
+                got = [session.read(timeout=0.01)]
+            else:
+                buffer = bytearray(2048)
+                got = [bytes(buffer[: session.read_into(buffer, timeout=0.01)])]
+        except TimeoutError:
+            pass
+        alarm.armed = False
+        return got
+    elif style == "read_many":
+        got = session.read_many(8, timeout=0.01)
+        alarm.armed = False
+        return got
     elif style == "iterate":
         iterator = cast(Generator[ReceivedPacket, None, None], iter(session))
         packets = [next(iterator)]
@@ -237,6 +252,9 @@ _RECEIVES = {
     "iterate": 1,
     "receive_async": 1,
     "receive_batch": 8,
+    "read": 1,
+    "read_into": 1,
+    "read_many": 8,
 }
 
 
