@@ -392,8 +392,6 @@ def _ip_header_length(packet: bytearray) -> int:
 
 # -- on a clock: a path and its scheduler thread -----------------------------------------------
 
-Clock = Callable[[], float]
-
 
 class ImpairedPath:
     """An :class:`Impairer` between a producer and ``emit``, on ``scheduler``'s clock.
@@ -448,7 +446,9 @@ class Scheduler:
     (a later packet starts a new one); after :meth:`close` none starts again.
     """
 
-    def __init__(self, name: str = "impairment", *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, name: str = "impairment", *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         #: The clock of every path of this scheduler (seconds, never going back).
         self.clock = clock
         self._name = name

@@ -18,14 +18,13 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import validate
 from .errors import SessionClosedError
 from .impair import (
-    Clock,
     ImpairedPath,
     Impairer,
     Impairment,
@@ -83,7 +82,7 @@ class ImpairedSession:
         inbound: Impairment | None = None,
         outbound: Impairment | None = None,
         seed: Seed = 0,
-        clock: Clock = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
         ready_limit: int = DEFAULT_READY_LIMIT,
     ) -> None:
         if ready_limit < 1:
