@@ -233,18 +233,20 @@ class Impairer:
         if not isinstance(settings, Impairment):
             raise TypeError(f"settings must be an Impairment, not {type(settings).__name__}")
         with self._lock:
-            if settings.rate is None:
-                self._bucket = _Bucket()  # a later limit starts with a full bucket
-            self._settings = settings
+            self._apply(settings)
 
     def set(self, **changes: object) -> Impairment:
-        """Change some settings (``impairer.set(loss=0.2)``); checked first: on error nothing
-        changes. Returns the new settings."""
+        """Change some settings (``impairer.set(loss=0.2)``) at once; checked first: on error
+        nothing changes. Returns the new settings."""
         with self._lock:
-            current = self._settings
-        settings = current.replace(**changes)
-        self.settings = settings
-        return settings
+            settings = self._settings.replace(**changes)
+            self._apply(settings)
+            return settings
+
+    def _apply(self, settings: Impairment) -> None:
+        if settings.rate is None:
+            self._bucket = _Bucket()  # a later limit starts with a full bucket
+        self._settings = settings
 
     @property
     def statistics(self) -> ImpairmentStatistics:
