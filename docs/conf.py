@@ -57,6 +57,7 @@ nitpick_ignore = [
         "ipaddress.IPv4Network",
         "ipaddress.IPv6Network",
         "logging.NullHandler",
+        "random.Random",
         "socket.AddressFamily",
         "ipaddress.IPv4Address",
         "ipaddress.IPv6Address",

@@ -153,6 +153,10 @@ class SessionDriver:
         """True once :meth:`stop` ran: both rings carry the dead marker."""
         return self._stopped
 
+    def set_to_system(self, to_system: Callable[[bytes], None]) -> None:
+        """Hand the accepted packets to ``to_system`` from the next batch of the ring on."""
+        self._to_system = to_system
+
     # -- producer: the system's outgoing packets into the Send ring --------------------------
 
     def deliver(self, packets: Iterable[bytes | bytearray | memoryview]) -> bool:
@@ -201,7 +205,6 @@ class SessionDriver:
         mask = ring.mask
         capacity = ring.capacity
         stats = self.statistics
-        to_system = self._to_system
         stops_at_non_ip = self._stops_at_non_ip
         head = ring.head
         served = True  # the watched descriptor was just looked at (by a wait)
@@ -222,6 +225,7 @@ class SessionDriver:
                 if not served and self._watched is not None and not self._serve_watched(0):
                     return  # looked at between batches: a busy ring must not starve it
                 served = False
+                to_system = self._to_system  # per batch: set_to_system() may change it
                 while head != tail:
                     size = ring.check_record(head, tail)
                     start = head + 4

@@ -4,7 +4,8 @@ A :class:`Host` is what tests and users hold to play the network stack: it deliv
 the application (as if the system sent them out through the adapter), collects the packets the
 application sent (those the driver accepted), answers ICMP/ICMPv6 echo requests for the
 addresses assigned to the adapter, keeps the adapter's network configuration (addresses, MTU,
-routes, DNS), reads the driver's statistics, injects faults and makes the adapter disappear.
+routes, DNS), reads the driver's statistics, injects faults, impairs the traffic each way
+(:meth:`Host.impair`) and makes the adapter disappear.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Literal
 from wintun_cffi import ip
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
+from wintun_cffi.impair import ImpairedPath, Impairer, Impairment, Scheduler, Seed
 from wintun_cffi.netconfig.dns import DnsSettings
 from wintun_cffi.netconfig.routes import Route
 from wintun_cffi.validate import check_mtu as check_mtu  # the Linux TUN host's too
@@ -70,6 +72,10 @@ class Host:
         self._registration_faults: list[tuple[RingName, RingField, int]] = []
         self._on_terminate: Callable[[], None] | None = None
         self.terminated = False
+        # Impairments (None: that way is not impaired, and costs nothing).
+        self._inbound: ImpairedPath | None = None
+        self._outbound: ImpairedPath | None = None
+        self._scheduler: Scheduler | None = None
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class Host:
             receive_ring,
             read_wait_event,
             receive_tail_moved,
-            self._from_application,
+            self._from_application if self._outbound is None else self._outbound.put,
             self.statistics,
             self.name,
             stops_at_non_ip=self.release.stops_at_non_ip,
@@ -184,6 +190,7 @@ class Host:
         if driver is not None:
             driver.stop()  # kept until stopped: a detach cut short is redone in full
             self._driver = None
+        self._stop_impairments()
 
     def set_terminate_hook(self, hook: Callable[[], None] | None) -> None:
         """What :meth:`terminate` does besides stopping the driver (the emulator removes the
@@ -194,6 +201,8 @@ class Host:
         """The emulator removed the adapter: stop the driver and release what the host holds
         (a kernel interface for a Linux TUN host). Its routes and DNS settings go with it."""
         self.detach()
+        if self._scheduler is not None:
+            self._scheduler.close()
         self._routes = []
         self._dns = DnsSettings()
 
@@ -202,6 +211,9 @@ class Host:
         self.terminated = True
         if self._driver is not None:
             self._driver.stop()
+        if self._scheduler is not None:
+            self._scheduler.close()
+        self._stop_impairments()
         if self._on_terminate is not None:
             self._on_terminate()
 
@@ -212,12 +224,29 @@ class Host:
         return self.deliver_many((packet,))
 
     def deliver_many(self, packets: Iterable[bytes | bytearray | memoryview]) -> bool:
-        """Send a batch, all or nothing, as the driver does; False if it was dropped."""
+        """Send a batch, all or nothing, as the driver does; False if it was dropped.
+
+        With an inbound impairment (:meth:`impair`) the packets go through it instead, each
+        delivered on its own when released (a packet that then finds the ring full is
+        dropped and counted in ``out_discards``), and the result is True: what became of
+        them shows in :attr:`inbound`'s statistics and the driver's.
+        """
         driver = self._driver
         if driver is None or driver.stopped:
             self.statistics.out_discards += sum(1 for _ in packets)
             return False
+        if self._inbound is not None:
+            self._inbound.put_many(packets)
+            return True
         return driver.deliver(packets)
+
+    def _deliver_released(self, packet: bytes) -> None:
+        """The inbound impairment releases a packet: into the Send ring, alone."""
+        driver = self._driver
+        if driver is None:  # the session ended meanwhile
+            self.statistics.out_discards += 1
+        else:
+            driver.deliver((packet,))  # counts it in out_discards if it does not fit
 
     def receive(self, timeout: float | None = None) -> bytes:
         """The next packet the application sent; :class:`TimeoutError` after ``timeout``."""
@@ -249,7 +278,8 @@ class Host:
                 return packets
 
     def _from_application(self, packet: bytes) -> None:
-        """The driver's consumer hands over an accepted packet (runs on its thread)."""
+        """The driver's consumer hands over an accepted packet (runs on its thread; with an
+        outbound impairment, the impairment hands it over when it releases it)."""
         captured = self._captured
         captured.append(packet)
         if len(captured) > self._capture_limit:
@@ -271,6 +301,76 @@ class Host:
         if found is None or not any(found[1] == i.ip for i in self._interfaces):
             return None
         return ip.echo_reply_for(packet)
+
+    # -- impairments -----------------------------------------------------------------------
+
+    def impair(
+        self,
+        inbound: Impairment | None = None,
+        outbound: Impairment | None = None,
+        *,
+        seed: Seed = 0,
+    ) -> None:
+        """Impair the traffic from now on, each way (see :mod:`wintun_cffi.impair`).
+
+        ``inbound`` applies to what the system sends the application (:meth:`deliver`,
+        :meth:`deliver_many`, the echo responder's replies), ``outbound`` to what the
+        application sends, before the system sees it (:meth:`receive`, the echo responder).
+        None leaves that way unimpaired (at no cost). Each way gets a new
+        :class:`~wintun_cffi.impair.Impairer` seeded from ``seed`` (inbound with
+        ``f"{seed}/inbound"``, outbound with ``f"{seed}/outbound"``); packets the previous
+        ones still held are discarded. Valid with or without a running session, and for the
+        sessions to come; change the settings later through :attr:`inbound` and
+        :attr:`outbound`. ``host.impair()`` removes both.
+
+        Delayed packets are released by one thread per host, started when a packet is first
+        held for later and stopped when the session ends (the packets still held are then
+        discarded) or the adapter goes away.
+        """
+        for settings in (inbound, outbound):
+            if settings is not None and not isinstance(settings, Impairment):
+                raise TypeError(f"expected an Impairment or None, not {type(settings).__name__}")
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self.name)
+        scheduler = self._scheduler
+        for old in (self._inbound, self._outbound):
+            if old is not None:
+                scheduler.remove(old)
+                old.impairer.discard()
+        self._inbound = self._outbound = None
+        if inbound is not None:
+            impairer = Impairer(inbound, seed=f"{seed}/inbound")
+            self._inbound = ImpairedPath(impairer, self._deliver_released, scheduler)
+        if outbound is not None:
+            impairer = Impairer(outbound, seed=f"{seed}/outbound")
+            self._outbound = ImpairedPath(impairer, self._from_application, scheduler)
+        driver = self._driver
+        if driver is not None:
+            driver.set_to_system(
+                self._from_application if self._outbound is None else self._outbound.put
+            )
+
+    @property
+    def inbound(self) -> Impairer | None:
+        """The impairment of the packets to the application (None: none); set its
+        :attr:`~wintun_cffi.impair.Impairer.settings`, read its
+        :attr:`~wintun_cffi.impair.Impairer.statistics`."""
+        path = self._inbound
+        return None if path is None else path.impairer
+
+    @property
+    def outbound(self) -> Impairer | None:
+        """The impairment of the packets from the application (None: none)."""
+        path = self._outbound
+        return None if path is None else path.impairer
+
+    def _stop_impairments(self) -> None:
+        """The session ended: stop releasing; what the impairments held is discarded."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        for path in (self._inbound, self._outbound):
+            if path is not None:
+                path.impairer.discard()
 
     # -- fault injection -------------------------------------------------------------------
 

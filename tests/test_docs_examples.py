@@ -63,6 +63,16 @@ class TestAsPasted:
             "dns: DnsSettings(servers=(IPv4Address('10.20.0.53'),), domains=('corp.example',))",
         ]
 
+    def test_impairment_guide(self, tmp_path: Path) -> None:
+        simulated, emulated, wrapped = python_blocks(ROOT / "docs" / "impairment.rst")
+        assert run(simulated, tmp_path).splitlines() == [
+            "10000 1006 8994 5072",
+            "b'packet 1' 0.0163",
+        ]
+        assert run(emulated, tmp_path) == "15 of 20 answered, 5 lost on the way\n"
+        reply = "IPv4 ICMP echo reply from 10.6.7.7 to 10.6.7.8"
+        assert run(wrapped, tmp_path).splitlines() == [reply, reply, "1"]
+
 
 def test_readme_commands_use_the_virtual_environment() -> None:
     """Like the two main commands, every pip and Sphinx command runs from .venv/bin."""

@@ -192,3 +192,66 @@ def test_the_kernel_fixtures_skip_with_the_reason(
     result.stdout.fnmatch_lines(
         ["*the Linux TUN backend cannot run here: needs root (for this test)*"]
     )
+
+
+# -- impaired traffic ----------------------------------------------------------------------------
+
+IMPAIRED_TESTS = """
+import threading
+
+import pytest
+
+from wintun_cffi import ip
+from wintun_cffi.impair import Impairment
+
+
+def test_one_line_for_both_ways(impaired_adapter):
+    adapter = impaired_adapter(loss=0.25, duplicate=0.5, seed=7)
+    host = adapter.host
+    assert host.inbound.settings == host.outbound.settings == Impairment(loss=0.25, duplicate=0.5)
+    with adapter.start_session() as session:
+        for index in range(200):
+            host.deliver(ip.udp_packet("10.6.7.7", "10.6.7.8", 53, 5353, bytes([index])))
+        stats = host.inbound.statistics
+        assert stats.lost > 0 and stats.duplicated > 0
+        assert len(session.receive_many(1000, timeout=5)) == stats.delivered
+
+
+def test_each_way_on_its_own(impaired_adapter):
+    adapter = impaired_adapter(outbound=Impairment(loss=1.0))
+    assert adapter.host.inbound is None
+    with adapter.start_session() as session:
+        session.send(ip.icmp_echo("10.6.7.8", "10.6.7.7", identifier=1, sequence=1))
+        with pytest.raises(TimeoutError):
+            session.read(timeout=0.05)
+    assert adapter.host.outbound.statistics.lost == 1
+
+
+@pytest.mark.wintun_api("pool")
+def test_the_generation_marker_applies(impaired_adapter):
+    adapter = impaired_adapter(delay=0.01)
+    assert adapter.wintun.api == "pool" and adapter.host.inbound.settings.delay == 0.01
+
+
+def test_both_and_one_way_do_not_mix(impaired_adapter):
+    with pytest.raises(TypeError, match="both ways"):
+        impaired_adapter(loss=0.1, inbound=Impairment())
+
+
+def test_bad_settings_name_the_field(impaired_adapter):
+    with pytest.raises(ValueError, match="loss"):
+        impaired_adapter(loss=2)
+
+
+def test_no_thread_is_left():
+    assert [t.name for t in threading.enumerate() if t.name.startswith("wintun-impair")] == []
+"""
+
+
+def test_the_impaired_adapter_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_impaired=IMPAIRED_TESTS,
+        test_docstring=docstring_example("Over a bad network, in one line::"),
+    )
+    result = pytester.runpytest(*plugin_args())
+    result.assert_outcomes(passed=7)

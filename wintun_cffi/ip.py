@@ -24,6 +24,7 @@ import struct
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 PROTO_ICMP = 1
+PROTO_TCP = 6
 PROTO_UDP = 17
 PROTO_ICMPV6 = 58
 ICMP_ECHO_REPLY = 0
@@ -464,6 +465,87 @@ def echo_reply_for(packet: bytes | memoryview) -> bytes | None:
         payload=bytes(message[8:]),
         reply=True,
     )
+
+
+#: Where each transport protocol keeps its checksum, from the start of its header.
+_CHECKSUM_AT = {PROTO_ICMP: 2, PROTO_TCP: 16, PROTO_UDP: 6, PROTO_ICMPV6: 2}
+
+
+def _layout(packet: bytes | bytearray | memoryview) -> tuple[int, int, int] | None:
+    """``(IP header length, end of the IP payload, protocol)`` of an IPv4 or IPv6 packet
+    (no IPv6 extension headers followed), or None if it is not one."""
+    if len(packet) >= 20 and packet[0] >> 4 == 4:
+        header = (packet[0] & 0x0F) * 4
+        end = min(len(packet), _U16.unpack_from(packet, 2)[0])
+        return (header, end, packet[9]) if 20 <= header <= end else None
+    if len(packet) >= 40 and packet[0] >> 4 == 6:
+        return 40, min(len(packet), 40 + _U16.unpack_from(packet, 4)[0]), packet[6]
+    return None
+
+
+def checksum_offset(packet: bytes | bytearray | memoryview) -> int | None:
+    """The offset in ``packet`` of its TCP, UDP, ICMP or ICMPv6 checksum, or None if it has
+    none of those (or is too short to hold it)."""
+    layout = _layout(packet)
+    if layout is None or layout[2] not in _CHECKSUM_AT:
+        return None
+    header, end, protocol = layout
+    offset = header + _CHECKSUM_AT[protocol]
+    return offset if offset + 2 <= end else None
+
+
+def _transport_sum(packet: bytes | bytearray | memoryview, header: int, end: int) -> int:
+    """The word sum over the transport header and payload, plus the pseudo-header where the
+    protocol has one (all but ICMP)."""
+    view = memoryview(packet)
+    total = _word_sum(view[header:end])
+    protocol = packet[9] if packet[0] >> 4 == 4 else packet[6]
+    if protocol != PROTO_ICMP:
+        addresses = view[12:20] if packet[0] >> 4 == 4 else view[8:40]
+        total += _word_sum(addresses) + protocol + (end - header)
+    return total
+
+
+def checksums_valid(packet: bytes | bytearray | memoryview) -> bool:
+    """True if ``packet`` is IPv4 or IPv6 and its checksums are right: the IPv4 header's, and
+    the TCP, UDP, ICMP or ICMPv6 checksum if it carries one of those (an IPv4 UDP checksum of
+    0 means "none" and passes). False for anything that is not IP or is cut short."""
+    layout = _layout(packet)
+    if layout is None:
+        return False
+    header, end, protocol = layout
+    if packet[0] >> 4 == 4 and checksum(memoryview(packet)[:header]) != 0:
+        return False
+    if protocol not in _CHECKSUM_AT:
+        return True
+    offset = header + _CHECKSUM_AT[protocol]
+    if offset + 2 > end:
+        return False
+    if protocol == PROTO_UDP and packet[0] >> 4 == 4 and _U16.unpack_from(packet, offset)[0] == 0:
+        return True
+    return _complement(_transport_sum(packet, header, end)) == 0
+
+
+def refresh_checksums(packet: bytearray) -> None:
+    """Recompute, in place, the checksums :func:`checksums_valid` checks, so that they are
+    right for the bytes ``packet`` now holds (anything that is not IP is left alone)."""
+    layout = _layout(packet)
+    if layout is None:
+        return
+    header, end, protocol = layout
+    if packet[0] >> 4 == 4:
+        _U16.pack_into(packet, 10, 0)
+        _U16.pack_into(packet, 10, checksum(memoryview(packet)[:header]))
+    offset = checksum_offset(packet)
+    if offset is None:
+        return
+    if protocol == PROTO_UDP and packet[0] >> 4 == 4 and _U16.unpack_from(packet, offset)[0] == 0:
+        return  # sent without a checksum: it stays so
+    _U16.pack_into(packet, offset, 0)
+    value = _complement(_transport_sum(packet, header, end))
+    if protocol == PROTO_UDP and value == 0:
+        value = 0xFFFF  # UDP sends a computed 0 as all ones (0 means "no checksum")
+    _U16.pack_into(packet, offset, value)
 
 
 def describe(packet: bytes | memoryview) -> str:

@@ -15,6 +15,14 @@ Installed with wintun-cffi (entry point ``pytest11``), it provides these fixture
     application, ``host.receive(timeout)`` returns one the application sent, and the host
     answers pings to 10.6.7.7.
 
+``impaired_adapter``
+    A factory: ``impaired_adapter(loss=0.05, delay=0.03, seed=1)`` returns ``emulated_adapter``
+    with its host's traffic impaired (:meth:`emulator.Host.impair`): keyword settings of
+    :class:`~wintun_cffi.impair.Impairment` apply both ways, or give ``inbound=`` and
+    ``outbound=`` each an :class:`~wintun_cffi.impair.Impairment` (``seed`` defaults to 0).
+    Call it once per test; change the settings later through ``adapter.host.inbound`` and
+    ``adapter.host.outbound``.
+
 ``linux_tun_wintun``
     Like ``wintun_emulator``, with the Linux kernel on the far side
     (:func:`wintun_cffi.emulated` with ``host="linux-tun"``): each adapter is a TUN interface.
@@ -88,13 +96,31 @@ answers through the tunnel::
         assert ping.returncode == 0, ping.stdout + ping.stderr
         assert " 0% packet loss" in ping.stdout
 
+Over a bad network, in one line::
+
+    from wintun_cffi import ip
+
+    def test_ping_over_loss(impaired_adapter):
+        adapter = impaired_adapter(loss=0.2, delay=0.01, seed=3)
+        replies = 0
+        with adapter.start_session() as session:
+            for sequence in range(20):
+                session.send(ip.icmp_echo("10.6.7.8", "10.6.7.7", identifier=1, sequence=sequence))
+                try:
+                    session.read(timeout=0.2)
+                    replies += 1
+                except TimeoutError:
+                    pass
+        lost = adapter.host.outbound.statistics.lost + adapter.host.inbound.statistics.lost
+        assert replies == 20 - lost
+
 Without the entry point installed, load it with ``pytest -p wintun_cffi.pytest_plugin``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import pytest
@@ -102,6 +128,7 @@ import pytest
 from .api import Adapter, Wintun
 from .backend import Backend
 from .constants import API_GENERATIONS, ApiGeneration
+from .impair import Impairment, Seed
 
 #: The address the ``emulated_adapter`` fixture assigns to the adapter (the far side).
 ADAPTER_INTERFACE = "10.6.7.7/24"
@@ -207,6 +234,33 @@ def emulated_adapter(wintun_emulator: TrackingWintun) -> Iterator[Adapter]:
         yield adapter
     finally:
         adapter.close()
+
+
+#: What the ``impaired_adapter`` fixture returns: call it for the impaired adapter.
+ImpairedAdapterFactory = Callable[..., Adapter]
+
+
+@pytest.fixture
+def impaired_adapter(emulated_adapter: Adapter) -> ImpairedAdapterFactory:
+    """A factory: ``impaired_adapter(loss=0.05, delay=0.03, seed=1)`` (both ways), or
+    ``impaired_adapter(inbound=Impairment(...), outbound=Impairment(...), seed=1)``, returns
+    ``emulated_adapter`` with its host's traffic impaired."""
+
+    def impair(
+        *,
+        inbound: Impairment | None = None,
+        outbound: Impairment | None = None,
+        seed: Seed = 0,
+        **both: object,
+    ) -> Adapter:
+        if both:
+            if inbound is not None or outbound is not None:
+                raise TypeError("give settings for both ways, or inbound= and outbound=")
+            inbound = outbound = Impairment().replace(**both)
+        emulated_adapter.host.impair(inbound, outbound, seed=seed)
+        return emulated_adapter
+
+    return impair
 
 
 @pytest.fixture

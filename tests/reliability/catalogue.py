@@ -44,6 +44,7 @@ from wintun_cffi.errors import (
     SessionClosedError,
     WrongArchitectureError,
 )
+from wintun_cffi.impair import Impairer, Impairment
 from wintun_cffi.platform import interpreter_architecture
 from wintun_cffi.session import ReceivedPacket, SendBuffer, Session
 
@@ -250,6 +251,26 @@ def both_machines(fresh: Fresh) -> object:
 def host_state(fresh: Fresh) -> object:
     """The host's MTUs."""
     return fresh.emulator.host.mtu
+
+
+def _impaired(fresh: Fresh) -> Impairer:
+    """The emulated host's inbound impairer (made on first use: 50 % loss)."""
+    host = fresh.emulator.host
+    if host.inbound is None:
+        host.impair(inbound=Impairment(loss=0.5), seed=1)
+    assert host.inbound is not None
+    return host.inbound
+
+
+def impairment_state(fresh: Fresh) -> object:
+    """The host's impairers, the inbound one's settings and counters."""
+    impairer = _impaired(fresh)
+    host = fresh.emulator.host
+    return impairer, host.outbound, impairer.settings, impairer.statistics
+
+
+def _set_impairment(**changes: Any) -> Callable[[Fresh], object]:
+    return lambda f: _impaired(f).set(**changes)
 
 
 def netconfig_state(fresh: Fresh) -> object:
@@ -897,6 +918,78 @@ CASES: tuple[Case, ...] = (
         ValueError,
         netconfig_state,
         _dns([], ["corp..example"]),
+    ),
+    # impairments
+    Case(
+        "impairment",
+        "``set(loss=1.5)`` (a probability above 1)",
+        ValueError,
+        impairment_state,
+        _set_impairment(loss=1.5),
+    ),
+    Case(
+        "impairment",
+        "``set(duplicate=nan)``",
+        ValueError,
+        impairment_state,
+        _set_impairment(duplicate=float("nan")),
+    ),
+    Case(
+        "impairment",
+        "``set(delay=-1)``",
+        ValueError,
+        impairment_state,
+        _set_impairment(delay=-1),
+    ),
+    Case(
+        "impairment",
+        "``set(jitter=inf)``",
+        ValueError,
+        impairment_state,
+        _set_impairment(jitter=float("inf")),
+    ),
+    Case("impairment", "``set(rate=0)``", ValueError, impairment_state, _set_impairment(rate=0)),
+    Case(
+        "impairment",
+        "``set(queue_limit=-1)``",
+        ValueError,
+        impairment_state,
+        _set_impairment(queue_limit=-1),
+    ),
+    Case(
+        "impairment",
+        "``set(reorder=0.1)`` without a delay",
+        ValueError,
+        impairment_state,
+        _set_impairment(reorder=0.1),
+    ),
+    Case(
+        "impairment",
+        '``set(loss="0.1")`` (text)',
+        TypeError,
+        impairment_state,
+        _set_impairment(loss="0.1"),
+    ),
+    Case(
+        "impairment",
+        "``set(burst=1.5)``",
+        TypeError,
+        impairment_state,
+        _set_impairment(burst=1.5),
+    ),
+    Case(
+        "impairment",
+        "``set(latency=1)`` (no such setting)",
+        TypeError,
+        impairment_state,
+        _set_impairment(latency=1),
+    ),
+    Case(
+        "impairment",
+        "``host.impair(inbound={...})`` (not an Impairment)",
+        TypeError,
+        impairment_state,
+        lambda f: f.emulator.host.impair(inbound={"loss": 0.1}),  # type: ignore[arg-type]
     ),
     # header files
     Case(
