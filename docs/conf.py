@@ -65,6 +65,7 @@ nitpick_ignore = [
         "ipaddress.IPv6Interface",
         "asyncio.AbstractEventLoop",
         "collections.deque",
+        "collections.Counter",
         "collections.abc.AsyncIterator",
         "collections.abc.Callable",
         "collections.abc.Iterable",

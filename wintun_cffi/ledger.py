@@ -56,7 +56,7 @@ _release = memoryview.release
 _token_of = attrgetter("_token")
 _view_of = attrgetter("_view")
 _exporter_of = attrgetter("_exporter")
-#: The direction flags of a capture (see :mod:`wintun_cffi.capture`): inbound, the system to
+#: The direction flags of a capture: inbound, the system to
 #: the application; outbound, the application to the system.
 _INBOUND, _OUTBOUND = 1, 2
 #: How many of the oldest entries one settling pass looks at.
@@ -185,7 +185,7 @@ class Ledger:
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
         self._reading = direction.harmless is None
-        #: Where each packet goes as it passes (see :mod:`wintun_cffi.capture`), or None:
+        #: Where each packet goes as it passes (a capture), or None:
         #: received ones as they are taken, sent ones as they are given to the driver.
         self.capture: Any = None
         #: Packets and bytes through this direction: taken from the ring (reading), given to
