@@ -39,7 +39,7 @@ import struct
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Literal, Protocol
+from typing import IO, Literal
 
 __all__ = [
     "INBOUND",
@@ -128,12 +128,8 @@ class CaptureRecord:
     original_length: int = 0
 
 
-class _Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
 #: What the readers take: a path, or a binary file object open for reading.
-CaptureSource = str | os.PathLike[str] | IO[bytes] | _Readable
+CaptureSource = str | os.PathLike[str] | IO[bytes]
 
 
 @dataclass(slots=True)
@@ -159,7 +155,7 @@ class CaptureReader:
         self.skipped = 0
         #: ``"pcap"`` or ``"pcapng"``, once the first bytes are read (None before).
         self.format: Literal["pcap", "pcapng"] | None = None
-        self._file: _Readable | None = None
+        self._file: IO[bytes] | None = None
         self._opened: IO[bytes] | None = None  # a file the reader opened (and closes)
         self._offset = 0
         self._records = self._generate()
