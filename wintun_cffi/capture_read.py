@@ -95,6 +95,8 @@ _VLAN_ETHERTYPES = (0x8100, 0x88A8, 0x9100)
 _AF_IP = (2, 24, 28, 30)
 _SLL_HOST, _SLL_OUTGOING = 0, 4
 
+_EPB_FIELDS = {order: struct.Struct(order + "IIIII") for order in "<>"}
+_PB_FIELDS = {order: struct.Struct(order + "HHIIII") for order in "<>"}
 _CHUNK = 1 << 20  # the most one read asks for: a bogus length never allocates gigabytes
 
 
@@ -379,10 +381,8 @@ class CaptureReader:
             captured = min(original, len(body) - 4)
             data_at, options_at = 4, len(body)
         else:
-            if kind == _EPB:
-                fields = struct.Struct(order + "IIIII")
-            else:  # the obsolete Packet Block: a 16-bit interface ID and a drops count
-                fields = struct.Struct(order + "HHIIII")
+            # The obsolete Packet Block has a 16-bit interface ID and a drops count.
+            fields = (_EPB_FIELDS if kind == _EPB else _PB_FIELDS)[order]
             if len(body) < fields.size:
                 raise CaptureFormatError(start + 8, "packet block too short")
             if kind == _EPB:
