@@ -68,6 +68,7 @@ nitpick_ignore = [
         "collections.Counter",
         "collections.abc.AsyncIterator",
         "collections.abc.Callable",
+        "collections.abc.Collection",
         "collections.abc.Iterable",
         "collections.abc.Iterator",
         "collections.abc.Sequence",

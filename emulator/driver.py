@@ -196,6 +196,15 @@ class SessionDriver:
             self.read_wait_event.set()
         return True
 
+    def send_room(self) -> int:
+        """Bytes :meth:`deliver` may write into the Send ring now (0 once stopped, or with a
+        corrupt Head); it only grows until the next delivery, as the application reads."""
+        ring = self.send_ring
+        head = ring.head
+        if self._stopped or head >= ring.capacity:
+            return 0
+        return ring.free(head, self._send_tail)
+
     # -- consumer: the application's packets out of the Receive ring --------------------------
 
     def _consume(self) -> None:

@@ -76,6 +76,8 @@ class Host:
         self._inbound: ImpairedPath | None = None
         self._outbound: ImpairedPath | None = None
         self._scheduler: Scheduler | None = None
+        # Replaced, never changed in place: the consumer thread iterates it without a lock.
+        self._observers: tuple[Callable[[bytes], None], ...] = ()
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -248,6 +250,30 @@ class Host:
         else:
             driver.deliver((packet,))  # counts it in out_discards if it does not fit
 
+    def send_room(self) -> int | None:
+        """Bytes free in the Send ring for :meth:`deliver` now (a packet of ``n`` bytes takes
+        :func:`~wintun_cffi.constants.record_size` of ``n``); None without a running
+        session. What waits for room (:func:`emulator.replay.replay`) polls it: the
+        application frees room without telling the system."""
+        driver = self._driver
+        return None if driver is None or driver.stopped else driver.send_room()
+
+    def add_observer(self, observer: Callable[[bytes], None]) -> None:
+        """Call ``observer(packet)`` with every packet the application sends, as the system
+        takes it (after an outbound impairment; :meth:`receive` still gets it). It runs on
+        the driver's thread: keep it short, and let it not raise."""
+        self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: Callable[[bytes], None]) -> None:
+        """Stop calling ``observer``; :class:`ValueError` if it was not added."""
+        observers = list(self._observers)
+        observers.remove(observer)
+        self._observers = tuple(observers)
+
+    def _observe(self, packet: bytes) -> None:
+        for observer in self._observers:
+            observer(packet)
+
     def receive(self, timeout: float | None = None) -> bytes:
         """The next packet the application sent; :class:`TimeoutError` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -280,6 +306,8 @@ class Host:
     def _from_application(self, packet: bytes) -> None:
         """The driver's consumer hands over an accepted packet (runs on its thread; with an
         outbound impairment, the impairment hands it over when it releases it)."""
+        if self._observers:
+            self._observe(packet)
         captured = self._captured
         captured.append(packet)
         if len(captured) > self._capture_limit:

@@ -442,6 +442,8 @@ class LinuxTunHost(Host):
     def _from_application(self, packet: bytes) -> None:
         """The driver's consumer hands an application's packet to the kernel (TUN takes one
         packet per write)."""
+        if self._observers:
+            self._observe(packet)
         try:
             os.write(self._fd, packet)
         except OSError as error:  # e.g. a malformed header the kernel refuses

@@ -77,6 +77,16 @@ class TestAsPasted:
         [program] = python_blocks(ROOT / "docs" / "statistics.rst")
         assert run(program, tmp_path).splitlines() == ["3 84 3 84", "1 0 3", "3 1 3 0"]
 
+    def test_replay_guide(self, tmp_path: Path) -> None:
+        [program] = python_blocks(ROOT / "docs" / "replay.rst")
+        reply = "IPv4 ICMP echo reply from 10.6.7.8 to 10.6.7.7"
+        assert run(program, tmp_path).splitlines() == [
+            reply,
+            reply,
+            reply,
+            "3 delivered, the last at least 20 ms after the first: True",
+        ]
+
 
 def test_readme_commands_use_the_virtual_environment() -> None:
     """Like the two main commands, every pip and Sphinx command runs from .venv/bin."""

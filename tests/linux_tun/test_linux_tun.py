@@ -73,6 +73,10 @@ def test_udp_both_ways_with_a_kernel_socket() -> None:
     assert_scenario("udp_both_ways")
 
 
+def test_replay_into_and_record_from_a_linux_tun_session() -> None:
+    assert_scenario("replay_and_record")
+
+
 def test_session_end_brings_the_link_down() -> None:
     assert_scenario("session_lifecycle")
 

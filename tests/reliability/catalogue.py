@@ -28,8 +28,10 @@ import build_ffi
 import wintun_cffi
 import wintun_header
 from emulator.backend import EmulatedSession
+from emulator.replay import replay
 from wintun_cffi import netconfig
 from wintun_cffi.api import Wintun
+from wintun_cffi.capture_read import INBOUND, CaptureFormatError, CaptureRecord, read_capture
 from wintun_cffi.errors import (
     AdapterNotFoundError,
     AlreadyExistsError,
@@ -80,6 +82,10 @@ class Fresh:
     def files(self) -> Files:
         return Files()
 
+    @cached_property
+    def captures(self) -> Captures:
+        return Captures()
+
     def close(self) -> None:
         if "emulator" in self.__dict__:
             self.emulator.close()
@@ -89,6 +95,8 @@ class Fresh:
             self.pool_adapter.close()
         if "files" in self.__dict__:
             self.files.close()
+        if "captures" in self.__dict__:
+            self.captures.close()
 
 
 class Emulated:
@@ -160,6 +168,29 @@ class Files:
         struct.pack_into("<H", elf, 18, 183 if other == "arm64" else 62)
         self.foreign_elf = self.directory / "libwintun-other-architecture.so"
         self.foreign_elf.write_bytes(bytes(elf))
+
+    def close(self) -> None:
+        self._directory.cleanup()
+
+
+class Captures:
+    """Capture files that are wrong in one way each, in a temporary directory."""
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="wintun-catalogue-captures-")
+        self.directory = Path(self._directory.name)
+        packet = make_packet(1, 0, 40)
+        record = struct.pack("<IIII", 0, 0, len(packet), len(packet)) + packet
+        pcap = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101) + record
+        self.truncated = self.directory / "truncated.pcap"
+        self.truncated.write_bytes(pcap[:-1])
+        self.not_a_capture = self.directory / "not-a-capture.pcap"
+        self.not_a_capture.write_text("this is not a capture\n")
+        self.unknown_link = self.directory / "unknown-link-type.pcap"
+        self.unknown_link.write_bytes(pcap[:20] + struct.pack("<I", 147) + pcap[24:])
+        shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+        self.mismatch = self.directory / "length-mismatch.pcapng"
+        self.mismatch.write_bytes(shb + struct.pack("<IIHHII", 1, 20, 101, 0, 0, 24))
 
     def close(self) -> None:
         self._directory.cleanup()
@@ -271,6 +302,23 @@ def impairment_state(fresh: Fresh) -> object:
 
 def _set_impairment(**changes: Any) -> Callable[[Fresh], object]:
     return lambda f: _impaired(f).set(**changes)
+
+
+def capture_state(fresh: Fresh) -> object:
+    """The capture files' bytes and modification times."""
+    return {
+        path.name: (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+        for path in sorted(fresh.captures.directory.iterdir())
+    }
+
+
+def _read_capture(name: str) -> Callable[[Fresh], object]:
+    return lambda f: read_capture(getattr(f.captures, name))
+
+
+def _replay(**settings: Any) -> Callable[[Fresh], object]:
+    record = CaptureRecord(0, make_packet(1, 0, 40), INBOUND)
+    return lambda f: replay(f.emulator.host, [record], **settings)
 
 
 def netconfig_state(fresh: Fresh) -> object:
@@ -990,6 +1038,56 @@ CASES: tuple[Case, ...] = (
         TypeError,
         impairment_state,
         lambda f: f.emulator.host.impair(inbound={"loss": 0.1}),  # type: ignore[arg-type]
+    ),
+    # replaying captures
+    Case(
+        "replay",
+        '``replay(host, records, pace="slow")``',
+        ValueError,
+        ring_state,
+        _replay(pace="slow"),
+    ),
+    Case(
+        "replay",
+        "``replay(host, records, speed=0)``",
+        ValueError,
+        ring_state,
+        _replay(speed=0),
+    ),
+    Case(
+        "replay",
+        '``replay(host, records, speed=float("nan"))``',
+        ValueError,
+        ring_state,
+        _replay(speed=float("nan")),
+    ),
+    Case(
+        "capture file",
+        "a pcap file cut inside its last record",
+        CaptureFormatError,
+        capture_state,
+        _read_capture("truncated"),
+    ),
+    Case(
+        "capture file",
+        "a text file (bad magic)",
+        CaptureFormatError,
+        capture_state,
+        _read_capture("not_a_capture"),
+    ),
+    Case(
+        "capture file",
+        "a pcap file of link type 147 (not an IP link type)",
+        CaptureFormatError,
+        capture_state,
+        _read_capture("unknown_link"),
+    ),
+    Case(
+        "capture file",
+        "a pcapng block whose trailing length differs from its leading one",
+        CaptureFormatError,
+        capture_state,
+        _read_capture("mismatch"),
     ),
     # header files
     Case(
