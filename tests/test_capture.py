@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,10 @@ def test_a_packet_larger_than_rotate_bytes_gets_a_file_of_its_own(tmp_path: Path
     ]
 
 
+def has_written(cap: Capture, count: int) -> bool:
+    return cap.written == count
+
+
 def test_keep_bytes_deletes_the_oldest_files(tmp_path: Path) -> None:
     path = tmp_path / "cap.pcapng"
     keep = 3 * MIN_ROTATE_BYTES
@@ -344,7 +349,7 @@ def test_keep_bytes_deletes_the_oldest_files(tmp_path: Path) -> None:
         for index in range(60):
             cap.add_one(INBOUND, numbered(index, 1000))
             if index % 8 == 7:  # let the writer rotate on the way, not only at the end
-                assert wait_until(lambda: cap.written == index + 1)
+                assert wait_until(partial(has_written, cap, index + 1))
                 on_disk = sum(os.path.getsize(tmp_path / n) for n in os.listdir(tmp_path))
                 assert on_disk <= keep
     kept = cap.files
