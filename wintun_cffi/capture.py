@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from itertools import islice, repeat
+from itertools import islice, repeat, starmap
 from typing import Any, BinaryIO, Protocol, TypeAlias
 
 #: Direction flag of a packet from the system to the application (received). The values are
@@ -65,11 +65,15 @@ MAX_NAME_LENGTH = 256
 #: What the hot path accepts as a packet.
 BytesLike: TypeAlias = "bytes | bytearray | memoryview"
 
+# The clock of the timestamps (wall-clock nanoseconds, as pcapng's epoch wants).
+_now = time.time_ns
 # Record kind of a given-up send: not a pcapng direction value; recorded as OUTBOUND with
 # GIVEN_UP_COMMENT.
 _GIVEN_UP = 4
-# The most records the writer encodes into one write().
+# The most records the writer encodes into one write(), and about the most bytes (a larger
+# buffer is slower to join: fresh memory each time).
 _BATCH = 1024
+_WRITE_BYTES = 1 << 18
 # After the queue ran empty the writer waits this long for more before it asks to be woken:
 # packets close together then cost the packet path no wake-up each.
 _LINGER = 0.002
@@ -309,7 +313,7 @@ class Capture:
             queue = self._queue
             if len(queue) < self._limit:
                 if len(data) <= self._snaplen:
-                    queue.append((time.time_ns(), direction, bytes(data), 0))
+                    queue.append((_now(), direction, bytes(data), 0))
                 else:
                     queue.append(self._cut(direction, data))
                 if self._sleeping:
@@ -335,7 +339,7 @@ class Capture:
             if room <= 0:
                 return
             packets = list(islice(packets, room))
-        now = time.time_ns()
+        now = _now()
         if max(map(len, packets)) <= self._snaplen:
             queue.extend(zip(repeat(now), repeat(direction), map(bytes, packets), repeat(0)))
         else:
@@ -361,7 +365,7 @@ class Capture:
             copy = bytes(view.cast("B")[: self._snaplen])
         else:  # not for the hot path: copied whole, then cut
             copy = bytes(view)[: self._snaplen]
-        return (time.time_ns() if now is None else now, direction, copy, size)
+        return (_now() if now is None else now, direction, copy, size)
 
     # -- counters -------------------------------------------------------------------------
 
@@ -496,7 +500,10 @@ class Capture:
     def _take(self) -> list[tuple[int, int, bytes, int]]:
         queue = self._queue
         with self._lock:
-            batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
+            count = len(queue)
+            if count:  # about _WRITE_BYTES, judged by the oldest record
+                count = min(count, _BATCH, _WRITE_BYTES // (len(queue[0][2]) + 64) + 1)
+            batch = list(starmap(queue.popleft, repeat((), count)))
             self._in_flight = len(batch)
         return batch
 
