@@ -28,7 +28,10 @@ from wintun_cffi.capture import (
     CaptureError,
     rotated_name,
 )
+from wintun_cffi.capture_bench import capture_rows
 from wintun_cffi.conformance.support import wait_until
+
+from .test_docs_examples import ROOT, python_blocks, run
 
 REQUEST = ip.icmp_echo("10.6.7.8", "10.6.7.7", identifier=7, sequence=1, payload=b"ping")
 REPLY = ip.icmp_echo("10.6.7.7", "10.6.7.8", identifier=7, sequence=1, payload=b"ping", reply=True)
@@ -637,3 +640,41 @@ def test_threads_adding_at_once_lose_nothing_and_keep_their_order(tmp_path: Path
         mine = [tag for tag in tags if tag // each == number]
         assert mine == sorted(mine), f"thread {number}'s order"
     assert all(p.flags == (INBOUND if index_of(p.data) % 2 else OUTBOUND) for p in packets)
+
+
+def test_a_pipe_whose_reader_went_away_stops_the_capture() -> None:
+    reading, writing = os.pipe()
+    os.close(reading)  # Wireshark was closed
+    with os.fdopen(writing, "wb", buffering=0) as stream:
+        cap = Capture(stream)
+        assert wait_until(lambda: cap.error is not None)
+        assert isinstance(cap.error, BrokenPipeError)
+        cap.add_one(OUTBOUND, REQUEST)  # the tunnel goes on
+        with pytest.raises(CaptureError):
+            cap.close()
+        assert not stream.closed
+
+
+# -- the guide and the benchmark ------------------------------------------------------------
+
+
+def test_the_guides_program_runs_as_pasted(tmp_path: Path) -> None:
+    [program] = python_blocks(ROOT / "docs" / "capture.rst")
+    assert run(program, tmp_path) == "2 written, 0 dropped\n"
+    packets = read(tmp_path / "demo.pcapng").packets
+    assert [(p.data[9], p.data[20], p.flags) for p in packets] == [
+        (ip.PROTO_ICMP, ip.ICMP_ECHO_REQUEST, OUTBOUND),
+        (ip.PROTO_ICMP, ip.ICMP_ECHO_REPLY, INBOUND),
+    ]
+
+
+def test_the_benchmark_measures_every_row() -> None:
+    rows = capture_rows(200, repeats=2, packets=128)
+    assert [row.name for row in rows] == [
+        "capture add_one",
+        "capture add, passes of 64",
+        "capture add_one, fresh memory",
+        "capture writer",
+        "capture add_one, writer running",
+    ]
+    assert all(len(row.samples) == 2 and row.best > 0 for row in rows)

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from itertools import islice, repeat, starmap
-from typing import Any, BinaryIO, Protocol, TypeAlias
+from typing import Any, BinaryIO, Protocol
 
 #: Direction flag of a packet from the system to the application (received). The values are
 #: the direction bits of a pcapng Enhanced Packet Block's ``epb_flags`` (01 inbound).
@@ -62,8 +62,8 @@ DEFAULT_CLOSE_TIMEOUT = 5.0
 #: The longest interface name accepted, in characters.
 MAX_NAME_LENGTH = 256
 
-#: What the hot path accepts as a packet.
-BytesLike: TypeAlias = "bytes | bytearray | memoryview"
+#: What a capture takes as a packet: any bytes-like object (these are the common ones).
+BytesLike = bytes | bytearray | memoryview
 
 # The clock of the timestamps (wall-clock nanoseconds, as pcapng's epoch wants).
 _now = time.time_ns
@@ -306,8 +306,9 @@ class Capture:
 
     def add_one(self, direction: int, data: BytesLike) -> None:
         """Record one packet (a copy of up to ``snaplen`` bytes, taken now) going
-        ``direction`` (:data:`INBOUND` or :data:`OUTBOUND`). Never blocks, never raises for
-        the capture's sake: a full queue drops the record (counted); a stopped capture
+        ``direction`` (:data:`INBOUND` or :data:`OUTBOUND`; another value is recorded without
+        a direction). Never blocks, never raises for the capture's sake (only for ``data``
+        that is not bytes-like): a full queue drops the record (counted); a stopped capture
         ignores it."""
         if self._recording:
             queue = self._queue
