@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+import wintun_cffi
 from wintun_cffi import ip
 from wintun_cffi.capture import GIVEN_UP_COMMENT, INBOUND, OUTBOUND, Capture
 
@@ -111,3 +113,45 @@ def test_tshark_reads_a_capture_live_from_a_pipe() -> None:
         output = process.stdout.read().decode()
         assert process.wait(120) == 0
     assert output.splitlines() == ["10.6.7.8\t8", "10.6.7.7\t0"] * 3
+
+
+def test_tshark_reads_the_example_commands_capture(tmp_path: Path) -> None:
+    """``python -m wintun_cffi example --pcap``: every echo request and reply decoded, the
+    directions right, the timestamps increasing, the adapter's name on the interface."""
+    program = tshark()
+    path = tmp_path / "example.pcapng"
+    subprocess.run(
+        [sys.executable, "-m", "wintun_cffi", "example", "--count", "3", "--pcap", str(path)],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    rows = decode(program, str(path))
+    requests = [row for row in rows if row["icmp.type"] == "8"]
+    replies = [row for row in rows if row["icmp.type"] == "0"]
+    assert len(requests) >= 3 and len(replies) >= 3
+    assert len(requests) + len(replies) == len(rows)
+    assert {row["frame.packet_flags_direction"] for row in requests} == {"0x00000002"}
+    assert {row["frame.packet_flags_direction"] for row in replies} == {"0x00000001"}
+    assert {row["ip.src"] for row in requests} == {"10.6.7.8"}
+    assert {row["frame.interface_name"] for row in rows} == {"Demo"}
+    stamps = [Decimal(row["frame.time_epoch"]) for row in rows]
+    assert stamps == sorted(stamps)
+
+
+def test_tshark_sees_the_snap_length_of_a_session_capture(tmp_path: Path) -> None:
+    program = tshark()
+    path = tmp_path / "snapped.pcapng"
+    wintun = wintun_cffi.emulated()
+    with wintun.create_adapter("Snap", tunnel_type="Demo") as adapter:
+        adapter.host.add_address("10.6.7.7/24")
+        with adapter.start_session() as session:
+            session.capture(path, snaplen=60)
+            session.send(REQUEST)
+            session.read(timeout=5)
+    rows = decode(program, str(path))
+    assert [(row["frame.cap_len"], row["frame.len"]) for row in rows] == [
+        ("60", str(len(REQUEST))),
+        ("60", str(len(REQUEST))),
+    ]
+    assert [row["frame.packet_flags_direction"] for row in rows] == ["0x00000002", "0x00000001"]

@@ -87,6 +87,14 @@ class TestAsPasted:
             "3 delivered, the last at least 20 ms after the first: True",
         ]
 
+    def test_worked_example(self, tmp_path: Path) -> None:
+        [program] = python_blocks(ROOT / "docs" / "worked-example.rst")
+        assert run(program, tmp_path).splitlines() == [
+            "40 answered with 45 requests",
+            "captured 45 requests and 40 replies",
+            "first round trip at least 60 ms: True",
+        ]
+
 
 def test_readme_commands_use_the_virtual_environment() -> None:
     """Like the two main commands, every pip and Sphinx command runs from .venv/bin."""

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--count", type=int, help="stop after this many echo replies")
     example.add_argument("--duration", type=float, help="stop after this many seconds")
     example.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="record the session's packets in FILE as pcapng (a named pipe works too)",
+    )
+    example.add_argument(
         "--no-netns",
         action="store_true",
         help="linux-tun: use the current network namespace instead of a new one",
@@ -181,7 +186,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 raise SystemExit(f"error: --backend linux-tun cannot run here: {reason}")
             return rerun_in_new_network_namespace(argv)
         wintun = open_backend(args.backend, args.dll, args.api)
-        return example_main(wintun, args.backend, args.count, args.duration)
+        return example_main(wintun, args.backend, args.count, args.duration, pcap=args.pcap)
     if args.command == "info":
         from .info import main as info_main
 

@@ -39,6 +39,9 @@ from .session import Session
 
 CAPACITY = 0x4000000  # 64 MiB: many packets per fill, even at 64 KiB each
 BATCH = 256  # packets per batch call
+#: The paths timed again with a capture on (:meth:`Session.capture`), and their rows' suffix.
+CAPTURED = ("receive_batch+release", "read", "send")
+CAPTURING = ", capturing"
 _clock = time.perf_counter
 
 
@@ -141,7 +144,9 @@ class _Bench:
 
     # -- the high-level paths -----------------------------------------------------------
 
-    def high_level_rows(self, prefix: str) -> None:
+    def high_level_rows(self, prefix: str, only: tuple[str, ...] = (), suffix: str = "") -> None:
+        """The rows of the session's paths (``only`` those named, if given), named
+        ``f"{prefix} {path}{suffix}"``."""
         session, payload = self.session, memoryview(self.payload)
 
         def single() -> int:
@@ -228,15 +233,35 @@ class _Bench:
                 count += sent
             return count
 
-        self.drain(f"{prefix} receive_packet+release", single)
-        self.drain(f"{prefix} receive_many+release_many", many)
-        self.drain(f"{prefix} receive_batch+release", batch)
-        self.drain(f"{prefix} read", read)
-        self.drain(f"{prefix} read_many", read_many)
-        self.drain(f"{prefix} read_into", read_into)
-        self.send(f"{prefix} allocate+fill+send", allocate)
-        self.send(f"{prefix} send", send_one)
-        self.send(f"{prefix} send_many", send_many)
+        drains = {
+            "receive_packet+release": single,
+            "receive_many+release_many": many,
+            "receive_batch+release": batch,
+            "read": read,
+            "read_many": read_many,
+            "read_into": read_into,
+        }
+        sends = {"allocate+fill+send": allocate, "send": send_one, "send_many": send_many}
+        for path, drain in drains.items():
+            if not only or path in only:
+                self.drain(f"{prefix} {path}{suffix}", drain)
+        for path, send in sends.items():
+            if not only or path in only:
+                self.send(f"{prefix} {path}{suffix}", send)
+
+    def capturing_rows(self, prefix: str) -> str:
+        """The rows of :data:`CAPTURED` paths again, capturing to a file; returns what the
+        capture wrote and dropped."""
+        with tempfile.TemporaryDirectory() as directory:
+            capture = self.session.capture(Path(directory) / "bench.pcapng")
+            try:
+                self.high_level_rows(prefix, only=CAPTURED, suffix=CAPTURING)
+            finally:
+                capture.close()
+            return (
+                f"{prefix} rows{CAPTURING}: {capture.written:,} records written, "
+                f"{capture.dropped:,} dropped ({self.size} bytes)"
+            )
 
 
 # -- the emulator ------------------------------------------------------------------------------
@@ -313,11 +338,12 @@ def _double() -> tuple[str, Any] | str:
     return path, DoubleKernel(path)
 
 
-def native_rows(size: int, packets: int, repeats: int) -> tuple[list[Row], str | None]:
-    """The native backend's rows on the C double for one size, or why there are none."""
+def native_rows(size: int, packets: int, repeats: int) -> tuple[list[Row], list[str]]:
+    """The native backend's rows on the C double for one size, and notes on them (or why
+    there are none)."""
     found = _double()
     if isinstance(found, str):
-        return [], found
+        return [], [found]
     path, kernel = found
     wintun = load(path)
     wintun.set_logger(None)
@@ -329,7 +355,7 @@ def native_rows(size: int, packets: int, repeats: int) -> tuple[list[Row], str |
                 bench = _Bench(wintun, host, adapter, session, size, packets, repeats)
                 bench.high_level_rows("native")
                 _bare_rows(bench, path)
-                return bench.rows, None
+                return bench.rows, [bench.capturing_rows("native")]
     finally:
         kernel.reset()
         kernel.close()
@@ -577,6 +603,24 @@ RATIOS: tuple[tuple[str, str, str, str], ...] = (
         "what the API adds to the zero-copy sending floor",
     ),
     (
+        "native batch capturing ÷ not",
+        f"native receive_batch+release{CAPTURING}",
+        "native receive_batch+release",
+        "what a capture adds to batches",
+    ),
+    (
+        "native read capturing ÷ not",
+        f"native read{CAPTURING}",
+        "native read",
+        "what a capture adds to the copying path",
+    ),
+    (
+        "native send capturing ÷ not",
+        f"native send{CAPTURING}",
+        "native send",
+        "what a capture adds to send",
+    ),
+    (
         "emulator single ÷ native single",
         "emulator receive_packet+release",
         "native receive_packet+release",
@@ -625,6 +669,8 @@ ROW_MEANINGS: dict[str, str] = {
 def row_meaning(name: str) -> str | None:
     """What the row ``name`` measures (None if unknown)."""
     short = name.removeprefix("emulator ").removeprefix("native ")
+    if short.endswith(CAPTURING) and short.removesuffix(CAPTURING) in ROW_MEANINGS:
+        return f"{ROW_MEANINGS[short.removesuffix(CAPTURING)]}, capturing to a pcapng file"
     if short in ROW_MEANINGS:
         return ROW_MEANINGS[short]
     for prefix in ("ip convenience", "ip fast"):
@@ -670,14 +716,13 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
     for size in sizes:
         count = max(1000, packets if size <= 1500 else packets // 10)
         rows += emulator_rows(size, count, repeats)
-        native, why_not = native_rows(size, count, repeats)
+        native, said = native_rows(size, count, repeats)
         rows += native
         if size >= 48:  # an ICMPv6 echo request fits
             from .ip_bench import ip_rows  # it imports Row from here
 
             rows += ip_rows(size, repeats)
-        if why_not and why_not not in notes:
-            notes.append(why_not)
+        notes += [note for note in said if note not in notes]
     if any(row.name.startswith("native") for row in rows):
         notes.append(_NATIVE_SCOPE)
     seconds = import_seconds()

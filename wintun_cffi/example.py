@@ -131,11 +131,13 @@ def run_example(
     *,
     count: int | None = None,
     duration: float | None = None,
+    pcap: str | None = None,
 ) -> int:
     """Run the example on ``wintun`` until ``count`` replies, ``duration`` seconds, Ctrl+C,
-    SIGTERM or SIGHUP (each of those, even while it starts, ends it cleanly)."""
+    SIGTERM or SIGHUP (each of those, even while it starts, ends it cleanly); with ``pcap``,
+    record the session's packets in that file as pcapng."""
     with _stop_signals_as_a_flag() as interrupted:
-        return _run_example(wintun, log, interrupted, count, duration)
+        return _run_example(wintun, log, interrupted, count, duration, pcap)
 
 
 def _run_example(
@@ -144,6 +146,7 @@ def _run_example(
     interrupted: list[int],
     count: int | None,
     duration: float | None,
+    pcap: str | None,
 ) -> int:
     wintun.set_logger(log)
     if wintun.api == "0.14":
@@ -156,6 +159,9 @@ def _run_example(
         netconfig.wait_for_interface(adapter)
         netconfig.add_address(adapter, ADAPTER_ADDRESS)
         with adapter.start_session(SESSION_CAPACITY) as session:
+            capture = None if pcap is None else session.capture(pcap)
+            if capture is not None:
+                log.info(f"Capturing the session's packets to {pcap}")
             replies = threading.Semaphore(0)
             stop = threading.Event()
             receiver = threading.Thread(
@@ -188,6 +194,11 @@ def _run_example(
             sender.join()
             session.close()
             receiver.join()
+            if capture is not None:  # closed with the session, every record written
+                log.info(
+                    f"Captured {capture.written} packets to {pcap} "
+                    f"({capture.dropped} records dropped)"
+                )
         log.info("Session ended, closing the adapter")
     return 0
 
@@ -198,9 +209,11 @@ def main(
     count: int | None,
     duration: float | None,
     out: TextIO | None = None,
+    pcap: str | None = None,
 ) -> int:
     """The ``example`` command on ``wintun`` (from ``--backend`` ``backend``), printing to
-    ``out`` (default: standard output as it is when called)."""
+    ``out`` (default: standard output as it is when called), recording the session in
+    ``pcap`` if given."""
     log = ExampleLog(sys.stdout if out is None else out)
     if backend == "native":
         log.info(f"Using wintun.dll from {wintun.path} (API {wintun.api})")
@@ -219,7 +232,7 @@ def main(
         if not end_with_parent(int(parent), signal.SIGTERM):
             log.error("The parent process is gone, not starting")
             return 1
-    return run_example(wintun, log, count=count, duration=duration)
+    return run_example(wintun, log, count=count, duration=duration, pcap=pcap)
 
 
 def rerun_in_new_network_namespace(argv: list[str]) -> int:

@@ -46,7 +46,11 @@ from .send_rules import rules_for
 from .statistics import RING_FULL_KINDS, SessionStatistics
 
 if TYPE_CHECKING:
+    from os import PathLike
+    from typing import BinaryIO
+
     from .api import Adapter
+    from .capture import Capture
 
 #: What :meth:`Session.send` accepts: any contiguous bytes-like object.
 BytesLike = bytes | bytearray | memoryview
@@ -151,6 +155,50 @@ class Session(Lifetime):
             capture_dropped=self._capture_dropped + (0 if capture is None else capture.dropped),
             driver=driver,
         )
+
+    def capture(self, target: str | PathLike[str] | BinaryIO, **options: Any) -> Capture:
+        """Record every packet the application receives and sends, from now on, as pcapng.
+
+        ``target`` is a path or a binary file object (a pipe to ``wireshark -k -i -``);
+        ``options`` are those of :class:`~wintun_cffi.capture.Capture` (snap length, limits,
+        rotation); the interface is named after the adapter unless ``interface_name`` is
+        given. Every receive and send path is recorded, packets given up are recorded as
+        what the driver got, flagged; the packet path never waits for the disk (records the
+        writer cannot keep up with are dropped and counted, see :attr:`statistics`).
+
+        Returns the :class:`~wintun_cffi.capture.Capture`: close it to stop recording, or
+        let the session close it when it ends. One capture at a time: a second one while the
+        first is open raises :class:`RuntimeError` and changes nothing.
+        """
+        from .capture import Capture  # on first use: most sessions never capture
+
+        if self._live is None:
+            raise SessionClosedError("the session is closed")
+        previous = self._capture
+        if previous is not None and not previous.closed:
+            raise RuntimeError(
+                "the session is already capturing: close that capture before starting another"
+            )
+        options.setdefault("interface_name", self.adapter.name)
+        capture = Capture(target, **options)
+        if previous is not None:
+            self._capture_dropped += previous.dropped
+        self._capture = capture
+        self._reads.capture = self._writes.capture = capture
+        return capture
+
+    def _stop_capture(self) -> None:
+        """Detach the capture (the ledgers first: no packet reaches it once closing) and
+        close it, its records written."""
+        capture = self._capture
+        if capture is not None:
+            self._reads.capture = self._writes.capture = None
+            from .capture import CaptureError
+
+            try:
+                capture.close()
+            except CaptureError as error:  # the session's end is not the capture's to fail
+                warnings.warn(f"the capture failed: {error}", RuntimeWarning, stacklevel=3)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -770,6 +818,7 @@ class Session(Lifetime):
             self._backend.end_session(self._handle)  # releases the packets' views first
         except HandleClosedError:  # ended by an earlier close an interruption cut short
             pass
+        self._stop_capture()  # after the end: what it gave up on the way is recorded
         # Only once ended: a session whose end was cut short stays known to its adapter,
         # whose next start_session() finishes it.
         self.adapter._forget_session(self)
