@@ -1,5 +1,5 @@
-"""Tests of wintun_header.py and build_ffi.py: the wintun.h parser, the cdef it produces and
-the generated modules."""
+"""Tests of the header tooling (ffigen/header.py and ffigen/build.py, run as build_ffi.py):
+the wintun.h parser, the cdef it produces and the generated modules."""
 
 from __future__ import annotations
 

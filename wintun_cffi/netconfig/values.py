@@ -66,7 +66,7 @@ class Route:
         return f"{self.destination} {via} metric {self.metric}"
 
 
-#: What a server in :func:`set_dns` may be: ``"10.6.7.1"``, ``"fd00::1"`` or an address.
+#: What a server in :func:`~wintun_cffi.netconfig.set_dns` may be: ``"10.6.7.1"``, ``"fd00::1"`` or an address.
 ServerLike = str | Address
 
 #: One label of a domain name: letters, digits, hyphens (not first or last), underscores.
