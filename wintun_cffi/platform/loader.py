@@ -50,7 +50,7 @@ class LoadedLibrary(NamedTuple):
 
 def bundled_directory() -> Path:
     """``wintun_cffi/bin/<arch>``: where a wheel may ship the DLL for this interpreter."""
-    return Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
+    return Path(__file__).resolve().parents[1] / "bin" / platform.interpreter_architecture()
 
 
 def user_data_directory() -> Path:
