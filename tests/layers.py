@@ -178,6 +178,7 @@ def arrows_of(name: str, path: Path, known: dict[str, Path]) -> list[Arrow]:
 class Drawing:
     """The import graph of a tree."""
 
+    root: Path
     files: dict[str, Path]
     arrows: list[Arrow]
 
@@ -196,7 +197,7 @@ def draw(root: Path = ROOT) -> Drawing:
     """The import graph of the tree at ``root``."""
     known = modules(root)
     arrows = [arrow for name, path in known.items() for arrow in arrows_of(name, path, known)]
-    return Drawing(known, arrows)
+    return Drawing(root, known, arrows)
 
 
 def unplaced(drawing: Drawing, places: dict[str, int] = PLACES) -> list[str]:
@@ -291,17 +292,14 @@ def report(drawing: Drawing, places: dict[str, int] = PLACES) -> str:
     for group in circles(drawing):
         lines.append(f"  circle: {' <-> '.join(group)}")
     for name in unplaced(drawing, places):
-        lines.append(f"  not placed: {name} ({drawing.files[name]})")
+        shown = drawing.files[name].relative_to(drawing.root).as_posix()
+        lines.append(f"  not placed: {name} ({shown})")
     return "\n".join(lines) + "\n"
 
 
 def describe(arrow: Arrow, drawing: Drawing, places: dict[str, int] = PLACES) -> str:
     """``file:line: source (layer) imports target (layer)``."""
-    path = drawing.files[arrow.source]
-    try:
-        shown = path.relative_to(ROOT).as_posix()
-    except ValueError:
-        shown = str(path)
+    shown = drawing.files[arrow.source].relative_to(drawing.root).as_posix()
     source, target = place(arrow.source, places), place(arrow.target, places)
     assert source is not None and target is not None
     kind = " (TYPE_CHECKING)" if arrow.typing else ""
