@@ -56,6 +56,7 @@ from wintun_cffi.send_rules import rules_for
 from wintun_cffi.validate import check_packet_size
 
 from .client import SessionClient
+from .configurator import HostConfigurator
 from .driver import RegistrationRefused
 from .host import Host
 from .releases import Release, find_release
@@ -587,6 +588,11 @@ class Emulator(GenerationBound):
     def host(self, adapter: object) -> Host:
         """The system side of the adapter behind an adapter handle."""
         return self._adapter(adapter, "host").host
+
+    def configurator(self, adapter: object) -> HostConfigurator:
+        """What applies network configuration (:mod:`wintun_cffi.netconfig`) to the adapter
+        behind an adapter handle: its host."""
+        return HostConfigurator(self.host(adapter))
 
     def close(self) -> None:
         """Shut the emulated machine down: every adapter is removed (its session dies; a Linux

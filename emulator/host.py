@@ -21,8 +21,7 @@ from wintun_cffi import ip
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE, RING_DEAD_MARKER
 from wintun_cffi.fdevent import FdEvent
 from wintun_cffi.impair import ImpairedPath, Impairer, Impairment, Scheduler, Seed
-from wintun_cffi.netconfig.dns import DnsSettings
-from wintun_cffi.netconfig.routes import Route
+from wintun_cffi.netconfig.values import DnsSettings, Route
 from wintun_cffi.validate import check_mtu as check_mtu  # the Linux TUN host's too
 
 from .driver import AdapterStatistics, SessionDriver

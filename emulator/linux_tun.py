@@ -37,7 +37,7 @@ from typing import NoReturn
 from wintun_cffi.constants import MAX_IP_PACKET_SIZE
 from wintun_cffi.errors import AccessDeniedError, AlreadyExistsError, WintunError
 from wintun_cffi.fdevent import FdEvent
-from wintun_cffi.netconfig.routes import Route
+from wintun_cffi.netconfig.values import Route
 
 from . import netns
 from .driver import SessionDriver

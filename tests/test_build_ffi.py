@@ -1,5 +1,5 @@
-"""Tests of wintun_header.py and build_ffi.py: the wintun.h parser, the cdef it produces and
-the generated modules."""
+"""Tests of the header tooling (ffigen/header.py and ffigen/build.py, run as build_ffi.py):
+the wintun.h parser, the cdef it produces and the generated modules."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import build_ffi
-import wintun_header
+from ffigen import build as build_ffi
+from ffigen import header as wintun_header
+from ffigen.header import Callback, Function, HeaderParseError, Param, parse_header
 from wintun_cffi.constants import API_GENERATIONS, GENERATIONS, ApiGeneration
-from wintun_header import Callback, Function, HeaderParseError, Param, parse_header
 
 HEADERS: dict[str, str] = {g.name: g.header for g in GENERATIONS}
 
-ROOT = Path(build_ffi.__file__).resolve().parent
-INCLUDE = ROOT / "wintun_cffi" / "include"
+ROOT = Path(build_ffi.__file__).resolve().parents[1]
+INCLUDE = ROOT / "wintun_cffi" / "platform" / "include"
 
-# Written out by hand, not read from wintun_cffi/_exports.py: that file is what the parser
+# Written out by hand, not read from wintun_cffi/platform/_exports.py: that file is what the parser
 # under test generates, so it cannot be the parser's expectation.
 EXPECTED_EXPORTS = {
     "0.14": {
@@ -438,23 +438,25 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_check_reports_stale_files(tmp_path: Path) -> None:
-    (tmp_path / "wintun_cffi" / "include").mkdir(parents=True)
+    (tmp_path / "wintun_cffi" / "platform" / "include").mkdir(parents=True)
     for h in HEADERS.values():
-        (tmp_path / "wintun_cffi" / "include" / h).write_bytes((INCLUDE / h).read_bytes())
+        (tmp_path / "wintun_cffi" / "platform" / "include" / h).write_bytes(
+            (INCLUDE / h).read_bytes()
+        )
     assert len(build_ffi.check_generated(tmp_path)) == 7  # 3 .py + 3 .pyi + _exports.py
     assert len(build_ffi.write_generated(tmp_path)) == 7
     assert build_ffi.check_generated(tmp_path) == []
     assert build_ffi.write_generated(tmp_path) == []
-    stale = tmp_path / "wintun_cffi" / "_ffi_pool.py"
+    stale = tmp_path / "wintun_cffi" / "platform" / "_ffi_pool.py"
     stale.write_text(stale.read_text() + "# edited\n")
     assert build_ffi.check_generated(tmp_path) == [stale]
 
 
 def test_generated_modules() -> None:
-    from wintun_cffi import _exports
-    from wintun_cffi._ffi_0_14 import ffi as ffi_0_14
-    from wintun_cffi._ffi_pool import ffi as ffi_pool
-    from wintun_cffi._ffi_seed import ffi as ffi_seed
+    from wintun_cffi.platform import _exports
+    from wintun_cffi.platform._ffi_0_14 import ffi as ffi_0_14
+    from wintun_cffi.platform._ffi_pool import ffi as ffi_pool
+    from wintun_cffi.platform._ffi_seed import ffi as ffi_seed
 
     assert {g: set(e) for g, e in _exports.EXPORTS.items()} == EXPECTED_EXPORTS
     assert _exports.LOGGER_CALLBACK == {g: "WINTUN_LOGGER_CALLBACK" for g in EXPECTED_EXPORTS}
@@ -492,8 +494,8 @@ def test_the_table_is_checked_against_its_header() -> None:
 def test_importing_generated_modules_never_parses_c() -> None:
     code = (
         "import sys\n"
-        "import wintun_cffi._ffi_0_14, wintun_cffi._ffi_pool, wintun_cffi._ffi_seed, wintun_cffi._exports\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('build_ffi', 'wintun_header', 'pycparser')]\n"
+        "import wintun_cffi.platform._ffi_0_14, wintun_cffi.platform._ffi_pool, wintun_cffi.platform._ffi_seed, wintun_cffi.platform._exports\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('ffigen', 'pycparser')]\n"
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
@@ -561,9 +563,9 @@ def test_cli_header_output_module(tmp_path: Path, capsys: pytest.CaptureFixture[
     spec.loader.exec_module(module)
     assert module.ffi.typeof("WINTUN_ADAPTER_HANDLE").kind == "pointer"
     # Same tables as our generated module; only the first comment and the module name differ.
-    ours = (ROOT / "wintun_cffi" / "_ffi_0_14.py").read_text().split("\n", 1)[1]
+    ours = (ROOT / "wintun_cffi" / "platform" / "_ffi_0_14.py").read_text().split("\n", 1)[1]
     assert out_file.read_text().split("\n", 1)[1] == ours.replace(
-        "wintun_cffi._ffi_0_14", "my_wintun"
+        "wintun_cffi.platform._ffi_0_14", "my_wintun"
     )
 
 

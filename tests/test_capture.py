@@ -28,7 +28,7 @@ from wintun_cffi.capture import (
     CaptureError,
     rotated_name,
 )
-from wintun_cffi.capture_bench import capture_rows
+from wintun_cffi.commands.capture_bench import capture_rows
 from wintun_cffi.conformance.support import wait_until
 
 from .test_docs_examples import ROOT, python_blocks, run

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from emulator.backend import Emulator
-from wintun_cffi import __main__ as cli
-from wintun_cffi import bench, info, installer
 from wintun_cffi import constants as c
+from wintun_cffi.commands import bench, cli, info, installer
 from wintun_cffi.conformance import command
 from wintun_cffi.errors import (
     AccessDeniedError,

@@ -22,14 +22,15 @@ from typing import Any
 
 import pytest
 
-from wintun_cffi import __main__ as cli
-from wintun_cffi import installer, loader, platform
-from wintun_cffi.installer import (
+from wintun_cffi import platform
+from wintun_cffi.commands import cli, installer
+from wintun_cffi.commands.installer import (
     ArchiveChecksumError,
     InstallError,
     MissingArchitectureError,
     UnsafeArchiveError,
 )
+from wintun_cffi.platform import loader
 
 ARCH = platform.interpreter_architecture()
 MACHINES = {"amd64": 0x8664, "x86": 0x014C, "arm64": 0xAA64, "arm": 0x01C4}

@@ -22,7 +22,7 @@ import pytest
 
 import wintun_cffi
 from tests import mingw_layout
-from wintun_cffi import _iphlpapi, ip, netconfig
+from wintun_cffi import ip, netconfig
 from wintun_cffi.api import Adapter, Wintun
 from wintun_cffi.constants import (
     ERROR_ACCESS_DENIED,
@@ -40,6 +40,7 @@ from wintun_cffi.errors import (
     NotSupportedError,
     WintunError,
 )
+from wintun_cffi.netconfig import _iphlpapi
 
 WINDOWS_REASON = "needs Windows with administrator rights and wintun.dll"
 
@@ -196,7 +197,7 @@ def test_cdef_declares_the_functions(ffi: Any) -> None:
 def test_importing_wintun_cffi_does_not_touch_ip_helper() -> None:
     code = (
         "import sys, wintun_cffi, wintun_cffi.netconfig; "
-        "print('wintun_cffi._iphlpapi' in sys.modules)"
+        "print('wintun_cffi.netconfig._iphlpapi' in sys.modules)"
     )
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run(

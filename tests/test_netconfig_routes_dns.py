@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from wintun_cffi import _iphlpapi, netconfig
+from wintun_cffi import netconfig
 from wintun_cffi.api import Adapter
 from wintun_cffi.constants import (
     ERROR_NOT_FOUND,
@@ -27,7 +27,7 @@ from wintun_cffi.errors import (
     HandleClosedError,
     NotSupportedError,
 )
-from wintun_cffi.netconfig import DnsSettings, Route, _dnsregistry
+from wintun_cffi.netconfig import DnsSettings, Route, _dnsregistry, _iphlpapi
 
 
 @pytest.fixture(params=["0.14", "pool"])

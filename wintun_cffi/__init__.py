@@ -113,7 +113,7 @@ def load(
     Looks at ``path``; else ``$WINTUN_DLL``; else ``wintun.dll`` beside the running program;
     else ``wintun_cffi/bin/<arch>/wintun.dll``; else the per-user folder where
     ``python -m wintun_cffi install-dll`` puts the official DLL
-    (:func:`~wintun_cffi.loader.user_directory`).
+    (:func:`~wintun_cffi.platform.loader.user_directory`).
 
     With ``sha256`` the file's SHA-256 must be that one. With ``verify_signature=True``
     (Windows) its Authenticode signature must be valid, trusted by this machine and made by
@@ -124,8 +124,8 @@ def load(
     :class:`~wintun_cffi.errors.LibraryLoadError` naming what is wrong with the file
     (:class:`~wintun_cffi.errors.UntrustedLibraryError` for the signature).
     """
-    from .loader import find_library, open_wintun
     from .native import NativeBackend
+    from .platform.loader import find_library, open_wintun
 
     library = open_wintun(
         find_library(path), sha256, verify_signature=verify_signature, signer=signer

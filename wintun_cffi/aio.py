@@ -7,7 +7,7 @@ are over, no loop keeps a session alive, and closing the session never has to re
 from another thread (its awaiters wake on their own loop and see it closed).
 
 Where it is a Win32 event HANDLE (the native backend on Windows, whatever the loop), an
-awaiter registers the handle with :class:`~wintun_cffi._win32.HandleWaits`: one thread of its
+awaiter registers the handle with :class:`~wintun_cffi.platform._win32.HandleWaits`: one thread of its
 own per 63 handles waits on them all with ``WaitForMultipleObjects`` and wakes the awaiter
 on its loop. Waiting sessions take no thread of the loop's executor, and cancelling or closing
 unregisters the handle before the session may end (the registration holds the session's live
@@ -30,8 +30,8 @@ from .errors import SessionClosedError
 from .fdevent import FdEvent
 
 if TYPE_CHECKING:
-    from ._win32 import HandleWaits
     from .packets import ReceivedPacket
+    from .platform._win32 import HandleWaits
     from .session import Session
 
 #: How long an executor thread waits at a time for an await that may be cancelled (seconds).
@@ -183,13 +183,13 @@ _handle_waits: HandleWaits | None = None
 
 
 def handle_waits() -> HandleWaits:
-    """The process's :class:`~wintun_cffi._win32.HandleWaits` for awaits (Windows; made on
+    """The process's :class:`~wintun_cffi.platform._win32.HandleWaits` for awaits (Windows; made on
     first use)."""
     global _handle_waits
     if _handle_waits is None:
         with _module_lock:
             if _handle_waits is None:
-                from ._win32 import HandleWaits
+                from .platform._win32 import HandleWaits
 
                 _handle_waits = HandleWaits()
     return _handle_waits

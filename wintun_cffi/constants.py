@@ -63,12 +63,12 @@ class Generation(NamedTuple):
     """One API generation: the files it is built from and the names that differ between them.
 
     What its header declares (exported functions, callback types) is generated from that header
-    into ``wintun_cffi/_exports.py``.
+    into ``wintun_cffi/platform/_exports.py``.
     """
 
     #: The generation's name.
     name: ApiGeneration
-    #: Our header in ``wintun_cffi/include``, which ``build_ffi.py`` reads.
+    #: Our header in ``wintun_cffi/platform/include``, which ``build_ffi.py`` reads.
     header: str
     #: The out-of-line cffi module ``build_ffi.py`` generates from it.
     module: str
@@ -83,21 +83,21 @@ GENERATIONS: Final[tuple[Generation, ...]] = (
     Generation(
         "0.14",
         "wintun-0.14.h",
-        "wintun_cffi._ffi_0_14",
+        "wintun_cffi.platform._ffi_0_14",
         open_function="WintunOpenAdapter",
         release_function="WintunReleaseReceivePacket",
     ),
     Generation(
         "pool",
         "wintun-pool.h",
-        "wintun_cffi._ffi_pool",
+        "wintun_cffi.platform._ffi_pool",
         open_function="WintunOpenAdapter",
         release_function="WintunReleaseReceivePacket",
     ),
     Generation(
         "seed",
         "wintun-seed.h",
-        "wintun_cffi._ffi_seed",
+        "wintun_cffi.platform._ffi_seed",
         open_function="WintunGetAdapter",
         release_function="WintunReceiveRelease",
     ),

@@ -23,7 +23,6 @@ from operator import add, and_, getitem, sub
 from typing import Any
 
 from . import platform, validate
-from ._exports import ENUM_CALLBACK, LOGGER_CALLBACK
 from .backend import (
     AdapterHandle,
     EnumCallback,
@@ -43,8 +42,9 @@ from .errors import (
 from .fdevent import WaitInterrupted
 from .ledger import Direction, Ledger, consume, give_back_token, take_one
 from .lifetime import getrefcount as _getrefcount
-from .loader import LoadedLibrary
 from .logbridge import LogBridge
+from .platform._exports import ENUM_CALLBACK, LOGGER_CALLBACK
+from .platform.loader import LoadedLibrary
 from .send_rules import rules_for
 
 _log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class NativeSession(SessionHandle):
 
 
 class NativeBackend(GenerationBound):
-    """Wintun's C API from a loaded library (see :func:`wintun_cffi.loader.open_wintun`)."""
+    """Wintun's C API from a loaded library (see :func:`wintun_cffi.platform.loader.open_wintun`)."""
 
     def __init__(self, library: LoadedLibrary) -> None:
         self.path = library.path

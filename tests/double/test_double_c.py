@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 
 from emulator.ring import DATA_OFFSET, Ring
-from wintun_cffi import _win32, platform
-from wintun_cffi._exports import DECLARED
+from wintun_cffi import platform
 from wintun_cffi.conformance.double.build import (
     PREBUILT_ENV,
     WINDOWS,
@@ -60,6 +59,8 @@ from wintun_cffi.constants import (
     record_size,
     ring_size,
 )
+from wintun_cffi.platform import _win32
+from wintun_cffi.platform._exports import DECLARED
 
 _UNAVAILABLE = double_unavailable()
 if _UNAVAILABLE is not None:
@@ -69,7 +70,7 @@ cffi = pytest.importorskip("cffi")
 
 GENERATIONS = API_GENERATIONS
 
-#: What each generation exports: what our header of it declares (wintun_cffi/include).
+#: What each generation exports: what our header of it declares (wintun_cffi/platform/include).
 EXPORTS: dict[str, frozenset[str]] = {api: frozenset(DECLARED[api].exports) for api in GENERATIONS}
 ALL_NAMES = frozenset().union(*EXPORTS.values())
 HELPERS = frozenset(

@@ -15,7 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import wintun_cffi
-from wintun_cffi import ip, ip_bench
+from wintun_cffi import ip
+from wintun_cffi.commands import ip_bench
 
 from .test_ip import ones_sum, v6_pseudo, verifies
 

@@ -541,7 +541,7 @@ def mapped_names() -> None:
     names Linux takes: the host says which, info prints it, and the kernel work uses it."""
     import io
 
-    from wintun_cffi.info import describe
+    from wintun_cffi.commands.info import describe
 
     wintun = wintun_cffi.emulated("pool", host="linux-tun")
     names = ["My VPN", "A much longer adapter name than Linux allows"]

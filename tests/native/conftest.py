@@ -22,8 +22,8 @@ from emulator.ring import Ring
 from wintun_cffi.conformance.double.build import build_double, double_available, double_unavailable
 from wintun_cffi.conformance.double.kernel import DoubleKernel
 from wintun_cffi.constants import API_GENERATIONS, ApiGeneration
-from wintun_cffi.loader import LoadedLibrary, open_wintun
 from wintun_cffi.native import NativeAdapter, NativeBackend, NativeSession
+from wintun_cffi.platform.loader import LoadedLibrary, open_wintun
 
 GENERATIONS: tuple[ApiGeneration, ...] = API_GENERATIONS
 #: Why the C test double cannot be had here (empty when it can).

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from emulator.host import Host
-from wintun_cffi import Session, Wintun, _win32, aio
-from wintun_cffi._win32 import HANDLES_PER_THREAD
+from wintun_cffi import Session, Wintun, aio
 from wintun_cffi.aio import handle_waits
 from wintun_cffi.errors import SessionClosedError
+from wintun_cffi.platform import _win32
+from wintun_cffi.platform._win32 import HANDLES_PER_THREAD
 
 from ..reliability.traffic import make_packet
 from .conftest import Double, DoubleLibraries

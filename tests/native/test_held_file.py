@@ -20,14 +20,15 @@ import pytest
 
 import wintun_cffi
 from tests import mingw_layout
-from wintun_cffi import _authenticode, loader, platform
-from wintun_cffi._heldfile import HeldFile
+from wintun_cffi import platform
 from wintun_cffi.errors import (
     ChecksumMismatchError,
     LibraryChangedError,
     NotSupportedError,
     UntrustedLibraryError,
 )
+from wintun_cffi.platform import _authenticode, loader
+from wintun_cffi.platform._heldfile import HeldFile
 
 from .conftest import DoubleLibraries
 

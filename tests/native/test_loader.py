@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 import wintun_cffi
-from wintun_cffi import loader, platform
-from wintun_cffi._exports import EXPORTS
+from wintun_cffi import platform
 from wintun_cffi.conformance.double.build import compiler_available, compiler_command
 from wintun_cffi.errors import (
     ChecksumMismatchError,
@@ -24,6 +23,8 @@ from wintun_cffi.errors import (
     UnknownGenerationError,
     WrongArchitectureError,
 )
+from wintun_cffi.platform import loader
+from wintun_cffi.platform._exports import EXPORTS
 
 from .conftest import GENERATIONS, DoubleLibraries
 
@@ -224,7 +225,7 @@ def test_the_program_folder_survives_a_change_of_directory(tmp_path: Path) -> No
     (program / "main.py").write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-        "from wintun_cffi import loader\n"
+        "from wintun_cffi.platform import loader\n"
         f"os.chdir({str(elsewhere)!r})\n"
         "print(loader.find_library())\n"
     )

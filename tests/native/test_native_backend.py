@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.support import wait_until
-from wintun_cffi import _win32
 from wintun_cffi.api import Wintun
 from wintun_cffi.conformance.double.kernel import adopt_event
 from wintun_cffi.constants import (
@@ -46,8 +45,9 @@ from wintun_cffi.errors import (
     SessionEndedError,
     WintunError,
 )
-from wintun_cffi.loader import open_wintun
 from wintun_cffi.native import NativeAdapter, NativeBackend, NativeSession
+from wintun_cffi.platform import _win32
+from wintun_cffi.platform.loader import open_wintun
 
 from .conftest import CAPACITY, POOL, Double, run_in_thread
 

@@ -1,4 +1,4 @@
-"""The Windows code of wintun_cffi.platform and wintun_cffi._win32, run on any OS against a
+"""The Windows code of wintun_cffi.platform and wintun_cffi.platform._win32, run on any OS against a
 scripted kernel32.
 
 Under Windows Python (on Windows, or under Wine in CI) the same code runs against kernel32
@@ -14,9 +14,10 @@ from typing import Any
 import cffi
 import pytest
 
-from wintun_cffi import _win32, platform
+from wintun_cffi import platform
 from wintun_cffi.constants import ERROR_ACCESS_DENIED, ERROR_INF_IN_USE_BY_DEVICES
 from wintun_cffi.fdevent import WaitInterrupted
+from wintun_cffi.platform import _win32
 
 WAIT_OBJECT_0 = 0x0
 WAIT_TIMEOUT = 0x102

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 import wintun_cffi
-from wintun_cffi import _authenticode, platform
-from wintun_cffi._exports import DECLARED
-from wintun_cffi._heldfile import HeldFile
+from wintun_cffi import platform
 from wintun_cffi.conformance.backends import NO_DRIVER_REASON
 from wintun_cffi.conformance.windows import under_wine
 from wintun_cffi.errors import (
@@ -31,6 +29,9 @@ from wintun_cffi.errors import (
     WintunError,
     WrongArchitectureError,
 )
+from wintun_cffi.platform import _authenticode
+from wintun_cffi.platform._exports import DECLARED
+from wintun_cffi.platform._heldfile import HeldFile
 
 from . import pe
 
@@ -58,7 +59,7 @@ pytestmark = [
 def real(arch: str = ARCH) -> Path:
     """The real DLL of ``arch``, after checking it is the official one."""
     path = Path(FOLDER) / arch / "wintun.dll"
-    wintun_cffi.loader.verify_sha256(str(path), SHA256[arch])
+    wintun_cffi.platform.loader.verify_sha256(str(path), SHA256[arch])
     return path
 
 

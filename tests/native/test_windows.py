@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from wintun_cffi import _win32, loader, platform
+from wintun_cffi import platform
 from wintun_cffi.conformance.double.build import (
     build_dependent,
     build_double,
@@ -31,6 +31,7 @@ from wintun_cffi.conformance.double.build import (
 from wintun_cffi.constants import ERROR_INF_IN_USE_BY_DEVICES, ERROR_INVALID_HANDLE
 from wintun_cffi.errors import ChecksumMismatchError, WrongArchitectureError
 from wintun_cffi.fdevent import WaitInterrupted
+from wintun_cffi.platform import _win32, loader
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32", reason="needs Windows Python: kernel32, LoadLibraryExW, PE DLLs"
@@ -115,7 +116,7 @@ def test_a_dependency_beside_the_dll_is_found(doubles: Path) -> None:
 #: later import of its name, so a missing dependency only shows in a fresh process.
 LOAD_IN_A_FRESH_PROCESS = """
 import sys
-from wintun_cffi import loader
+from wintun_cffi.platform import loader
 try:
     loader.open_wintun(sys.argv[1])
 except Exception as error:

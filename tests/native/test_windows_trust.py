@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 import wintun_cffi
-from wintun_cffi import _authenticode, platform
-from wintun_cffi._heldfile import HeldFile
+from wintun_cffi import platform
 from wintun_cffi.errors import LibraryLoadError, UntrustedLibraryError
+from wintun_cffi.platform import _authenticode
+from wintun_cffi.platform._heldfile import HeldFile
 
 from .pe import strip_signature
 

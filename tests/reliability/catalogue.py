@@ -24,11 +24,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import build_ffi
 import wintun_cffi
-import wintun_header
 from emulator.backend import EmulatedSession
 from emulator.replay import replay
+from ffigen import build, header
 from wintun_cffi import netconfig
 from wintun_cffi.api import Wintun
 from wintun_cffi.capture_read import INBOUND, CaptureFormatError, CaptureRecord, read_capture
@@ -333,8 +332,8 @@ def logger_state(fresh: Fresh) -> object:
 
 
 def generated_state(fresh: Fresh) -> object:
-    """The generated binding modules (``build_ffi.check_generated()`` finds none stale)."""
-    return build_ffi.check_generated()
+    """The generated binding modules (``ffigen.build.check_generated()`` finds none stale)."""
+    return build.check_generated()
 
 
 def library_state(fresh: Fresh) -> object:
@@ -1093,30 +1092,30 @@ CASES: tuple[Case, ...] = (
     Case(
         "header",
         "``int x;`` (not a typedef)",
-        wintun_header.HeaderParseError,
+        header.HeaderParseError,
         generated_state,
-        lambda f: wintun_header.parse_header("int x;"),
+        lambda f: header.parse_header("int x;"),
     ),
     Case(
         "header",
         "an unterminated comment",
-        wintun_header.HeaderParseError,
+        header.HeaderParseError,
         generated_state,
-        lambda f: wintun_header.parse_header("/* no end\ntypedef int X;"),
+        lambda f: header.parse_header("/* no end\ntypedef int X;"),
     ),
     Case(
         "header",
         "an unbalanced ``{``",
-        wintun_header.HeaderParseError,
+        header.HeaderParseError,
         generated_state,
-        lambda f: wintun_header.parse_header("typedef struct { DWORD Value;"),
+        lambda f: header.parse_header("typedef struct { DWORD Value;"),
     ),
     Case(
         "header",
         "a declaration without ``;``",
-        wintun_header.HeaderParseError,
+        header.HeaderParseError,
         generated_state,
-        lambda f: wintun_header.parse_header("typedef int X"),
+        lambda f: header.parse_header("typedef int X"),
     ),
     # library files
     Case(

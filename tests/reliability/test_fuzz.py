@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import wintun_header
+from ffigen import header as wintun_header
+from ffigen.header import HeaderParseError
 from wintun_cffi.conformance.double.build import asan_runtime, build_double, double_available
-from wintun_header import HeaderParseError
 
 from .ringfuzz import (
     CORPUS,
@@ -29,7 +29,7 @@ from .ringfuzz import (
 from .traffic import NO_DOUBLE
 
 ROOT = Path(__file__).resolve().parents[2]
-OUR_HEADERS = sorted((ROOT / "wintun_cffi" / "include").glob("*.h"))
+OUR_HEADERS = sorted((ROOT / "wintun_cffi" / "platform" / "include").glob("*.h"))
 SEED_HEADERS = sorted((CORPUS / "headers").glob("*.h"))
 #: Examples per fuzz test; the budget is reported by the issue's report.
 HEADER_EXAMPLES = 300

@@ -243,7 +243,7 @@ class WindowsNative:
             raise Unavailable(f"{WINDOWS_REASON} (this is not Windows)")
         if not is_administrator():
             raise Unavailable(f"{WINDOWS_REASON} (not running as administrator)")
-        from wintun_cffi.loader import ENV_VAR, find_library
+        from wintun_cffi.platform.loader import ENV_VAR, find_library
 
         if under_wine() and self._dll is None and not os.environ.get(ENV_VAR):
             return self._doubles.get("0.14")
@@ -358,8 +358,8 @@ class BackendCase:
             return Emulator(self.api)  # another emulated machine; an in-memory host will do
         if self.kind == "user":
             return make_user_backend(self.name)
-        from wintun_cffi.loader import open_wintun
         from wintun_cffi.native import NativeBackend
+        from wintun_cffi.platform.loader import open_wintun
 
         assert self.wintun.path is not None
         return NativeBackend(open_wintun(self.wintun.path))  # the same library, loaded again

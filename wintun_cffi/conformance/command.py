@@ -163,7 +163,7 @@ def check_library(names: Sequence[str], dll: str | None, sha256: str | None) -> 
         )
     from wintun_cffi import load
     from wintun_cffi.errors import LibraryLoadError
-    from wintun_cffi.loader import find_library, verify_sha256
+    from wintun_cffi.platform.loader import find_library, verify_sha256
 
     try:
         path = find_library(dll)

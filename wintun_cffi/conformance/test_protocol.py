@@ -402,7 +402,7 @@ def test_open_adapter_device_object_gives_a_handle(backend: BackendCase, adapter
     )
     if backend.kind == "double":  # a real descriptor or HANDLE (the emulator's is a number)
         if sys.platform == "win32":
-            from wintun_cffi import _win32
+            from wintun_cffi.platform import _win32
 
             lib, ffi = _win32.kernel32()
             lib.CloseHandle(ffi.cast("HANDLE", value))

@@ -63,7 +63,7 @@ class RunLock:
     @classmethod
     def take(cls, name: str = RUN_LOCK_NAME) -> RunLock | None:
         """The lock, held by the calling thread; None if someone else holds it."""
-        from wintun_cffi._win32 import (
+        from wintun_cffi.platform._win32 import (
             WAIT_ABANDONED,
             WAIT_OBJECT_0,
             WAIT_TIMEOUT,
@@ -86,7 +86,7 @@ class RunLock:
 
     def release(self) -> None:
         """Release and close the lock (from the thread that took it). Idempotent."""
-        from wintun_cffi._win32 import kernel32
+        from wintun_cffi.platform._win32 import kernel32
 
         handle, self._handle = self._handle, None
         if handle is not None:

@@ -37,7 +37,7 @@ destination, which is what a layer-3 tunnel wants. Everything configured on an a
 disappears with it.
 """
 
-from .dns import DnsSettings, ServerLike, clear_dns, dns, set_dns
+from .dns import clear_dns, dns, set_dns
 from .interface import (
     GUID_NAMESPACE,
     MAX_MTU,
@@ -51,7 +51,8 @@ from .interface import (
     set_mtu,
     wait_for_interface,
 )
-from .routes import MAX_METRIC, DestinationLike, NextHopLike, Route, add_route, remove_route, routes
+from .routes import add_route, remove_route, routes
+from .values import MAX_METRIC, DestinationLike, DnsSettings, NextHopLike, Route, ServerLike
 
 __all__ = [
     "GUID_NAMESPACE",

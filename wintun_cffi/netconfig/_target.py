@@ -1,15 +1,11 @@
-"""Where a configuration call goes: an emulated adapter's host, or Windows' IP Helper."""
+"""Which :class:`~wintun_cffi.netconfig.configurator.Configurator` configures an adapter."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from ..api import Adapter
 from ..errors import NotSupportedError
 from ..platform import IS_WINDOWS
-
-if TYPE_CHECKING:
-    from emulator.host import Host
+from .configurator import Configurator
 
 NATIVE_OFF_WINDOWS = "network configuration of a native adapter needs Windows (IP Helper)"
 
@@ -21,14 +17,24 @@ def check_adapter(adapter: object) -> None:
     adapter.handle  # noqa: B018 - raises HandleClosedError once the adapter is closed
 
 
-def host_of(adapter: Adapter) -> Host | None:
-    """The host side of an emulated adapter; None for a native adapter on Windows;
-    NotSupportedError for a native adapter anywhere else (the C test double)."""
-    if callable(getattr(adapter.wintun.backend, "host", None)):
-        return adapter.host
+def configurator_of(adapter: object) -> Configurator:
+    """The configurator of an open ``adapter`` (TypeError / HandleClosedError otherwise).
+
+    A backend that owns its adapters' configuration (the emulator) gives it from its
+    ``configurator(handle)``; a native adapter is the operating system's, configured through
+    IP Helper on Windows and not at all elsewhere (the C test double): NotSupportedError.
+    """
+    check_adapter(adapter)
+    assert isinstance(adapter, Adapter)
+    own = getattr(adapter.wintun.backend, "configurator", None)
+    if callable(own):
+        configurator: Configurator = own(adapter.handle)
+        return configurator
     if not IS_WINDOWS:
         raise NotSupportedError(NATIVE_OFF_WINDOWS)
-    return None
+    from ._iphlpapi import IpHelper
+
+    return IpHelper(adapter.luid)
 
 
 def adapter_name(adapter: Adapter) -> str:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-import time
 import uuid
 from typing import Literal
 
 from .. import constants as c
 from .. import validate
 from ..api import Adapter
-from ..errors import AdapterNotFoundError, EntryNotFoundError, error_from_code
-from ..lifetime import backoff
-from ._target import adapter_name, check_adapter, host_of
+from ..errors import EntryNotFoundError
+from ._target import adapter_name, configurator_of
+from .values import Interface
 
-Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 #: What the address functions accept: ``"10.6.7.7/24"``, ``"fd00::7/64"`` or an
 #: :mod:`ipaddress` interface or address (an address without a prefix gets /32 or /128).
 AddressLike = (
@@ -65,17 +63,7 @@ def add_address(adapter: Adapter, address: AddressLike) -> None:
     :class:`~wintun_cffi.errors.AccessDeniedError` without administrator rights.
     """
     interface = _parse_address(address)
-    check_adapter(adapter)
-    host = host_of(adapter)
-    if host is not None:
-        # The emulator follows IP Helper's rule: one row per (interface, address).
-        if any(assigned.ip == interface.ip for assigned in host.interfaces):
-            raise error_from_code(c.ERROR_OBJECT_ALREADY_EXISTS, "CreateUnicastIpAddressEntry")
-        host.add_address(interface)
-        return
-    from .. import _iphlpapi
-
-    _iphlpapi.create_unicast_address(adapter.luid, interface)
+    configurator_of(adapter).add_address(interface)
 
 
 def remove_address(adapter: Adapter, address: AddressLike) -> None:
@@ -85,26 +73,11 @@ def remove_address(adapter: Adapter, address: AddressLike) -> None:
     adapter does not have that address.
     """
     interface = _parse_address(address)
-    check_adapter(adapter)
-    host = host_of(adapter)
-    missing = EntryNotFoundError(
-        f"DeleteUnicastIpAddressEntry: {interface.ip} is not assigned to the adapter "
-        f"{adapter_name(adapter)!r} (ERROR_NOT_FOUND)"
-    )
-    if host is not None:
-        for assigned in host.interfaces:
-            if assigned.ip == interface.ip:
-                host.remove_address(assigned)
-                return
-        raise missing
-    from .. import _iphlpapi
-
-    try:
-        _iphlpapi.delete_unicast_address(adapter.luid, interface)
-    except AdapterNotFoundError as error:
-        if error.winerror != c.ERROR_NOT_FOUND:
-            raise
-        raise missing from None
+    if not configurator_of(adapter).remove_address(interface):
+        raise EntryNotFoundError(
+            f"DeleteUnicastIpAddressEntry: {interface.ip} is not assigned to the adapter "
+            f"{adapter_name(adapter)!r} (ERROR_NOT_FOUND)"
+        )
 
 
 def set_mtu(adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF_INET) -> None:
@@ -115,14 +88,7 @@ def set_mtu(adapter: Adapter, mtu: int, family: socket.AddressFamily = socket.AF
     """
     version = _family_version(family)
     validate.check_mtu(mtu, version)
-    check_adapter(adapter)
-    host = host_of(adapter)
-    if host is not None:
-        host.set_mtu(mtu, version)
-        return
-    from .. import _iphlpapi
-
-    _iphlpapi.set_mtu(adapter.luid, version, mtu)
+    configurator_of(adapter).set_mtu(mtu, version)
 
 
 def addresses(adapter: Adapter) -> list[Interface]:
@@ -132,27 +98,14 @@ def addresses(adapter: Adapter) -> list[Interface]:
     itself (IPv6 link-local) included; an emulated adapter lists those added with
     :func:`add_address`.
     """
-    check_adapter(adapter)
-    host = host_of(adapter)
-    if host is not None:
-        found = list(host.interfaces)
-    else:
-        from .. import _iphlpapi
-
-        found = _iphlpapi.list_unicast_addresses(adapter.luid)
+    found = configurator_of(adapter).addresses()
     return sorted(found, key=lambda interface: interface.version)
 
 
 def mtu(adapter: Adapter, family: socket.AddressFamily = socket.AF_INET) -> int:
     """The ``adapter``'s MTU for one IP version (``socket.AF_INET`` or ``socket.AF_INET6``)."""
     version = _family_version(family)
-    check_adapter(adapter)
-    host = host_of(adapter)
-    if host is not None:
-        return host.mtu[version]
-    from .. import _iphlpapi
-
-    return int(_iphlpapi.get_ip_interface(adapter.luid, version).NlMtu)
+    return configurator_of(adapter).mtu(version)
 
 
 def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
@@ -168,22 +121,7 @@ def wait_for_interface(adapter: Adapter, timeout: float = 5.0) -> None:
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if math.isnan(timeout) or timeout < 0:
         raise ValueError(f"timeout must be a non-negative number of seconds, not {timeout!r}")
-    check_adapter(adapter)
-    host = host_of(adapter)
-    if host is not None:
-        if host.terminated:
-            raise AdapterNotFoundError(f"the adapter {host.name!r} has been removed")
-        return
-    from .. import _iphlpapi
-
-    deadline = time.monotonic() + timeout
-    sleep = backoff(0.01, 0.1)  # Windows signals nothing when it is done
-    while not _iphlpapi.interface_exists(adapter.luid):
-        if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"Windows created no IP interface for the adapter within {timeout} s"
-            )
-        sleep()
+    configurator_of(adapter).wait_for_interface(timeout)
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /*
  * iphlpapi_double.c: a Windows test double of the IP Helper calls that
  * wintun_cffi.netconfig makes, loaded in place of iphlpapi.dll through
- * wintun_cffi._iphlpapi.use_library().
+ * wintun_cffi.netconfig._iphlpapi.use_library().
  *
  * Written for wintun-cffi; it contains no code from Windows or Wine. It is
  * compiled against Windows' own netioapi.h (MinGW-w64's copy), so every row

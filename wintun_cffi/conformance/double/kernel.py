@@ -5,7 +5,7 @@ attaches an :class:`emulator.Host` (and so an emulator driver) to every session 
 starts, on the double's own ring memory and events, and stops it before the double frees
 them. The events are eventfds on Linux and auto-reset Win32 events on Windows, waited on the
 way each OS waits (:class:`~wintun_cffi.fdevent.FdEvent`,
-:class:`~wintun_cffi._win32.Win32Event`). A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
+:class:`~wintun_cffi.platform._win32.Win32Event`). A packet then goes: Python API -> native backend -> cffi -> C double -> ring memory <-
 emulator driver <- emulator host, which checks the emulator's byte layout against an
 independent C implementation.
 
@@ -48,7 +48,7 @@ _HELPERS = """
 
 
 if sys.platform == "win32":
-    from wintun_cffi._win32 import Win32Event
+    from wintun_cffi.platform._win32 import Win32Event
 
     def adopt_event(value: int) -> Win32Event:
         """The double's event HANDLE ``value`` as an event the emulator's driver waits on."""

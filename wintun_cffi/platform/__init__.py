@@ -14,9 +14,9 @@ import os
 import sys
 from typing import Any, Generic, TypeVar
 
+from ..fdevent import FdEvent
 from . import _win32
 from ._win32 import Win32Event
-from .fdevent import FdEvent
 
 IS_WINDOWS = sys.platform == "win32"
 

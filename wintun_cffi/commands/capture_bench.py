@@ -1,6 +1,6 @@
 """What recording packets with :mod:`wintun_cffi.capture` costs, measured.
 
-``python -m wintun_cffi.capture_bench [SIZE ...]`` prints a table; :func:`capture_rows` gives
+``python -m wintun_cffi.commands.capture_bench [SIZE ...]`` prints a table; :func:`capture_rows` gives
 the rows (the ``bench`` command's :class:`~wintun_cffi.bench.Row`: nanoseconds per packet of
 each run, best and median). The packets are views over one buffer, as a received pass is:
 
@@ -24,8 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .bench import Row
-from .capture import INBOUND, OUTBOUND, Capture
+from ..capture import INBOUND, OUTBOUND, Capture
+from .timing import Row
 
 _clock = time.perf_counter
 #: Packets per pass in the ``add`` row.

@@ -4,7 +4,7 @@ The official Wintun release is a zip archive on wintun.net. :func:`install` down
 takes a local copy), refuses it unless its SHA-256 is the one pinned here (checked before the
 archive is opened), takes out ``wintun/bin/<arch>/wintun.dll`` for this interpreter's
 architecture and nothing else, and writes it atomically (a temporary file, then a rename) to
-:func:`wintun_cffi.loader.user_directory`, where :func:`wintun_cffi.load` looks last.
+:func:`wintun_cffi.platform.loader.user_directory`, where :func:`wintun_cffi.load` looks last.
 
 Only the standard library is used (``urllib.request``, ``zipfile``, ``hashlib``).
 """
@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
-from . import loader, platform
+from .. import platform
+from ..platform import loader
 
 #: The Wintun release this command installs.
 OFFICIAL_VERSION = "0.14.1"
@@ -268,7 +269,7 @@ def install(
     from ``url`` (a mirror may be named; its archive must still have the official SHA-256).
     The archive is refused unless its SHA-256 is ``sha256`` (default
     :data:`OFFICIAL_SHA256`), before it is opened. ``directory`` defaults to
-    :func:`wintun_cffi.loader.user_directory`; ``progress`` is where the download is
+    :func:`wintun_cffi.platform.loader.user_directory`; ``progress`` is where the download is
     reported (a bar on a terminal). Raises :class:`InstallError` (or a subclass) saying why;
     then nothing was installed.
     """

@@ -1,7 +1,7 @@
 """What building or answering one packet costs with :mod:`wintun_cffi.ip`, measured.
 
-``python -m wintun_cffi.ip_bench [SIZE ...]`` prints a table; :func:`ip_rows` gives the rows
-(the ``bench`` command's :class:`~wintun_cffi.bench.Row`: nanoseconds per packet of each run,
+``python -m wintun_cffi.commands.ip_bench [SIZE ...]`` prints a table; :func:`ip_rows` gives the rows
+(the ``bench`` command's :class:`~wintun_cffi.commands.timing.Row`: nanoseconds per packet of each run,
 best and median) for that command to show beside its own. Each run handles a batch of packets in a loop,
 as an application does: the convenience helpers (addresses parsed per packet, a new packet
 made) next to the fast path (addresses parsed once; an echo request answered in its own
@@ -14,8 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import ip
-from .bench import Row
+from .. import ip
+from .timing import Row
 
 _clock = time.perf_counter
 SOURCE, DESTINATION = "10.6.7.8", "10.6.7.7"

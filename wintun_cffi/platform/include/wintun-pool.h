@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * Declarations of the pool-era Wintun API (0.9 to 0.13), written for wintun-cffi from the
- * project's specification. build_ffi.py turns this file into wintun_cffi/_ffi_pool.py.
+ * project's specification. build_ffi.py turns this file into wintun_cffi/platform/_ffi_pool.py.
  * Style: function types plus pointer typedefs,
  * `typedef RET (WINAPI WINTUN_X_FUNC_IMPL)(...); typedef WINTUN_X_FUNC_IMPL *WINTUN_X_FUNC;`.
  */

@@ -1,6 +1,6 @@
 """A library file held open from the moment it is checked until it is loaded.
 
-:func:`wintun_cffi.loader.open_wintun` checks a file (SHA-256, architecture, signature) and
+:func:`wintun_cffi.platform.loader.open_wintun` checks a file (SHA-256, architecture, signature) and
 then loads it by path. Checked through one handle and loaded by path, the file could be
 swapped in between. :class:`HeldFile` closes that window:
 
@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .platform import IS_WINDOWS
+from . import IS_WINDOWS
 
 # CreateFileW arguments (fileapi.h / winnt.h).
 GENERIC_READ = 0x80000000

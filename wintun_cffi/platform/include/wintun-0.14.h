@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * Declarations of the Wintun 0.14 API (0.14 and 0.14.1), written for wintun-cffi from the
- * project's specification. build_ffi.py turns this file into wintun_cffi/_ffi_0_14.py.
+ * project's specification. build_ffi.py turns this file into wintun_cffi/platform/_ffi_0_14.py.
  * Style: plain function types, `typedef RET (WINAPI WINTUN_X_FUNC)(...)`.
  */
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .constants import ApiGeneration
+from ..constants import ApiGeneration
 
 
 class Declared(NamedTuple):

@@ -2,7 +2,7 @@
 
 Nothing here runs on ``import wintun_cffi``: the declarations are parsed on first use and the
 DLL is opened only when a native adapter is configured on Windows. The declarations
-(:data:`~wintun_cffi._iphlpapi.CDEF`) are plain text, so the layout test can parse them on any
+(:data:`~wintun_cffi.netconfig._iphlpapi.CDEF`) are plain text, so the layout test can parse them on any
 OS and compare sizes and offsets with the x64 values of the Windows SDK.
 
 The declarations use fixed-width types only, in the SDK's field order (``netioapi.h``,
@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any, Literal
 
-from . import constants as c
-from .errors import AccessDeniedError, error_from_code
+from .. import constants as c
+from ..errors import AccessDeniedError, AdapterNotFoundError, AlreadyExistsError, error_from_code
+from ..lifetime import backoff
+from .values import DnsSettings, Interface, Route
 
-if TYPE_CHECKING:
-    from .netconfig.dns import DnsSettings
-    from .netconfig.routes import Route
-
-Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The declarations, kept as text so that any OS can check the layout.
@@ -189,7 +187,7 @@ _library: Any = None
 
 
 def declarations() -> Any:
-    """A cffi FFI holding :data:`~wintun_cffi._iphlpapi.CDEF` (parsed on first use; any OS)."""
+    """A cffi FFI holding :data:`~wintun_cffi.netconfig._iphlpapi.CDEF` (parsed on first use; any OS)."""
     global _declarations
     if _declarations is None:
         import cffi
@@ -204,7 +202,7 @@ def _iphlpapi() -> Any:
     """``iphlpapi.dll`` from System32, opened on first use (Windows only)."""
     global _library
     if _library is None:
-        from .platform import open_library
+        from ..platform import open_library
 
         system_root = os.environ.get("SystemRoot", r"C:\Windows")
         path = os.path.join(system_root, "System32", "iphlpapi.dll")
@@ -224,7 +222,7 @@ def use_library(path: str | None) -> None:
     if path is None:
         _library = None
         return
-    from .platform import open_library
+    from ..platform import open_library
 
     _library = open_library(declarations(), path)
 
@@ -383,8 +381,6 @@ def fill_route_row(row: Any, luid: int, route: Route) -> None:
 
 def route_from_row(row: Any) -> Route:
     """The :class:`~wintun_cffi.netconfig.Route` a ``MIB_IPFORWARD_ROW2`` describes."""
-    from .netconfig.routes import Route
-
     prefix = sockaddr_address(row.DestinationPrefix.Prefix)
     destination = ipaddress.ip_network(f"{prefix}/{row.DestinationPrefix.PrefixLength}")
     hop = sockaddr_address(row.NextHop)
@@ -513,19 +509,17 @@ def set_dns(luid: int, wanted: DnsSettings) -> None:
                 _iphlpapi().SetInterfaceDnsSettings(guid[0], settings), "SetInterfaceDnsSettings"
             )
         else:
-            from .netconfig import _dnsregistry
+            from . import _dnsregistry
 
             _dnsregistry.write(version, guid_text(guid), servers, domains)
     if not through_api:
-        from .netconfig import _dnsregistry
+        from . import _dnsregistry
 
         _dnsregistry.notify_dns_client()
 
 
 def get_dns(luid: int) -> DnsSettings:
     """The DNS settings of the interface of ``luid``."""
-    from .netconfig.dns import DnsSettings
-
     guid = interface_guid(luid)
     through_api = has_interface_dns_settings()
     servers: list[str] = []
@@ -544,7 +538,7 @@ def get_dns(luid: int) -> DnsSettings:
             finally:
                 _iphlpapi().FreeInterfaceDnsSettings(settings)
         else:
-            from .netconfig import _dnsregistry
+            from . import _dnsregistry
 
             listed, searched = _dnsregistry.read(version, guid_text(guid))
         servers += split_list(listed)
@@ -560,3 +554,67 @@ def _wide(pointer: Any) -> str:
 def split_list(text: str) -> list[str]:
     """The items of a list Windows stores as text, separated by commas or spaces."""
     return [item for item in text.replace(",", " ").split() if item]
+
+
+class IpHelper:
+    """The :class:`~wintun_cffi.netconfig.configurator.Configurator` of a native adapter on
+    Windows: IP Helper calls on the interface of ``luid``."""
+
+    def __init__(self, luid: int) -> None:
+        self.luid = luid
+
+    def addresses(self) -> list[Interface]:
+        return list_unicast_addresses(self.luid)
+
+    def add_address(self, interface: Interface) -> None:
+        create_unicast_address(self.luid, interface)
+
+    def remove_address(self, interface: Interface) -> bool:
+        try:
+            delete_unicast_address(self.luid, interface)
+        except AdapterNotFoundError as error:
+            if error.winerror != c.ERROR_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def mtu(self, version: Literal[4, 6]) -> int:
+        return int(get_ip_interface(self.luid, version).NlMtu)
+
+    def set_mtu(self, mtu: int, version: Literal[4, 6]) -> None:
+        set_mtu(self.luid, version, mtu)
+
+    def routes(self) -> list[Route]:
+        return list_routes(self.luid)
+
+    def add_route(self, route: Route) -> bool:
+        try:
+            create_route(self.luid, route)
+        except AlreadyExistsError:
+            return False
+        return True
+
+    def remove_route(self, route: Route) -> bool:
+        try:
+            delete_route(self.luid, route)
+        except AdapterNotFoundError as error:
+            if error.winerror != c.ERROR_NOT_FOUND:
+                raise
+            return False
+        return True
+
+    def dns(self) -> DnsSettings:
+        return get_dns(self.luid)
+
+    def set_dns(self, settings: DnsSettings) -> None:
+        set_dns(self.luid, settings)
+
+    def wait_for_interface(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        sleep = backoff(0.01, 0.1)  # Windows signals nothing when it is done
+        while not interface_exists(self.luid):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Windows created no IP interface for the adapter within {timeout} s"
+                )
+            sleep()

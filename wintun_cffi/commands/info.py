@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .api import Adapter, Wintun
-from .errors import NotSupportedError, WintunError
+from ..api import Adapter, Wintun
+from ..errors import NotSupportedError, WintunError
 
 #: What each ``--backend`` choice is, as ``info`` prints it.
 BACKEND_DESCRIPTIONS = {
@@ -61,7 +61,7 @@ def _host(adapter: Adapter) -> object:
 
 def backend_availability() -> dict[str, str | None]:
     """Per ``--backend`` choice: None if it works on this machine, else why not."""
-    from . import loader
+    from ..platform import loader
 
     native: str | None = None
     if sys.platform != "win32":

@@ -21,21 +21,20 @@ import ctypes
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import emulated, ip, load
-from .api import Adapter, Wintun
-from .errors import RingFullError
-from .session import Session
+from .. import emulated, ip, load
+from ..api import Adapter, Wintun
+from ..errors import RingFullError
+from ..session import Session
+from .timing import Row
 
 CAPACITY = 0x4000000  # 64 MiB: many packets per fill, even at 64 KiB each
 BATCH = 256  # packets per batch call
@@ -43,33 +42,6 @@ BATCH = 256  # packets per batch call
 CAPTURED = ("receive_batch+release", "read", "send")
 CAPTURING = ", capturing"
 _clock = time.perf_counter
-
-
-@dataclass
-class Row:
-    """One measurement: nanoseconds per packet of each run."""
-
-    name: str
-    size: int
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def best(self) -> float:
-        return min(self.samples)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "size": self.size,
-            "best_ns": round(self.best, 1),
-            "median_ns": round(self.median, 1),
-            "runs": len(self.samples),
-            "packets_per_second_best": round(1e9 / self.best) if self.best else None,
-        }
 
 
 def _payload(size: int) -> bytes:
@@ -327,8 +299,8 @@ def _per_packet(seconds: float, count: int) -> int:
 
 def _double() -> tuple[str, Any] | str:
     """The 0.14 C double and its kernel harness, or why they cannot be had here."""
-    from .conformance.double.build import build_double, double_unavailable
-    from .conformance.double.kernel import DoubleKernel
+    from ..conformance.double.build import build_double, double_unavailable
+    from ..conformance.double.kernel import DoubleKernel
 
     reason = double_unavailable()
     if reason is not None:
@@ -513,7 +485,7 @@ def _c_drain(out: Path) -> tuple[Any, Any]:
     """The compiled C loop of ``conformance/double/bench_drain.c``, through cffi."""
     import cffi
 
-    from .conformance.double.build import HERE
+    from ..conformance.double.build import HERE
 
     source = HERE / "bench_drain.c"
     library = out / "libwintun_bench_drain.so"
@@ -719,7 +691,7 @@ def main(sizes: list[int], packets: int, as_json: bool, repeats: int = 5) -> int
         native, said = native_rows(size, count, repeats)
         rows += native
         if size >= 48:  # an ICMPv6 echo request fits
-            from .ip_bench import ip_rows  # it imports Row from here
+            from .ip_bench import ip_rows
 
             rows += ip_rows(size, repeats)
         notes += [note for note in said if note not in notes]

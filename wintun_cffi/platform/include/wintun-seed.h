@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * Declarations of the first Wintun API snapshot (2020-11, before 0.9), written for wintun-cffi
- * from the project's specification. build_ffi.py turns this file into wintun_cffi/_ffi_seed.py.
+ * from the project's specification. build_ffi.py turns this file into wintun_cffi/platform/_ffi_seed.py.
  * Style: function-pointer typedefs, `typedef RET (WINAPI *WINTUN_X_FUNC)(...)`.
  */
 

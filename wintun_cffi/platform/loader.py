@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import platform
-from ._exports import DECLARED
-from .constants import API_GENERATIONS, GENERATIONS, ApiGeneration
-from .errors import (
+from .. import platform
+from ..constants import API_GENERATIONS, GENERATIONS, ApiGeneration
+from ..errors import (
     ChecksumMismatchError,
     LibraryChangedError,
     LibraryLoadError,
@@ -28,6 +27,7 @@ from .errors import (
     UnknownGenerationError,
     WrongArchitectureError,
 )
+from ._exports import DECLARED
 
 #: The environment variable naming the library's path.
 ENV_VAR = "WINTUN_DLL"
@@ -50,7 +50,7 @@ class LoadedLibrary(NamedTuple):
 
 def bundled_directory() -> Path:
     """``wintun_cffi/bin/<arch>``: where a wheel may ship the DLL for this interpreter."""
-    return Path(__file__).resolve().parent / "bin" / platform.interpreter_architecture()
+    return Path(__file__).resolve().parents[1] / "bin" / platform.interpreter_architecture()
 
 
 def user_data_directory() -> Path:
@@ -209,7 +209,7 @@ def open_wintun(
     """Verify, load and identify the library at absolute ``path``.
 
     The file is held open from its first check until it is loaded
-    (``wintun_cffi._heldfile.HeldFile``): the SHA-256 (``sha256``), the architecture and,
+    (``wintun_cffi.platform._heldfile.HeldFile``): the SHA-256 (``sha256``), the architecture and,
     with ``verify_signature``, the Authenticode signature (Windows only; the signing
     certificate must name ``signer``, by default "WireGuard LLC") are checked on the very file
     that is loaded.

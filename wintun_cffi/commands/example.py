@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from . import ip, netconfig
-from .api import Wintun
-from .constants import LOG_ERR, LOG_INFO
-from .errors import SessionEndedError, WintunError
-from .session import Session
+from .. import ip, netconfig
+from ..api import Wintun
+from ..constants import LOG_ERR, LOG_INFO
+from ..errors import SessionEndedError, WintunError
+from ..session import Session
 
 ADAPTER_NAME = "Demo"
 TUNNEL_TYPE = "Example"

@@ -2,7 +2,7 @@
 
 :func:`check_signature` asks ``WinVerifyTrust`` (``wintrust.dll``) with the generic
 Authenticode policy (``WINTRUST_ACTION_GENERIC_VERIFY_V2``), giving it the handle of the file
-held open by :class:`~wintun_cffi._heldfile.HeldFile`, so the bytes verified are the bytes
+held open by :class:`~wintun_cffi.platform._heldfile.HeldFile`, so the bytes verified are the bytes
 loaded. On success it reads the signer's name from the leaf certificate of the first signer
 (``WTHelperProvDataFromStateData``, ``WTHelperGetProvSignerFromChain``, then
 ``CertGetNameStringW`` from ``crypt32.dll``) and compares it with the expected one.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UntrustedLibraryError
+from ..errors import UntrustedLibraryError
 
 #: The subject name on the certificate that signs the official ``wintun.dll``.
 WINTUN_SIGNER = "WireGuard LLC"
