@@ -1,7 +1,7 @@
 """What recording packets with :mod:`wintun_cffi.capture` costs, measured.
 
 ``python -m wintun_cffi.commands.capture_bench [SIZE ...]`` prints a table; :func:`capture_rows` gives
-the rows (the ``bench`` command's :class:`~wintun_cffi.bench.Row`: nanoseconds per packet of
+the rows (the ``bench`` command's :class:`~wintun_cffi.commands.timing.Row`: nanoseconds per packet of
 each run, best and median). The packets are views over one buffer, as a received pass is:
 
 * ``capture add_one`` and ``capture add, passes of 64``: what the packet path pays (the copy,
