@@ -9,6 +9,7 @@ import array
 import io
 import os
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -642,6 +643,10 @@ def test_threads_adding_at_once_lose_nothing_and_keep_their_order(tmp_path: Path
     assert all(p.flags == (INBOUND if index_of(p.data) % 2 else OUTBOUND) for p in packets)
 
 
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="Wine's pipes do not report a reader that went away as Linux does; checked on Linux",
+)
 def test_a_pipe_whose_reader_went_away_stops_the_capture() -> None:
     reading, writing = os.pipe()
     os.close(reading)  # Wireshark was closed
